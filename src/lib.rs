@@ -1,0 +1,3 @@
+//! identity-operator: declarative identity-provider configuration for Kubernetes.
+
+pub mod kinds;

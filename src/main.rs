@@ -1,0 +1,3 @@
+fn main() {
+    print!("{}", identity_operator::kinds::crds_yaml());
+}
