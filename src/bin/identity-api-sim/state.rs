@@ -1,0 +1,83 @@
+//! The simulator's shared state: settings, one store per vendor, tokens, faults, records.
+//!
+//! Each vendor store has its own mutex, locked only inside synchronous handler code, so
+//! requests to different APIs never contend and no lock is ever held across an await.
+
+use std::sync::Mutex;
+
+use serde_json::{Map, Value};
+
+use crate::auth::Tokens;
+use crate::boruta;
+use crate::faults::Faults;
+use crate::record::Recorder;
+use crate::wire::Locked;
+
+/// Settings from the command line; they survive `/_sim/reset`.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub client_id: String,
+    pub client_secret: String,
+    pub token_ttl_ms: u64,
+    pub latency_ms: u64,
+    pub max_body_bytes: usize,
+    /// Requests per second and client IP on Boruta's /oauth/* (0: no limit).
+    pub boruta_oauth_rate_limit: u32,
+}
+
+pub struct Sim {
+    pub cfg: Config,
+    pub tokens: Tokens,
+    pub faults: Faults,
+    pub recorder: Recorder,
+    pub boruta: Mutex<boruta::Store>,
+}
+
+/// The top-level keys of a seed / state document.
+const SEED_KEYS: &[&str] = &["boruta"];
+
+impl Sim {
+    pub fn new(cfg: Config, log_capacity: usize) -> Self {
+        Sim {
+            cfg,
+            tokens: Tokens::default(),
+            faults: Faults::default(),
+            recorder: Recorder::new(log_capacity),
+            boruta: Mutex::default(),
+        }
+    }
+
+    /// The one credential pair every auth flow accepts.
+    pub fn client_ok(&self, id: &str, secret: &str) -> bool {
+        id == self.cfg.client_id && secret == self.cfg.client_secret
+    }
+
+    /// Empties every store (back to what a fresh vendor install has) and clears counters,
+    /// log and faults. Issued tokens stay valid so a running operator is not disturbed.
+    pub fn reset(&self) {
+        *self.boruta.locked() = boruta::Store::default();
+        self.faults.clear();
+        self.recorder.clear();
+    }
+
+    /// Adds the objects of a seed document (the format of [`Sim::dump`]).
+    pub fn seed(&self, seed: &Value) -> Result<(), String> {
+        let doc = seed.as_object().ok_or("a seed must be a JSON object")?;
+        if let Some(key) = doc.keys().find(|k| !SEED_KEYS.contains(&k.as_str())) {
+            return Err(format!(
+                "unknown seed key {key:?}; expected one of {SEED_KEYS:?}"
+            ));
+        }
+        if let Some(v) = doc.get("boruta") {
+            self.boruta.locked().seed(v)?;
+        }
+        Ok(())
+    }
+
+    /// Every object of every API, including stored write-only secrets.
+    pub fn dump(&self) -> Value {
+        let mut out = Map::new();
+        out.insert("boruta".into(), self.boruta.locked().dump());
+        Value::Object(out)
+    }
+}

@@ -1,0 +1,900 @@
+//! The identity API simulator, tested the way clients use it: the real binary, over HTTP.
+
+#[path = "support/sim.rs"]
+mod sim;
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Client, Method, Response, StatusCode};
+use serde_json::{Value, json};
+use sim::{SimOptions, SimProcess};
+
+const BORUTA_SCOPE: &str = "identity-providers:manage:all";
+const DEFAULT_BACKEND: &str = "00000000-0000-0000-0000-000000000001";
+
+fn start() -> SimProcess {
+    SimProcess::start(SimOptions::default())
+}
+
+fn start_with(extra: &[&str]) -> SimProcess {
+    SimProcess::start(SimOptions {
+        extra_args: extra.iter().map(|s| s.to_string()).collect(),
+        ..SimOptions::default()
+    })
+}
+
+fn http() -> Client {
+    Client::new()
+}
+
+async fn body_json(response: Response) -> Value {
+    let text = response.text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text:?}"))
+}
+
+/// Sends a request and returns the status and the JSON body (Null when empty).
+async fn call(
+    method: Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = http().request(method, url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap()
+    };
+    (status, value)
+}
+
+/// Waits until the start of the next wall-clock second, so a burst fits in one window.
+async fn align_to_second() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let into = now.subsec_millis() as u64;
+    tokio::time::sleep(Duration::from_millis(1000 - into + 20)).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Boruta
+
+async fn boruta_token(sim: &SimProcess, scope: &str) -> String {
+    let response = http()
+        .post(format!("{}/oauth/token", sim.url("boruta")))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "sim-client"),
+            ("client_secret", "sim-secret"),
+            ("scope", scope),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = body_json(response).await;
+    assert_eq!(body["token_type"], "bearer");
+    assert_eq!(body["expires_in"], 3600);
+    body["access_token"].as_str().unwrap().to_string()
+}
+
+fn backends_url(sim: &SimProcess) -> String {
+    format!("{}/api/backends", sim.url("boruta"))
+}
+
+#[tokio::test]
+async fn boruta_token_flow_and_scope_check() {
+    let sim = start();
+    let url = backends_url(&sim);
+
+    let bad = http()
+        .post(format!("{}/oauth/token", sim.url("boruta")))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "sim-client"),
+            ("client_secret", "nope"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(body_json(bad).await["error"], "invalid_client");
+
+    let (status, body) = call(Method::GET, &url, None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["code"], "UNAUTHORIZED");
+    let (status, _) = call(Method::GET, &url, Some("made-up"), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let weak = boruta_token(&sim, "openid").await;
+    let (status, body) = call(Method::GET, &url, Some(&weak), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["code"], "FORBIDDEN");
+
+    let token = boruta_token(&sim, BORUTA_SCOPE).await;
+    let (status, body) = call(Method::GET, &url, Some(&token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"][0]["id"], DEFAULT_BACKEND);
+    assert_eq!(body["data"][0]["is_default"], true);
+
+    // Client credentials in a Basic header work too.
+    let basic = http()
+        .post(format!("{}/oauth/token", sim.url("boruta")))
+        .basic_auth("sim-client", Some("sim-secret"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", BORUTA_SCOPE),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn boruta_tokens_expire_with_the_configured_ttl() {
+    let sim = SimProcess::start(SimOptions {
+        token_ttl_seconds: 1,
+        ..SimOptions::default()
+    });
+    let response = http()
+        .post(format!("{}/oauth/token", sim.url("boruta")))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "sim-client"),
+            ("client_secret", "sim-secret"),
+            ("scope", BORUTA_SCOPE),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let body = body_json(response).await;
+    assert_eq!(body["expires_in"], 1);
+    let token = body["access_token"].as_str().unwrap().to_string();
+    let url = backends_url(&sim);
+    assert_eq!(
+        call(Method::GET, &url, Some(&token), None).await.0,
+        StatusCode::OK
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, body) = call(Method::GET, &url, Some(&token), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["code"], "UNAUTHORIZED");
+}
+
+#[tokio::test]
+async fn boruta_tokens_can_be_expired_on_demand() {
+    let sim = start();
+    let token = boruta_token(&sim, BORUTA_SCOPE).await;
+    let url = backends_url(&sim);
+    assert_eq!(
+        call(Method::GET, &url, Some(&token), None).await.0,
+        StatusCode::OK
+    );
+    let expired = sim.expire_tokens(Some("boruta")).await;
+    assert_eq!(expired["expired"], 1);
+    assert_eq!(
+        call(Method::GET, &url, Some(&token), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn boruta_backend_crud() {
+    let sim = start();
+    let token = boruta_token(&sim, BORUTA_SCOPE).await;
+    let url = backends_url(&sim);
+
+    // Without the {"backend": ...} wrapper the server answers 400.
+    let (status, body) = call(Method::POST, &url, Some(&token), Some(json!({"name": "x"}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["code"], "BAD_REQUEST");
+
+    let response = http()
+        .post(&url)
+        .bearer_auth(&token)
+        .json(
+            &json!({"backend": {"name": "ldap", "type": "Elixir.BorutaIdentity.Accounts.Ldap",
+            "ldap_host": "ldap.example", "ldap_user_rdn_attribute": "uid",
+            "ldap_base_dn": "dc=example", "ldap_master_password": "s3cret",
+            "features": ["ignored"]}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    let created = body_json(response).await["data"].clone();
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(location, format!("/boruta/api/backends/{id}"));
+    assert_eq!(created["ldap_pool_size"], 5);
+    assert_eq!(created["password_hashing_alg"], "argon2");
+    assert_eq!(
+        created["ldap_master_password"], "s3cret",
+        "GET returns secrets in plain text"
+    );
+    assert_eq!(created["is_default"], false);
+    assert_eq!(created["roles"], json!([]));
+    assert!(
+        created["features"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("authenticable"))
+    );
+    assert!(
+        !created["features"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("ignored"))
+    );
+
+    let one = format!("{url}/{id}");
+    let (status, body) = call(Method::GET, &one, Some(&token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"], created);
+
+    let (status, body) = call(Method::GET, &url, Some(&token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"].as_array().unwrap().len(), 2);
+
+    // Fields left out of an update keep their value (Ecto cast)...
+    let update = json!({"backend": {"name": "ldap2", "ldap_pool_size": 7}});
+    let (status, body) = call(Method::PUT, &one, Some(&token), Some(update)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"]["name"], "ldap2");
+    assert_eq!(body["data"]["ldap_pool_size"], 7);
+    assert_eq!(body["data"]["ldap_host"], "ldap.example");
+    // ...and PATCH behaves the same.
+    let (status, body) = call(
+        Method::PATCH,
+        &one,
+        Some(&token),
+        Some(json!({"backend": {"smtp_port": 25}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"]["smtp_port"], 25);
+
+    let (status, body) = call(Method::DELETE, &one, Some(&token), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(body, Value::Null);
+    let (status, body) = call(Method::GET, &one, Some(&token), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["code"], "NOT_FOUND");
+    assert!(body["message"].is_string());
+    let (status, _) = call(Method::DELETE, &one, Some(&token), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The stored backend list is what /_sim/state shows.
+    let state = sim.state().await;
+    assert_eq!(state["boruta"]["backends"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn boruta_roles_are_replaced_on_update_and_scopes_are_computed() {
+    let sim = start();
+    let role_id = "11111111-2222-3333-4444-555555555555";
+    sim.seed(json!({"boruta": {"roles": [{"id": role_id, "name": "admin",
+        "scopes": [{"id": "s1", "name": "users:manage:all"}]}]}}))
+        .await;
+    let token = boruta_token(&sim, BORUTA_SCOPE).await;
+    let url = backends_url(&sim);
+    let body = json!({"backend": {"name": "b", "roles": [{"id": role_id, "name": "whatever", "scopes": []}]}});
+    let (status, created) = call(Method::POST, &url, Some(&token), Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let roles = &created["data"]["roles"];
+    assert_eq!(roles[0]["id"], role_id);
+    assert_eq!(roles[0]["name"], "admin", "role names come from the server");
+    assert_eq!(roles[0]["scopes"][0]["name"], "users:manage:all");
+
+    let one = format!("{url}/{}", created["data"]["id"].as_str().unwrap());
+    let (status, body) = call(
+        Method::PUT,
+        &one,
+        Some(&token),
+        Some(json!({"backend": {"name": "b"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body["data"]["roles"],
+        json!([]),
+        "an update without roles deletes all role links"
+    );
+
+    let unknown = json!({"backend": {"name": "b", "roles": [{"id": "99999999-2222-3333-4444-555555555555"}]}});
+    let (status, body) = call(Method::PUT, &one, Some(&token), Some(unknown)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["errors"]["roles"].is_array());
+}
+
+#[tokio::test]
+async fn boruta_validation_errors_have_boruta_shape() {
+    let sim = start();
+    let token = boruta_token(&sim, BORUTA_SCOPE).await;
+    let url = backends_url(&sim);
+    let cases = [
+        (json!({}), "name", "can't be blank"),
+        (
+            json!({"name": "x", "password_hashing_alg": null}),
+            "password_hashing_alg",
+            "can't be blank",
+        ),
+        (
+            json!({"name": "x", "type": "Elixir.Nope"}),
+            "type",
+            "is invalid",
+        ),
+        (
+            json!({"name": "x", "password_hashing_alg": "md5"}),
+            "password_hashing_alg",
+            "is invalid",
+        ),
+        (
+            json!({"name": "x", "smtp_tls": "sometimes"}),
+            "smtp_tls",
+            "is invalid",
+        ),
+        (json!({"name": 42}), "name", "is invalid"),
+        (
+            json!({"name": "x", "smtp_port": "twenty"}),
+            "smtp_port",
+            "is invalid",
+        ),
+        (
+            json!({"name": "x", "type": "Elixir.BorutaIdentity.Accounts.Ldap"}),
+            "ldap_host",
+            "can't be blank",
+        ),
+        (
+            json!({"name": "x", "type": "Elixir.BorutaIdentity.Accounts.Ldap", "ldap_host": "h",
+                   "ldap_user_rdn_attribute": "uid", "ldap_base_dn": "dc=x", "ldap_pool_size": 51}),
+            "ldap_pool_size",
+            "is invalid",
+        ),
+        (
+            json!({"name": "x", "type": "Elixir.BorutaIdentity.Accounts.Ldap", "ldap_host": "h",
+                   "ldap_user_rdn_attribute": "uid", "ldap_base_dn": "dc=x", "ldap_pool_size": 0}),
+            "ldap_pool_size",
+            "is invalid",
+        ),
+        (
+            json!({"name": "x", "is_default": "maybe"}),
+            "is_default",
+            "is invalid",
+        ),
+    ];
+    for (backend, field, message) in cases {
+        let (status, body) = call(
+            Method::POST,
+            &url,
+            Some(&token),
+            Some(json!({"backend": backend.clone()})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{backend}");
+        assert_eq!(body["code"], "UNPROCESSABLE_ENTITY");
+        assert!(body["message"].is_string());
+        let messages = body["errors"][field]
+            .as_array()
+            .unwrap_or_else(|| panic!("{backend}: {body}"));
+        assert!(messages.contains(&json!(message)), "{backend}: {body}");
+    }
+    // Nothing was created by the failed attempts.
+    let (_, list) = call(Method::GET, &url, Some(&token), None).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn boruta_default_backend_rules() {
+    let sim = start();
+    let token = boruta_token(&sim, BORUTA_SCOPE).await;
+    let url = backends_url(&sim);
+    let default = format!("{url}/{DEFAULT_BACKEND}");
+
+    let (status, body) = call(
+        Method::PUT,
+        &default,
+        Some(&token),
+        Some(json!({"backend": {"is_default": false}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        body["errors"]["is_default"][0],
+        "There must be at least one default backend."
+    );
+
+    let (status, _) = call(Method::DELETE, &default, Some(&token), None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let (_, created) = call(
+        Method::POST,
+        &url,
+        Some(&token),
+        Some(json!({"backend": {"name": "new", "is_default": true}})),
+    )
+    .await;
+    let new_id = created["data"]["id"].as_str().unwrap().to_string();
+    assert_eq!(created["data"]["is_default"], true);
+    let (_, old) = call(Method::GET, &default, Some(&token), None).await;
+    assert_eq!(
+        old["data"]["is_default"], false,
+        "setting a new default demotes the old one"
+    );
+    // is_default: false on a backend that is not the default is no change, hence fine.
+    let (status, _) = call(
+        Method::PUT,
+        &default,
+        Some(&token),
+        Some(json!({"backend": {"is_default": false}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = call(Method::DELETE, &default, Some(&token), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    let with_users = "22222222-0000-0000-0000-000000000000";
+    sim.seed(json!({"boruta": {"backends": [{"id": with_users, "name": "busy", "users": 3}]}}))
+        .await;
+    let (status, body) = call(
+        Method::DELETE,
+        &format!("{url}/{with_users}"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["errors"]["user"].is_array());
+    let (status, _) = call(
+        Method::DELETE,
+        &format!("{url}/{new_id}"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "still the default"
+    );
+}
+
+#[tokio::test]
+async fn boruta_bad_input_gets_boruta_errors() {
+    let sim = start();
+    let token = boruta_token(&sim, BORUTA_SCOPE).await;
+    let url = backends_url(&sim);
+    let malformed = http()
+        .post(&url)
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{\"backend\": {")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(body_json(malformed).await["code"], "BAD_REQUEST");
+
+    let (status, _) = call(
+        Method::POST,
+        &url,
+        Some(&token),
+        Some(json!({"backend": "a string"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = call(Method::POST, &url, Some(&token), Some(json!([1, 2]))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = call(
+        Method::GET,
+        &format!("{url}/not-a-uuid"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = call(
+        Method::GET,
+        &format!("{}/api/nothing", sim.url("boruta")),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["code"], "NOT_FOUND");
+    let (status, _) = call(Method::DELETE, &url, Some(&token), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let huge = format!(
+        "{{\"backend\": {{\"name\": \"{}\"}}}}",
+        "x".repeat(2 * 1024 * 1024)
+    );
+    let too_big = http()
+        .post(&url)
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_big.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    // Still serving.
+    assert_eq!(
+        call(Method::GET, &url, Some(&token), None).await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn boruta_oauth_is_rate_limited_per_ip_with_an_empty_429() {
+    let sim = start();
+    let token_url = format!("{}/oauth/token", sim.url("boruta"));
+    align_to_second().await;
+    let mut statuses = vec![];
+    for _ in 0..15 {
+        let response = http()
+            .post(&token_url)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "sim-client"),
+                ("client_secret", "sim-secret"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            assert!(response.headers().get("retry-after").is_none());
+            assert!(response.headers().get("x-ratelimit-limit").is_none());
+            assert_eq!(response.text().await.unwrap(), "");
+        }
+        statuses.push(status);
+    }
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(ok, 10, "{statuses:?}");
+    // The admin API itself is not limited.
+    let token = {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        boruta_token(&sim, BORUTA_SCOPE).await
+    };
+    for _ in 0..20 {
+        assert_eq!(
+            call(Method::GET, &backends_url(&sim), Some(&token), None)
+                .await
+                .0,
+            StatusCode::OK
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The /_sim endpoints
+
+#[tokio::test]
+async fn unknown_prefixes_get_404_and_listening_line_is_parsed() {
+    let sim = start();
+    assert!(sim.base_url().starts_with("http://127.0.0.1:"));
+    assert_eq!(sim.url("/auth0/"), format!("{}/auth0", sim.base_url()));
+    let response = http()
+        .get(format!("{}/nothing/here", sim.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn calls_and_log_record_vendor_traffic() {
+    let sim = start();
+    let token = boruta_token(&sim, BORUTA_SCOPE).await;
+    let url = backends_url(&sim);
+    let since = sim.log().await["lastSeq"].as_u64().unwrap();
+    for replica in ["replica-a", "replica-b"] {
+        let response = http()
+            .post(&url)
+            .bearer_auth(&token)
+            .header("x-sim-client", replica)
+            .json(&json!({"backend": {"name": replica}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    call(
+        Method::GET,
+        &format!("{url}/{DEFAULT_BACKEND}"),
+        Some(&token),
+        None,
+    )
+    .await;
+
+    let calls = sim.calls().await;
+    assert_eq!(calls["boruta"]["POST"]["200"], 1, "the token call: {calls}");
+    assert_eq!(calls["boruta"]["POST"]["201"], 2);
+    assert_eq!(calls["boruta"]["GET"]["200"], 1);
+    assert!(calls.get("_sim").is_none());
+
+    let log = sim.log_since("boruta", since).await;
+    let entries = log["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 3);
+    assert_eq!(entries[0]["client"], "replica-a");
+    assert_eq!(entries[1]["client"], "replica-b");
+    assert_eq!(entries[0]["method"], "POST");
+    assert_eq!(entries[0]["path"], "/boruta/api/backends");
+    assert_eq!(entries[0]["status"], 201);
+    assert_eq!(entries[0]["body"]["backend"]["name"], "replica-a");
+    assert!(entries[0]["timestampMs"].as_u64().unwrap() > 0);
+    assert!(entries[1]["seq"].as_u64() > entries[0]["seq"].as_u64());
+
+    // Auth bodies are logged with their secrets redacted.
+    let all = sim.log().await;
+    let token_call = &all["entries"][0];
+    assert_eq!(token_call["path"], "/boruta/oauth/token");
+    assert_eq!(token_call["body"]["client_id"], "sim-client");
+    assert_eq!(token_call["body"]["client_secret"], "[redacted]");
+
+    let empty = sim.log_since("auth0", 0).await;
+    assert_eq!(empty["entries"], json!([]));
+}
+
+#[tokio::test]
+async fn log_is_a_bounded_ring_buffer() {
+    let sim = start_with(&["--log-capacity", "5"]);
+    for _ in 0..8 {
+        call(Method::GET, &backends_url(&sim), None, None).await;
+    }
+    let log = sim.log().await;
+    let entries = log["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 5);
+    assert_eq!(entries[0]["seq"], 4);
+    assert_eq!(log["lastSeq"], 8);
+    assert_eq!(sim.calls().await["boruta"]["GET"]["401"], 8);
+}
+
+#[tokio::test]
+async fn faults_inject_latency_errors_and_429_bursts() {
+    let sim = start();
+    let token = boruta_token(&sim, BORUTA_SCOPE).await;
+    let url = backends_url(&sim);
+
+    sim.faults(json!({"api": "boruta", "latencyMs": 300})).await;
+    let started = Instant::now();
+    assert_eq!(
+        call(Method::GET, &url, Some(&token), None).await.0,
+        StatusCode::OK
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    // A client timeout shorter than the latency sees a timeout.
+    let timed_out = Client::builder()
+        .timeout(Duration::from_millis(100))
+        .build()
+        .unwrap()
+        .get(&url)
+        .send()
+        .await;
+    assert!(timed_out.unwrap_err().is_timeout());
+
+    sim.faults(json!({"api": "boruta", "errorRate": 1.0, "errorStatus": 502}))
+        .await;
+    let (status, body) = call(Method::GET, &url, Some(&token), None).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert!(body["code"].is_string(), "Boruta's error shape: {body}");
+
+    sim.faults(json!({"api": "*", "burst429": 2})).await;
+    assert_eq!(
+        call(Method::GET, &url, Some(&token), None).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        call(Method::GET, &url, Some(&token), None).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        call(Method::GET, &url, Some(&token), None).await.0,
+        StatusCode::OK
+    );
+
+    sim.faults(json!({"api": "boruta", "errorRate": 1.0})).await;
+    sim.clear_faults().await;
+    assert_eq!(
+        call(Method::GET, &url, Some(&token), None).await.0,
+        StatusCode::OK
+    );
+
+    let (status, _) = call(
+        Method::POST,
+        &format!("{}/_sim/faults", sim.base_url()),
+        None,
+        Some(json!({"api": "nope"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = call(
+        Method::POST,
+        &format!("{}/_sim/faults", sim.base_url()),
+        None,
+        Some(json!({"latency": 3})),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "unknown fields are refused"
+    );
+}
+
+#[tokio::test]
+async fn response_delay_applies_the_change_before_the_client_times_out() {
+    let sim = start();
+    let token = boruta_token(&sim, BORUTA_SCOPE).await;
+    sim.faults(json!({"api": "boruta", "responseDelayMs": 2000}))
+        .await;
+    let client = Client::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let result = client
+        .post(backends_url(&sim))
+        .bearer_auth(&token)
+        .json(&json!({"backend": {"name": "late"}}))
+        .send()
+        .await;
+    assert!(result.unwrap_err().is_timeout());
+    let state = sim.state().await;
+    assert!(
+        state["boruta"]["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["name"] == "late")
+    );
+}
+
+#[tokio::test]
+async fn reset_empties_state_but_keeps_tokens_and_settings() {
+    let sim = start();
+    let token = boruta_token(&sim, BORUTA_SCOPE).await;
+    let url = backends_url(&sim);
+    call(
+        Method::POST,
+        &url,
+        Some(&token),
+        Some(json!({"backend": {"name": "gone soon"}})),
+    )
+    .await;
+    sim.faults(json!({"api": "auth0", "burst429": 3})).await;
+    sim.reset().await;
+    let state = sim.state().await;
+    assert_eq!(
+        state["boruta"]["backends"].as_array().unwrap().len(),
+        1,
+        "only the built-in default"
+    );
+    assert_eq!(sim.calls().await, json!({}));
+    assert_eq!(sim.log().await["entries"], json!([]));
+    assert_eq!(
+        call(Method::GET, &url, Some(&token), None).await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn seed_rejects_bad_documents() {
+    let sim = start();
+    let seed = format!("{}/_sim/seed", sim.base_url());
+    for bad in [
+        json!([]),
+        json!({"nope": {}}),
+        json!({"boruta": {"backends": [{"id": "not-a-uuid"}]}}),
+    ] {
+        let (status, body) = call(Method::POST, &seed, None, Some(bad.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(body["error"].is_string());
+    }
+}
+
+#[tokio::test]
+async fn state_file_is_loaded_at_start_and_written_on_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    let seeded = "33333333-0000-0000-0000-000000000000";
+    std::fs::write(
+        &path,
+        json!({"boruta": {"backends": [{"id": seeded, "name": "from file"}]}}).to_string(),
+    )
+    .unwrap();
+    let mut sim = start_with(&["--state", path.to_str().unwrap()]);
+    let token = boruta_token(&sim, BORUTA_SCOPE).await;
+    let (status, body) = call(
+        Method::GET,
+        &format!("{}/{seeded}", backends_url(&sim)),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"]["name"], "from file");
+    call(
+        Method::POST,
+        &backends_url(&sim),
+        Some(&token),
+        Some(json!({"backend": {"name": "added"}})),
+    )
+    .await;
+
+    let exit = sim.stop_gracefully();
+    assert!(exit.success(), "{exit:?}");
+    let saved: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let names: Vec<&str> = saved["boruta"]["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Default", "from file", "added"]);
+
+    // The saved file seeds the next run.
+    let sim = start_with(&["--state", path.to_str().unwrap()]);
+    assert_eq!(
+        sim.state().await["boruta"]["backends"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Scale
+
+#[tokio::test]
+async fn many_objects_and_500_concurrent_requests_stay_fast() {
+    let sim = start();
+    let backends: Vec<Value> = (0..3000)
+        .map(|i| json!({"name": format!("backend-{i}")}))
+        .collect();
+    sim.seed(json!({"boruta": {"backends": backends}})).await;
+    let token = boruta_token(&sim, BORUTA_SCOPE).await;
+    let ids: Vec<String> = sim.state().await["boruta"]["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 3001);
+
+    let client = http();
+    let url = backends_url(&sim);
+    let started = Instant::now();
+    let requests = (0..500).map(|i| {
+        let (client, token) = (client.clone(), token.clone());
+        let target = format!("{url}/{}", ids[i * 6]);
+        async move {
+            let response = client.get(target).bearer_auth(token).send().await.unwrap();
+            response.status()
+        }
+    });
+    let statuses = futures::future::join_all(requests).await;
+    let elapsed = started.elapsed();
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "500 concurrent GETs took {elapsed:?}"
+    );
+    assert_eq!(sim.calls().await["boruta"]["GET"]["200"], 500);
+}
