@@ -898,3 +898,408 @@ async fn many_objects_and_500_concurrent_requests_stay_fast() {
     );
     assert_eq!(sim.calls().await["boruta"]["GET"]["200"], 500);
 }
+
+// ---------------------------------------------------------------------------------------
+// Auth0
+
+async fn auth0_token(sim: &SimProcess) -> String {
+    let response = http()
+        .post(format!("{}/oauth/token", sim.url("auth0")))
+        .json(
+            &json!({"grant_type": "client_credentials", "client_id": "sim-client",
+            "client_secret": "sim-secret", "audience": "https://tenant.example/api/v2/"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = body_json(response).await;
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 3600);
+    body["access_token"].as_str().unwrap().to_string()
+}
+
+async fn seed_auth0(sim: &SimProcess) {
+    sim.seed(json!({"auth0": {
+        "organizations": [{"id": "org_acme", "name": "acme"}],
+        "connections": [
+            {"id": "con_db", "name": "Username-Password-Authentication", "strategy": "auth0"},
+            {"id": "con_saml", "name": "corp-saml", "strategy": "samlp"}
+        ]
+    }}))
+    .await;
+}
+
+fn org_connections_url(sim: &SimProcess, org: &str) -> String {
+    format!(
+        "{}/api/v2/organizations/{org}/connections",
+        sim.url("auth0")
+    )
+}
+
+#[tokio::test]
+async fn auth0_token_endpoint_accepts_json_and_form_and_checks_audience() {
+    let sim = start();
+    let url = format!("{}/oauth/token", sim.url("auth0"));
+    auth0_token(&sim).await;
+    let form = http()
+        .post(&url)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "sim-client"),
+            ("client_secret", "sim-secret"),
+            ("audience", "http://127.0.0.1/auth0/api/v2/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), StatusCode::OK);
+
+    let cases = [
+        (
+            json!({"grant_type": "client_credentials", "client_id": "sim-client", "client_secret": "x",
+            "audience": "https://t/api/v2/"}),
+            StatusCode::UNAUTHORIZED,
+            "access_denied",
+        ),
+        (
+            json!({"grant_type": "client_credentials", "client_id": "sim-client", "client_secret": "sim-secret"}),
+            StatusCode::FORBIDDEN,
+            "access_denied",
+        ),
+        (
+            json!({"grant_type": "client_credentials", "client_id": "sim-client", "client_secret": "sim-secret",
+            "audience": "https://t/other"}),
+            StatusCode::FORBIDDEN,
+            "access_denied",
+        ),
+        (
+            json!({"client_id": "sim-client", "client_secret": "sim-secret"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+    ];
+    for (body, status, error) in cases {
+        let (got, reply) = call(Method::POST, &url, None, Some(body.clone())).await;
+        assert_eq!(got, status, "{body}");
+        assert_eq!(reply["error"], error, "{body}");
+        assert!(reply["error_description"].is_string());
+    }
+}
+
+#[tokio::test]
+async fn auth0_management_api_401s() {
+    let sim = start();
+    seed_auth0(&sim).await;
+    let url = org_connections_url(&sim, "org_acme");
+    let (status, body) = call(Method::GET, &url, None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["statusCode"], 401);
+    assert_eq!(body["error"], "Unauthorized");
+    assert_eq!(body["message"], "Missing authentication");
+    assert_eq!(
+        call(Method::GET, &url, Some("forged"), None).await.1["message"],
+        "Invalid token"
+    );
+    let token = auth0_token(&sim).await;
+    assert_eq!(
+        call(Method::GET, &url, Some(&token), None).await.0,
+        StatusCode::OK
+    );
+    sim.expire_tokens(Some("auth0")).await;
+    let (status, body) = call(Method::GET, &url, Some(&token), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body["message"].as_str().unwrap().contains("Expired"));
+}
+
+#[tokio::test]
+async fn auth0_org_connection_lifecycle() {
+    let sim = start();
+    seed_auth0(&sim).await;
+    let token = auth0_token(&sim).await;
+    let url = org_connections_url(&sim, "org_acme");
+
+    let (status, created) = call(
+        Method::POST,
+        &url,
+        Some(&token),
+        Some(json!({
+        "connection_id": "con_saml", "assign_membership_on_login": true,
+        "organization_connection_name": "corp"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(created["connection_id"], "con_saml");
+    assert_eq!(created["assign_membership_on_login"], true);
+    assert_eq!(created["show_as_button"], true);
+    assert_eq!(created["is_signup_enabled"], false);
+    assert_eq!(created["organization_connection_name"], "corp");
+    assert_eq!(
+        created["connection"],
+        json!({"name": "corp-saml", "strategy": "samlp"})
+    );
+
+    let (status, body) = call(
+        Method::POST,
+        &url,
+        Some(&token),
+        Some(json!({"connection_id": "con_saml"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["statusCode"], 409);
+    assert!(body["errorCode"].is_string());
+    let (status, _) = call(
+        Method::POST,
+        &url,
+        Some(&token),
+        Some(json!({"connection_id": "con_nope"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = call(
+        Method::POST,
+        &url,
+        Some(&token),
+        Some(json!({"show_as_button": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["errorCode"], "invalid_body");
+    let (status, body) = call(
+        Method::POST,
+        &org_connections_url(&sim, "org_nope"),
+        Some(&token),
+        Some(json!({"connection_id": "con_db"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"], "Not Found");
+
+    let one = format!("{url}/con_saml");
+    let (status, body) = call(Method::GET, &one, Some(&token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, created);
+
+    let patch =
+        json!({"organization_access_level": "full", "is_enabled": false, "show_as_button": false});
+    let (status, body) = call(Method::PATCH, &one, Some(&token), Some(patch)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["organization_access_level"], "full");
+    assert_eq!(body["is_enabled"], false);
+    assert_eq!(
+        body["assign_membership_on_login"], true,
+        "PATCH leaves other fields alone"
+    );
+    assert_eq!(body["connection"]["name"], "corp-saml");
+
+    // null is accepted and never returned.
+    let (status, body) = call(
+        Method::PATCH,
+        &one,
+        Some(&token),
+        Some(json!({"organization_access_level": null, "organization_connection_name": null})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["organization_access_level"], "none");
+    assert!(body.get("organization_connection_name").is_none(), "{body}");
+
+    let (status, _) = call(Method::DELETE, &one, Some(&token), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = call(Method::GET, &one, Some(&token), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["statusCode"], 404);
+    assert_eq!(
+        call(Method::DELETE, &one, Some(&token), None).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn auth0_patch_validation() {
+    let sim = start();
+    seed_auth0(&sim).await;
+    let token = auth0_token(&sim).await;
+    let url = org_connections_url(&sim, "org_acme");
+    call(
+        Method::POST,
+        &url,
+        Some(&token),
+        Some(json!({"connection_id": "con_db"})),
+    )
+    .await;
+    let one = format!("{url}/con_db");
+    let bad = [
+        json!({"organization_connection_name": "has space"}),
+        json!({"organization_connection_name": ""}),
+        json!({"organization_connection_name": "x".repeat(51)}),
+        json!({"organization_access_level": "admin"}),
+        json!({"show_as_button": "yes"}),
+        json!({"assign_membership_on_login": null}),
+        json!({"unknown_field": 1}),
+        json!({}),
+        json!([1]),
+    ];
+    for body in bad {
+        let (status, reply) = call(Method::PATCH, &one, Some(&token), Some(body.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(reply["statusCode"], 400);
+        assert_eq!(reply["error"], "Bad Request");
+        assert_eq!(reply["errorCode"], "invalid_body", "{body}");
+        assert!(
+            reply["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Payload validation error"),
+            "{reply}"
+        );
+    }
+    let (status, body) = call(
+        Method::PATCH,
+        &one,
+        Some(&token),
+        Some(json!({"organization_connection_name": "x".repeat(50), "is_enabled": null})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["is_enabled"], true);
+    let malformed = http()
+        .patch(&one)
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(body_json(malformed).await["errorCode"], "invalid_body");
+    let long_org = org_connections_url(&sim, &"o".repeat(51));
+    assert_eq!(
+        call(Method::GET, &long_org, Some(&token), None).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    // The simulator's stored state is what arrived.
+    let state = sim.state().await;
+    assert_eq!(
+        state["auth0"]["organizationConnections"][0]["organization_connection_name"],
+        "x".repeat(50)
+    );
+}
+
+#[tokio::test]
+async fn auth0_list_paginates() {
+    let sim = start();
+    let connections: Vec<Value> = (0..7)
+        .map(|i| json!({"id": format!("con_{i}"), "name": format!("c{i}"), "strategy": "auth0"}))
+        .collect();
+    let enabled: Vec<Value> = (0..7)
+        .map(|i| json!({"organization_id": "org_big", "connection_id": format!("con_{i}")}))
+        .collect();
+    sim.seed(
+        json!({"auth0": {"organizations": [{"id": "org_big"}], "connections": connections,
+        "organizationConnections": enabled}}),
+    )
+    .await;
+    let token = auth0_token(&sim).await;
+    let url = org_connections_url(&sim, "org_big");
+
+    let (_, all) = call(Method::GET, &url, Some(&token), None).await;
+    assert_eq!(all.as_array().unwrap().len(), 7);
+    let (_, page) = call(
+        Method::GET,
+        &format!("{url}?page=1&per_page=3&include_totals=true"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(page["total"], 7);
+    assert_eq!(page["start"], 3);
+    assert_eq!(page["limit"], 3);
+    let ids: Vec<&str> = page["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["connection_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["con_3", "con_4", "con_5"]);
+    let (_, last) = call(
+        Method::GET,
+        &format!("{url}?page=2&per_page=3"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(last.as_array().unwrap().len(), 1);
+    for bad in [
+        "per_page=0",
+        "per_page=101",
+        "page=-1",
+        "include_totals=maybe",
+    ] {
+        let (status, body) = call(Method::GET, &format!("{url}?{bad}"), Some(&token), None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(body["errorCode"], "invalid_query_string");
+    }
+    // The legacy family shows fewer fields of the same connections.
+    let legacy = format!(
+        "{}/api/v2/organizations/org_big/enabled_connections?include_totals=true",
+        sim.url("auth0")
+    );
+    let (status, body) = call(Method::GET, &legacy, Some(&token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["total"], 7);
+    let first = &body["enabled_connections"][0];
+    assert!(
+        first.get("show_as_button").is_some() && first.get("organization_access_level").is_none(),
+        "{first}"
+    );
+}
+
+#[tokio::test]
+async fn auth0_rate_limit_answers_429_with_headers() {
+    let sim = start();
+    seed_auth0(&sim).await;
+    let token = auth0_token(&sim).await;
+    let url = org_connections_url(&sim, "org_acme");
+    sim.faults(json!({"api": "auth0", "rateLimit": {"requestsPerSecond": 5}}))
+        .await;
+    align_to_second().await;
+    let mut ok = 0;
+    let mut limited = 0;
+    for _ in 0..8 {
+        let response = http().get(&url).bearer_auth(&token).send().await.unwrap();
+        let headers = response.headers().clone();
+        assert_eq!(headers["x-ratelimit-limit"], "5");
+        let reset: u64 = headers["x-ratelimit-reset"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(reset >= now && reset <= now + 2, "reset {reset} now {now}");
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited += 1;
+            assert_eq!(headers["x-ratelimit-remaining"], "0");
+            assert!(
+                headers["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap()
+                    >= 1
+            );
+            let body = body_json(response).await;
+            assert_eq!(body["statusCode"], 429);
+            assert_eq!(body["errorCode"], "too_many_requests");
+        } else {
+            assert_eq!(response.status(), StatusCode::OK);
+            ok += 1;
+        }
+    }
+    assert_eq!((ok, limited), (5, 3));
+    assert_eq!(sim.calls().await["auth0"]["GET"]["429"], 3);
+}

@@ -125,7 +125,10 @@ struct ExpireQuery {
     api: Option<String>,
 }
 
-async fn expire_tokens(State(sim): Shared, query: Result<Query<ExpireQuery>, QueryRejection>) -> Response {
+async fn expire_tokens(
+    State(sim): Shared,
+    query: Result<Query<ExpireQuery>, QueryRejection>,
+) -> Response {
     let api = match query.ok().and_then(|Query(q)| q.api) {
         None => None,
         Some(name) => match Api::from_name(&name) {

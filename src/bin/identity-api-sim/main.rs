@@ -7,6 +7,7 @@
 //! mirrored here. See docs/simulator.md.
 
 mod auth;
+mod auth0;
 mod boruta;
 mod control;
 mod faults;
@@ -245,6 +246,7 @@ fn handle_guarded(api: Api, sim: &Sim, req: &SimRequest) -> Response {
 fn handle(api: Api, sim: &Sim, req: &SimRequest) -> Response {
     match api {
         Api::Boruta => boruta::handle(sim, req),
+        Api::Auth0 => auth0::handle(sim, req),
         _ => vendor_error(api, req, StatusCode::NOT_FOUND, "Not implemented yet."),
     }
 }
@@ -252,14 +254,16 @@ fn handle(api: Api, sim: &Sim, req: &SimRequest) -> Response {
 fn vendor_error(api: Api, _req: &SimRequest, status: StatusCode, message: &str) -> Response {
     match api {
         Api::Boruta => boruta::error(status, message),
+        Api::Auth0 => auth0::error(status, message),
         _ => json_response(status, &json!({"message": message})),
     }
 }
 
 fn reject(api: Api, req: &SimRequest, rejection: Rejection) -> Response {
     match rejection {
-        Rejection::TooManyRequests(_info) => match api {
+        Rejection::TooManyRequests(info) => match api {
             Api::Boruta => boruta::too_many_requests(),
+            Api::Auth0 => auth0::too_many_requests(info),
             _ => vendor_error(
                 api,
                 req,
@@ -271,4 +275,8 @@ fn reject(api: Api, req: &SimRequest, rejection: Rejection) -> Response {
     }
 }
 
-fn add_rate_limit_headers(_api: Api, _response: &mut Response, _info: faults::LimitInfo) {}
+fn add_rate_limit_headers(api: Api, response: &mut Response, info: faults::LimitInfo) {
+    if api == Api::Auth0 {
+        auth0::add_rate_limit_headers(response, info);
+    }
+}

@@ -8,10 +8,10 @@ use std::sync::Mutex;
 use serde_json::{Map, Value};
 
 use crate::auth::Tokens;
-use crate::boruta;
 use crate::faults::Faults;
 use crate::record::Recorder;
 use crate::wire::Locked;
+use crate::{auth0, boruta};
 
 /// Settings from the command line; they survive `/_sim/reset`.
 #[derive(Clone, Debug)]
@@ -31,10 +31,11 @@ pub struct Sim {
     pub faults: Faults,
     pub recorder: Recorder,
     pub boruta: Mutex<boruta::Store>,
+    pub auth0: Mutex<auth0::Store>,
 }
 
 /// The top-level keys of a seed / state document.
-const SEED_KEYS: &[&str] = &["boruta"];
+const SEED_KEYS: &[&str] = &["boruta", "auth0"];
 
 impl Sim {
     pub fn new(cfg: Config, log_capacity: usize) -> Self {
@@ -44,6 +45,7 @@ impl Sim {
             faults: Faults::default(),
             recorder: Recorder::new(log_capacity),
             boruta: Mutex::default(),
+            auth0: Mutex::default(),
         }
     }
 
@@ -56,6 +58,7 @@ impl Sim {
     /// log and faults. Issued tokens stay valid so a running operator is not disturbed.
     pub fn reset(&self) {
         *self.boruta.locked() = boruta::Store::default();
+        *self.auth0.locked() = auth0::Store::default();
         self.faults.clear();
         self.recorder.clear();
     }
@@ -71,6 +74,9 @@ impl Sim {
         if let Some(v) = doc.get("boruta") {
             self.boruta.locked().seed(v)?;
         }
+        if let Some(v) = doc.get("auth0") {
+            self.auth0.locked().seed(v)?;
+        }
         Ok(())
     }
 
@@ -78,6 +84,7 @@ impl Sim {
     pub fn dump(&self) -> Value {
         let mut out = Map::new();
         out.insert("boruta".into(), self.boruta.locked().dump());
+        out.insert("auth0".into(), self.auth0.locked().dump());
         Value::Object(out)
     }
 }
