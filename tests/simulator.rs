@@ -1303,3 +1303,267 @@ async fn auth0_rate_limit_answers_429_with_headers() {
     assert_eq!((ok, limited), (5, 3));
     assert_eq!(sim.calls().await["auth0"]["GET"]["429"], 3);
 }
+
+// ---------------------------------------------------------------------------------------
+// Entrust
+
+async fn entrust_authenticate(sim: &SimProcess, id: &str, secret: &str) -> (StatusCode, Value) {
+    let url = format!("{}/api/web/v1/adminapi/authenticate", sim.url("entrust"));
+    call(
+        Method::POST,
+        &url,
+        None,
+        Some(json!({"applicationId": id, "sharedSecret": secret})),
+    )
+    .await
+}
+
+async fn entrust_token(sim: &SimProcess) -> String {
+    let (status, body) = entrust_authenticate(sim, "sim-client", "sim-secret").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["creationTime"].as_str().unwrap().ends_with('Z'));
+    assert!(body["expirationTime"].as_str().unwrap() > body["creationTime"].as_str().unwrap());
+    body["authToken"].as_str().unwrap().to_string()
+}
+
+/// Entrust takes the bare token in Authorization (or with `Bearer `).
+async fn entrust_call(
+    method: Method,
+    url: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = http().request(method, url).header("authorization", token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap()
+        },
+    )
+}
+
+fn apps_url(sim: &SimProcess) -> String {
+    format!("{}/api/web/v1/applications/adminapi", sim.url("entrust"))
+}
+
+#[tokio::test]
+async fn entrust_authentication_accepts_bare_and_bearer_tokens() {
+    let sim = start();
+    let (status, body) = entrust_authenticate(&sim, "sim-client", "wrong").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        body["errorCode"].is_string()
+            && body["errorMessage"].is_string()
+            && body["parameters"].is_array()
+    );
+    let token = entrust_token(&sim).await;
+    let url = apps_url(&sim);
+    assert_eq!(
+        entrust_call(Method::GET, &url, &token, None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        entrust_call(Method::GET, &url, &format!("Bearer {token}"), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (status, body) = entrust_call(Method::GET, &url, "nonsense", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["errorCode"], "UNAUTHORIZED");
+    assert_eq!(
+        call(Method::GET, &url, None, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    sim.expire_tokens(Some("entrust")).await;
+    assert_eq!(
+        entrust_call(Method::GET, &url, &token, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn entrust_application_lifecycle_and_secret_rotation() {
+    let sim = start();
+    let token = entrust_token(&sim).await;
+    let url = apps_url(&sim);
+
+    let (status, created) = entrust_call(Method::POST, &url, &token,
+        Some(json!({"name": "ci", "roleId": "role-1", "description": "d", "allowLongLivedToken": true}))).await;
+    assert_eq!(status, StatusCode::OK);
+    let id = created["id"].as_str().unwrap().to_string();
+    let secret = created["sharedSecret"].as_str().unwrap().to_string();
+    assert!(secret.len() >= 32);
+    assert_eq!(created["applicationTemplate"], "Administration API");
+    assert!(created["applicationTemplateId"].is_string());
+    assert_eq!(created["allowLongLivedToken"], true);
+    assert!(created["lastAuthnDate"].is_null());
+
+    let one = format!("{url}/{id}");
+    let (status, got) = entrust_call(Method::GET, &one, &token, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(got["name"], "ci");
+    assert!(
+        got["sharedSecret"].is_null(),
+        "the secret is shown only when generated"
+    );
+    let (_, list) = entrust_call(Method::GET, &url, &token, None).await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+
+    // The new application can authenticate with its own secret.
+    let (status, _) = entrust_authenticate(&sim, &id, &secret).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(entrust_call(Method::GET, &one, &token, None).await.1["lastAuthnDate"].is_string());
+
+    // PUT: name required, absent fields unchanged, spRoleId "" unsets.
+    let (status, updated) = entrust_call(
+        Method::PUT,
+        &one,
+        &token,
+        Some(json!({"name": "ci2", "spRoleId": "sp-1"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(updated["name"], "ci2");
+    assert_eq!(updated["description"], "d");
+    assert_eq!(updated["spRoleId"], "sp-1");
+    let (_, updated) = entrust_call(
+        Method::PUT,
+        &one,
+        &token,
+        Some(json!({"name": "ci2", "spRoleId": ""})),
+    )
+    .await;
+    assert!(updated["spRoleId"].is_null());
+    let template = created["applicationTemplateId"].clone();
+    let (status, _) = entrust_call(
+        Method::PUT,
+        &one,
+        &token,
+        Some(json!({"name": "ci2", "applicationTemplateId": template})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "the same template id is accepted");
+    let (status, body) = entrust_call(
+        Method::PUT,
+        &one,
+        &token,
+        Some(json!({"name": "ci2", "applicationTemplateId": "other"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["parameters"][0], "applicationTemplateId");
+
+    let regenerate = format!("{url}/regenerate/{id}");
+    let (status, new_secret) = entrust_call(Method::PUT, &regenerate, &token, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let new_secret = new_secret
+        .as_str()
+        .expect("the new secret is a JSON string")
+        .to_string();
+    assert_ne!(new_secret, secret);
+    assert_eq!(
+        entrust_authenticate(&sim, &id, &secret).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        entrust_authenticate(&sim, &id, &new_secret).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        sim.state().await["entrust"]["applications"][0]["sharedSecret"],
+        new_secret.as_str()
+    );
+
+    let (status, body) = entrust_call(Method::DELETE, &one, &token, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, Value::Null);
+    let (status, body) = entrust_call(Method::GET, &one, &token, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["errorCode"], "NOT_FOUND");
+    assert_eq!(
+        entrust_call(Method::PUT, &regenerate, &token, None).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn entrust_validation_errors_are_error_info() {
+    let sim = start();
+    sim.seed(json!({"entrust": {"applications": [{"name": "taken", "roleId": "r"}]}}))
+        .await;
+    let token = entrust_token(&sim).await;
+    let url = apps_url(&sim);
+    let cases = [
+        (json!({"roleId": "r"}), StatusCode::BAD_REQUEST),
+        (json!({"name": "x"}), StatusCode::BAD_REQUEST),
+        (
+            json!({"name": "x", "roleId": "r", "sharedSecret": "mine"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (json!({"name": "x", "roleId": 7}), StatusCode::BAD_REQUEST),
+        (
+            json!({"name": "x", "roleId": "r", "allowLongLivedToken": "yes"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"name": "x", "roleId": "r", "logo": "not base64!"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (json!("just a string"), StatusCode::BAD_REQUEST),
+        (
+            json!({"name": "taken", "spRoleId": "sp"}),
+            StatusCode::CONFLICT,
+        ),
+    ];
+    for (body, status) in cases {
+        let (got, reply) = entrust_call(Method::POST, &url, &token, Some(body.clone())).await;
+        assert_eq!(got, status, "{body}: {reply}");
+        assert!(
+            reply["errorCode"].is_string() && reply["errorMessage"].is_string(),
+            "{reply}"
+        );
+        assert!(reply["parameters"].is_array());
+    }
+    let malformed = http()
+        .post(&url)
+        .header("authorization", &token)
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    let id = sim.state().await["entrust"]["applications"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) = entrust_call(
+        Method::PUT,
+        &format!("{url}/{id}"),
+        &token,
+        Some(json!({"roleId": "r"})),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "name is required on update"
+    );
+    let (status, _) = entrust_call(
+        Method::PATCH,
+        &format!("{url}/{id}"),
+        &token,
+        Some(json!({"name": "n"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "no PATCH in this API");
+}

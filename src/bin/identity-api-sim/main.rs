@@ -10,6 +10,7 @@ mod auth;
 mod auth0;
 mod boruta;
 mod control;
+mod entrust;
 mod faults;
 mod record;
 mod state;
@@ -247,6 +248,7 @@ fn handle(api: Api, sim: &Sim, req: &SimRequest) -> Response {
     match api {
         Api::Boruta => boruta::handle(sim, req),
         Api::Auth0 => auth0::handle(sim, req),
+        Api::Entrust => entrust::handle(sim, req),
         _ => vendor_error(api, req, StatusCode::NOT_FOUND, "Not implemented yet."),
     }
 }
@@ -255,6 +257,7 @@ fn vendor_error(api: Api, _req: &SimRequest, status: StatusCode, message: &str) 
     match api {
         Api::Boruta => boruta::error(status, message),
         Api::Auth0 => auth0::error(status, message),
+        Api::Entrust => entrust::error(status, message),
         _ => json_response(status, &json!({"message": message})),
     }
 }

@@ -11,7 +11,7 @@ use crate::auth::Tokens;
 use crate::faults::Faults;
 use crate::record::Recorder;
 use crate::wire::Locked;
-use crate::{auth0, boruta};
+use crate::{auth0, boruta, entrust};
 
 /// Settings from the command line; they survive `/_sim/reset`.
 #[derive(Clone, Debug)]
@@ -32,10 +32,11 @@ pub struct Sim {
     pub recorder: Recorder,
     pub boruta: Mutex<boruta::Store>,
     pub auth0: Mutex<auth0::Store>,
+    pub entrust: Mutex<entrust::Store>,
 }
 
 /// The top-level keys of a seed / state document.
-const SEED_KEYS: &[&str] = &["boruta", "auth0"];
+const SEED_KEYS: &[&str] = &["boruta", "auth0", "entrust"];
 
 impl Sim {
     pub fn new(cfg: Config, log_capacity: usize) -> Self {
@@ -44,6 +45,7 @@ impl Sim {
             tokens: Tokens::default(),
             faults: Faults::default(),
             recorder: Recorder::new(log_capacity),
+            entrust: Mutex::default(),
             boruta: Mutex::default(),
             auth0: Mutex::default(),
         }
@@ -59,6 +61,7 @@ impl Sim {
     pub fn reset(&self) {
         *self.boruta.locked() = boruta::Store::default();
         *self.auth0.locked() = auth0::Store::default();
+        *self.entrust.locked() = entrust::Store::default();
         self.faults.clear();
         self.recorder.clear();
     }
@@ -77,6 +80,9 @@ impl Sim {
         if let Some(v) = doc.get("auth0") {
             self.auth0.locked().seed(v)?;
         }
+        if let Some(v) = doc.get("entrust") {
+            self.entrust.locked().seed(v)?;
+        }
         Ok(())
     }
 
@@ -85,6 +91,7 @@ impl Sim {
         let mut out = Map::new();
         out.insert("boruta".into(), self.boruta.locked().dump());
         out.insert("auth0".into(), self.auth0.locked().dump());
+        out.insert("entrust".into(), self.entrust.locked().dump());
         Value::Object(out)
     }
 }
