@@ -1,3 +1,6 @@
 //! identity-operator: declarative identity-provider configuration for Kubernetes.
 
+pub mod engine;
+pub mod identity;
 pub mod kinds;
+pub mod metrics;

@@ -1,3 +1,279 @@
-fn main() {
-    print!("{}", identity_operator::kinds::crds_yaml());
+//! `identity-operator`: prints its CRDs, or runs the controllers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use clap::{Parser, Subcommand, ValueEnum};
+use futures::FutureExt;
+use identity_operator::engine::Settings;
+use identity_operator::engine::controller::{Scope, run_scope};
+use identity_operator::metrics::Metrics;
+use kube_lease_manager::LeaseManagerBuilder;
+use tracing::{error, info};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Declarative identity-provider configuration for Kubernetes"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print every CustomResourceDefinition as YAML (what `crds/` holds).
+    Crds,
+    /// Run the controllers.
+    Run(RunArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Namespace to watch (repeatable; default: all namespaces).
+    #[arg(
+        long = "namespace",
+        env = "IDENTITY_OPERATOR_NAMESPACES",
+        value_delimiter = ','
+    )]
+    namespaces: Vec<String>,
+    /// Label selector limiting the resources this replica manages (sharding).
+    #[arg(long, env = "IDENTITY_OPERATOR_SELECTOR")]
+    selector: Option<String>,
+    /// Drift check interval (jittered ±10 %).
+    #[arg(long, env = "IDENTITY_OPERATOR_RESYNC_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
+    resync_interval: Duration,
+    /// Address of the /metrics, /healthz and /readyz server.
+    #[arg(
+        long,
+        env = "IDENTITY_OPERATOR_METRICS_ADDR",
+        default_value = "0.0.0.0:8080"
+    )]
+    metrics_addr: SocketAddr,
+    /// Log format.
+    #[arg(
+        long,
+        env = "IDENTITY_OPERATOR_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+    /// Run only while holding the Lease (for several replicas).
+    #[arg(long, env = "IDENTITY_OPERATOR_LEADER_ELECTION")]
+    leader_election: bool,
+    /// Namespace of the leader-election Lease (default: the pod's namespace, else `default`).
+    #[arg(long, env = "POD_NAMESPACE")]
+    leader_election_namespace: Option<String>,
+    /// Name of the leader-election Lease.
+    #[arg(
+        long,
+        env = "IDENTITY_OPERATOR_LEASE_NAME",
+        default_value = "identity-operator"
+    )]
+    lease_name: String,
+    /// Lease duration in seconds: how long a dead leader blocks the others.
+    #[arg(long, env = "IDENTITY_OPERATOR_LEASE_DURATION", default_value_t = 15)]
+    lease_duration_seconds: u64,
+    /// Reconciles running at once, per kind.
+    #[arg(
+        long,
+        env = "IDENTITY_OPERATOR_MAX_CONCURRENT_RECONCILES",
+        default_value_t = 64
+    )]
+    max_concurrent_reconciles: u16,
+    /// How long a deletion may wait for a missing IdentityApi or credentials before the remote
+    /// object is orphaned and the finalizer released.
+    #[arg(long, env = "IDENTITY_OPERATOR_DELETION_GRACE_PERIOD", default_value = "2m", value_parser = humantime::parse_duration)]
+    deletion_grace_period: Duration,
+    /// Name of this replica in Events and the Lease (default: hostname).
+    #[arg(long, env = "POD_NAME")]
+    instance: Option<String>,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,kube=warn,kube_lease_manager=warn")
+    });
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crds => print!("{}", identity_operator::kinds::crds_yaml()),
+        Command::Run(args) => {
+            init_logging(args.log_format);
+            if let Err(e) = run(args).await {
+                error!(error = %e, "operator stopped");
+                std::process::exit(1);
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Health {
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+}
+
+async fn serve(addr: SocketAddr, health: Health) -> std::io::Result<()> {
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(|State(h): State<Health>| async move { h.metrics.encode() }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(|State(h): State<Health>| async move {
+                if h.ready.load(Ordering::Relaxed) {
+                    (StatusCode::OK, "ok")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+                }
+            }),
+        )
+        .with_state(health);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    info!(addr = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
+    axum::serve(listener, app).await
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    info!("shutting down");
+}
+
+async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let client = kube::Client::try_default().await?;
+    let version = client.apiserver_version().await?;
+    info!(kubernetes = %version.git_version, "connected to the Kubernetes API");
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let server = tokio::spawn(serve(
+        args.metrics_addr,
+        Health {
+            metrics: metrics.clone(),
+            ready: ready.clone(),
+        },
+    ));
+    let instance = args
+        .instance
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("identity-operator-{}", std::process::id()));
+    let shutdown = shutdown_signal().shared();
+
+    let mut leadership = None;
+    if args.leader_election {
+        let ns = args
+            .leader_election_namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+            .with_namespace(&ns)
+            .with_identity(&instance)
+            .with_duration(args.lease_duration_seconds)
+            .with_grace((args.lease_duration_seconds / 3).max(1))
+            .build()
+            .await?;
+        let (mut rx, task) = manager.watch().await;
+        ready.store(true, Ordering::Relaxed);
+        info!(lease = %args.lease_name, namespace = %ns, %instance, "waiting for leadership");
+        loop {
+            if *rx.borrow_and_update() {
+                break;
+            }
+            tokio::select! {
+                changed = rx.changed() => changed?,
+                _ = shutdown.clone() => return Ok(()),
+            }
+        }
+        info!(%instance, "became the leader");
+        leadership = Some((rx, task));
+    }
+    ready.store(true, Ordering::Relaxed);
+
+    let settings = Settings {
+        resync: args.resync_interval,
+        deletion_grace: args.deletion_grace_period,
+        instance,
+    };
+    let scopes: Vec<Scope> = if args.namespaces.is_empty() {
+        vec![Scope {
+            namespace: None,
+            label_selector: args.selector.clone(),
+        }]
+    } else {
+        args.namespaces
+            .iter()
+            .map(|ns| Scope {
+                namespace: Some(ns.clone()),
+                label_selector: args.selector.clone(),
+            })
+            .collect()
+    };
+    let controllers = futures::future::join_all(scopes.into_iter().map(|scope| {
+        run_scope(
+            client.clone(),
+            scope,
+            settings.clone(),
+            metrics.clone(),
+            args.max_concurrent_reconciles,
+            shutdown.clone(),
+        )
+    }));
+
+    match leadership {
+        Some((mut rx, _task)) => {
+            let lost = async move {
+                // Losing the Lease means another replica may start writing: stop at once.
+                while rx.changed().await.is_ok() {
+                    if !*rx.borrow() {
+                        break;
+                    }
+                }
+            };
+            tokio::select! {
+                _ = controllers => {},
+                _ = lost => {
+                    error!("lost leadership; exiting so that only one replica writes");
+                    std::process::exit(1);
+                }
+            }
+        }
+        None => {
+            controllers.await;
+        }
+    }
+    server.abort();
+    Ok(())
 }

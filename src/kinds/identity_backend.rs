@@ -158,3 +158,351 @@ pub struct BackendRole {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
+
+// ---------------------------------------------------------------------------------------------
+// Boruta admin API wire format and adapter
+// ---------------------------------------------------------------------------------------------
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::engine::diff::{camel_case, subset_diff};
+use crate::engine::secrets::SecretValues;
+use crate::engine::{Adapter, Error, Observed};
+use crate::identity::IdentityClient;
+use crate::kinds::identity_api::Provider;
+
+/// A backend as the Boruta admin API names it (`{"backend": …}` in, `{"data": …}` out).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct Backend {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_default: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_default_organization: Option<bool>,
+    /// Always sent: Boruta clears the roles an update leaves out.
+    #[serde(default)]
+    pub roles: Vec<Role>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_fields: Option<Vec<Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federated_servers: Option<Vec<Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verifiable_credentials: Option<Vec<Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verifiable_presentations: Option<Vec<Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hashing_alg: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hashing_opts: Option<BTreeMap<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ldap_pool_size: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ldap_host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ldap_user_rdn_attribute: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ldap_base_dn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ldap_ou: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ldap_master_dn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ldap_master_password: Option<crate::identity::SecretString>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_relay: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_password: Option<crate::identity::SecretString>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_ssl: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_tls: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_port: Option<i64>,
+    /// Computed by Boruta; never sent.
+    #[serde(default, skip_serializing)]
+    pub features: Option<Vec<Value>>,
+}
+
+/// A role link. `scopes` is computed by Boruta and never sent.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct Role {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub scopes: Option<Value>,
+}
+
+const INTERNAL: &str = "Elixir.BorutaIdentity.Accounts.Internal";
+const LDAP: &str = "Elixir.BorutaIdentity.Accounts.Ldap";
+
+/// Write-only fields: Boruta returns them, but the operator compares Secret versions instead
+/// of values, so no password is ever held longer than one write.
+const WRITE_ONLY: &[&str] = &["ldap_master_password", "smtp_password"];
+
+impl IdentityBackendSpec {
+    fn to_backend(&self, secrets: Option<&SecretValues>) -> Result<Backend, Error> {
+        let secret = |r: &Option<SecretKeyRef>| -> Result<_, Error> {
+            match (r, secrets) {
+                (Some(r), Some(values)) => {
+                    values
+                        .get(r)
+                        .cloned()
+                        .map(Some)
+                        .ok_or_else(|| Error::SecretKeyNotFound {
+                            name: r.name.clone(),
+                            key: r.key.clone(),
+                        })
+                }
+                _ => Ok(None),
+            }
+        };
+        Ok(Backend {
+            id: None,
+            name: Some(self.name.clone()),
+            type_: Some(
+                match self.type_.unwrap_or(BackendType::Internal) {
+                    BackendType::Internal => INTERNAL,
+                    BackendType::Ldap => LDAP,
+                }
+                .to_owned(),
+            ),
+            is_default: self.is_default,
+            create_default_organization: self.create_default_organization,
+            roles: self
+                .roles
+                .iter()
+                .map(|r| Role {
+                    id: r.id.clone(),
+                    name: r.name.clone(),
+                    scopes: None,
+                })
+                .collect(),
+            metadata_fields: self.metadata_fields.clone(),
+            federated_servers: self.federated_servers.clone(),
+            verifiable_credentials: self.verifiable_credentials.clone(),
+            verifiable_presentations: self.verifiable_presentations.clone(),
+            password_hashing_alg: Some(
+                match self.password_hashing_alg {
+                    PasswordHashingAlg::Argon2 => "argon2",
+                    PasswordHashingAlg::Bcrypt => "bcrypt",
+                    PasswordHashingAlg::Pbkdf2 => "pbkdf2",
+                }
+                .to_owned(),
+            ),
+            password_hashing_opts: self.password_hashing_opts.clone(),
+            ldap_pool_size: self.ldap_pool_size,
+            ldap_host: self.ldap_host.clone(),
+            ldap_user_rdn_attribute: self.ldap_user_rdn_attribute.clone(),
+            ldap_base_dn: self.ldap_base_dn.clone(),
+            ldap_ou: self.ldap_ou.clone(),
+            ldap_master_dn: self.ldap_master_dn.clone(),
+            ldap_master_password: secret(&self.ldap_master_password_secret_ref)?,
+            smtp_from: self.smtp_from.clone(),
+            smtp_relay: self.smtp_relay.clone(),
+            smtp_username: self.smtp_username.clone(),
+            smtp_password: secret(&self.smtp_password_secret_ref)?,
+            smtp_ssl: self.smtp_ssl,
+            smtp_tls: self.smtp_tls.map(|t| {
+                match t {
+                    SmtpTls::Always => "always",
+                    SmtpTls::Never => "never",
+                    SmtpTls::IfAvailable => "if_available",
+                }
+                .to_owned()
+            }),
+            smtp_port: self.smtp_port,
+            features: None,
+        })
+    }
+}
+
+impl serde::Serialize for crate::identity::SecretString {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.expose())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for crate::identity::SecretString {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(crate::identity::SecretString::new)
+    }
+}
+
+/// Reconciles IdentityBackends against the Boruta admin API.
+pub struct Boruta;
+
+fn decode_data<T: serde::de::DeserializeOwned>(body: Value, path: &str) -> Result<T, Error> {
+    let data = match body {
+        Value::Object(mut map) if map.contains_key("data") => {
+            map.remove("data").unwrap_or_default()
+        }
+        other => other,
+    };
+    serde_json::from_value(data).map_err(|e| {
+        Error::Api(crate::identity::ApiError::Decode {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    })
+}
+
+fn observed(backend: Backend) -> Result<Observed<Backend>, Error> {
+    let id = backend.id.clone().ok_or_else(|| {
+        Error::Api(crate::identity::ApiError::Decode {
+            path: "api/backends".into(),
+            message: "backend without id".into(),
+        })
+    })?;
+    Ok(Observed {
+        id,
+        remote: backend,
+    })
+}
+
+impl Adapter for Boruta {
+    type Resource = IdentityBackend;
+    type Remote = Backend;
+    const PROVIDER: Provider = Provider::Boruta;
+    const CREATES: bool = true;
+
+    fn secret_refs(res: &IdentityBackend) -> Vec<SecretKeyRef> {
+        [
+            &res.spec.ldap_master_password_secret_ref,
+            &res.spec.smtp_password_secret_ref,
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect()
+    }
+
+    fn spec_id(res: &IdentityBackend) -> Option<String> {
+        res.spec.backend_id.clone()
+    }
+
+    fn desired(res: &IdentityBackend, secrets: Option<&SecretValues>) -> Result<Backend, Error> {
+        res.spec.to_backend(secrets)
+    }
+
+    fn diff(desired: &Backend, observed: &Backend) -> Vec<String> {
+        let mut d = serde_json::to_value(desired).expect("serializable");
+        if let Some(map) = d.as_object_mut() {
+            for k in WRITE_ONLY {
+                map.remove(*k);
+            }
+        }
+        let o = serde_json::to_value(observed).expect("serializable");
+        subset_diff(&d, &o)
+            .iter()
+            .map(|p| format!("spec.{}", camel_case(p)))
+            .collect()
+    }
+
+    async fn find(
+        api: &IdentityClient,
+        res: &IdentityBackend,
+        id: Option<&str>,
+    ) -> Result<Option<Observed<Backend>>, Error> {
+        if let Some(id) = id {
+            let path = format!("api/backends/{id}");
+            return match api.call(Method::GET, &path, None).await {
+                Ok(resp) => observed(decode_data(resp.body, &path)?).map(Some),
+                Err(e) if e.is_not_found() => Ok(None),
+                Err(e) => Err(e.into()),
+            };
+        }
+        // No id yet: find the backend by name, so a crash between create and the status write
+        // never creates a second one.
+        let resp = api.call(Method::GET, "api/backends", None).await?;
+        let all: Vec<Backend> = decode_data(resp.body, "api/backends")?;
+        let mut named = all
+            .into_iter()
+            .filter(|b| b.name.as_deref() == Some(res.spec.name.as_str()));
+        match (named.next(), named.next()) {
+            (None, _) => Ok(None),
+            (Some(b), None) => observed(b).map(Some),
+            (Some(_), Some(_)) => Err(Error::Conflict(format!(
+                "several Boruta backends are named {:?}; set spec.backendId to choose one",
+                res.spec.name
+            ))),
+        }
+    }
+
+    async fn create(
+        api: &IdentityClient,
+        _res: &IdentityBackend,
+        desired: &Backend,
+    ) -> Result<Observed<Backend>, Error> {
+        let resp = api
+            .call(
+                Method::POST,
+                "api/backends",
+                Some(&json!({"backend": desired})),
+            )
+            .await?;
+        if resp.body.get("data").is_some() {
+            return observed(decode_data(resp.body, "api/backends")?);
+        }
+        // Only a location header: read the new backend from it.
+        let location = resp
+            .headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|l| l.rsplit('/').next())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                Error::Api(crate::identity::ApiError::Decode {
+                    path: "api/backends".into(),
+                    message: "201 without body or location".into(),
+                })
+            })?;
+        let path = format!("api/backends/{location}");
+        let resp = api.call(Method::GET, &path, None).await?;
+        observed(decode_data(resp.body, &path)?)
+    }
+
+    async fn update(
+        api: &IdentityClient,
+        _res: &IdentityBackend,
+        id: &str,
+        desired: &Backend,
+        _observed: &Backend,
+    ) -> Result<Observed<Backend>, Error> {
+        let path = format!("api/backends/{id}");
+        let resp = api
+            .call(Method::PUT, &path, Some(&json!({"backend": desired})))
+            .await?;
+        observed(decode_data(resp.body, &path)?)
+    }
+
+    async fn delete(api: &IdentityClient, _res: &IdentityBackend, id: &str) -> Result<(), Error> {
+        api.call(Method::DELETE, &format!("api/backends/{id}"), None)
+            .await?;
+        Ok(())
+    }
+
+    fn summary(observed: &Backend) -> BTreeMap<String, String> {
+        let mut s = BTreeMap::new();
+        if let Some(n) = &observed.name {
+            s.insert("name".into(), n.clone());
+        }
+        if let Some(t) = &observed.type_ {
+            s.insert("type".into(), t.rsplit('.').next().unwrap_or(t).to_owned());
+        }
+        if let Some(d) = observed.is_default {
+            s.insert("isDefault".into(), d.to_string());
+        }
+        s
+    }
+}

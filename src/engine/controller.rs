@@ -1,0 +1,292 @@
+//! Wiring: the watches (managed kinds, IdentityApis, Secrets as metadata only) and one
+//! kube-runtime Controller per kind, all sharing one [`Context`].
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+
+use futures::{Future, StreamExt, future};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{self, Action};
+use kube::runtime::events::{EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tracing::{info, warn};
+
+use super::dependents::Target;
+use super::reconcile::{error_policy, publish, reconcile};
+use super::status::{set_condition, write_if_changed};
+use super::{Adapter, Context, Error, MANAGER, Managed, PAUSED_ANNOTATION, Settings};
+use crate::kinds::identity_api::{IdentityApi, IdentityApiStatus};
+use crate::metrics::Metrics;
+
+/// Which objects this replica manages.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    /// `None`: every namespace.
+    pub namespace: Option<String>,
+    /// Label selector applied to the managed kinds and IdentityApis.
+    pub label_selector: Option<String>,
+}
+
+fn api_for<K>(client: &Client, scope: &Scope) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
+{
+    match &scope.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+fn watch_config(scope: &Scope) -> watcher::Config {
+    let cfg = watcher::Config::default().any_semantic();
+    match &scope.label_selector {
+        Some(sel) => cfg.labels(sel),
+        None => cfg,
+    }
+}
+
+/// Reconcile only when something the operator acts on changed: the spec (generation), the
+/// pause annotation, or a deletion. The operator's own status and finalizer writes never
+/// trigger another reconcile.
+fn significant_change<K: Resource>(obj: &K) -> Option<u64> {
+    let mut h = DefaultHasher::new();
+    obj.meta().generation.hash(&mut h);
+    obj.meta()
+        .deletion_timestamp
+        .as_ref()
+        .map(|t| t.0.as_second())
+        .hash(&mut h);
+    obj.meta()
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(PAUSED_ANNOTATION))
+        .hash(&mut h);
+    Some(h.finish())
+}
+
+/// Everything a scope runs, until `shutdown` resolves.
+pub async fn run_scope(
+    client: Client,
+    scope: Scope,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    concurrency: u16,
+    shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
+) {
+    // Secrets: metadata only, stripped of annotations and managed fields (kubectl's
+    // last-applied annotation would otherwise hold the Secret's data).
+    let (secret_reader, secret_writer) = reflector::store();
+    let secrets_api: Api<PartialObjectMeta<Secret>> = match &scope.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let secret_stream = watcher(secrets_api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(|s| {
+            s.metadata.annotations = None;
+            s.metadata.managed_fields = None;
+            s.metadata.labels = None;
+        })
+        .reflect(secret_writer)
+        .touched_objects();
+
+    let (api_reader, api_writer) = reflector::store();
+    let api_stream = watcher(
+        api_for::<IdentityApi>(&client, &scope),
+        watch_config(&scope),
+    )
+    .default_backoff()
+    .reflect(api_writer)
+    .applied_objects()
+    .predicate_filter(significant_change, Default::default());
+
+    let reporter = Reporter {
+        controller: MANAGER.into(),
+        instance: Some(settings.instance.clone()),
+    };
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        Recorder::new(client.clone(), reporter),
+        api_reader.clone(),
+        secret_reader.clone(),
+        metrics,
+        settings,
+    ));
+
+    let secrets_task = {
+        let ctx = ctx.clone();
+        secret_stream.for_each(move |event| {
+            if let Ok(meta) = event {
+                let target = Target::Secret {
+                    namespace: meta.namespace().unwrap_or_default(),
+                    name: meta.name_any(),
+                };
+                ctx.dependents.trigger(&target);
+            }
+            future::ready(())
+        })
+    };
+    let secrets_task = tokio::spawn(secrets_task);
+    if secret_reader.wait_until_ready().await.is_err() {
+        warn!("the Secret watch ended before its first list");
+    }
+
+    let (tx, rx) = mpsc::unbounded_channel();
+    ctx.dependents.register("IdentityApi", tx);
+    let apis = Controller::for_stream(api_stream, api_reader)
+        .with_config(controller::Config::default().concurrency(concurrency))
+        .reconcile_on(requeues(rx))
+        .graceful_shutdown_on(shutdown.clone())
+        .run(reconcile_api, api_error_policy, ctx.clone())
+        .for_each(|_| future::ready(()));
+
+    info!(namespace = ?scope.namespace, "controllers starting");
+    use crate::kinds::*;
+    tokio::join!(
+        apis,
+        run_kind::<identity_backend::Boruta>(&client, &scope, &ctx, concurrency, shutdown.clone()),
+    );
+    secrets_task.abort();
+}
+
+fn requeues<K>(
+    rx: mpsc::UnboundedReceiver<(String, String)>,
+) -> impl futures::Stream<Item = ObjectRef<K>> + Send
+where
+    K: Resource<DynamicType = ()>,
+{
+    UnboundedReceiverStream::new(rx).map(|(ns, name)| ObjectRef::new(&name).within(&ns))
+}
+
+async fn run_kind<A: Adapter>(
+    client: &Client,
+    scope: &Scope,
+    ctx: &Arc<Context>,
+    concurrency: u16,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) where
+    A::Resource: Managed,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api_for::<A::Resource>(client, scope), watch_config(scope))
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(significant_change, Default::default());
+    let (tx, rx) = mpsc::unbounded_channel();
+    let kind: &'static str = match A::Resource::kind(&()) {
+        std::borrow::Cow::Borrowed(k) => k,
+        std::borrow::Cow::Owned(k) => Box::leak(k.into_boxed_str()),
+    };
+    ctx.dependents.register(kind, tx);
+    Controller::for_stream(stream, reader)
+        .with_config(controller::Config::default().concurrency(concurrency))
+        .reconcile_on(requeues(rx))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::<A>, error_policy::<A>, ctx.clone())
+        .for_each(|_| future::ready(()))
+        .await;
+}
+
+/// An IdentityApi is Ready when the operator can authenticate with it.
+async fn reconcile_api(api: Arc<IdentityApi>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = api.namespace().unwrap_or_default();
+    let name = api.name_any();
+    let target = Target::Api {
+        namespace: ns.clone(),
+        name: name.clone(),
+    };
+    if api.meta().deletion_timestamp.is_some() {
+        ctx.connections.forget(&ns, &name);
+        ctx.dependents.trigger(&target);
+        return Ok(Action::await_change());
+    }
+    let secret_targets = api
+        .secret_refs()
+        .into_iter()
+        .map(|r| Target::Secret {
+            namespace: ns.clone(),
+            name: r.name.clone(),
+        })
+        .collect();
+    ctx.dependents
+        .record(("IdentityApi", ns.clone(), name.clone()), secret_targets);
+
+    let generation = api.meta().generation;
+    let old = api.status.as_ref();
+    let mut status = old.cloned().unwrap_or_default();
+    let was_ready = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    let result = match ctx
+        .connections
+        .get(&api, &ctx.kube, &ctx.secrets, &ctx.metrics)
+        .await
+    {
+        Ok(client) => client.authenticate().await.map_err(Error::Api),
+        Err(e) => Err(e),
+    };
+    let ready = result.is_ok();
+    match &result {
+        Ok(()) => set_condition(
+            &mut status.conditions,
+            "Ready",
+            true,
+            "Authenticated",
+            "authenticated with the identity API",
+            generation,
+        ),
+        Err(e) => {
+            let message = e.to_string();
+            let changed = !status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.reason == e.reason() && c.message == message);
+            set_condition(
+                &mut status.conditions,
+                "Ready",
+                false,
+                e.reason(),
+                message.clone(),
+                generation,
+            );
+            if changed {
+                publish(
+                    &ctx,
+                    api.as_ref(),
+                    EventType::Warning,
+                    e.reason(),
+                    "Authenticate",
+                    message,
+                )
+                .await;
+            }
+        }
+    }
+    let spec_changed = status.observed_generation != generation;
+    status.observed_generation = generation;
+    write_if_changed::<IdentityApi, IdentityApiStatus>(&ctx.kube, &api, old, &status).await?;
+    if spec_changed || ready != was_ready {
+        ctx.dependents.trigger(&target);
+    }
+    Ok(match result {
+        Ok(()) => Action::requeue(ctx.resync()),
+        Err(_) => Action::requeue(ctx.next_backoff(("IdentityApi", ns, name))),
+    })
+}
+
+fn api_error_policy(api: Arc<IdentityApi>, err: &Error, ctx: Arc<Context>) -> Action {
+    warn!(namespace = ?api.namespace(), name = %api.name_any(), error = %err, "IdentityApi reconcile failed");
+    Action::requeue(ctx.next_backoff((
+        "IdentityApi",
+        api.namespace().unwrap_or_default(),
+        api.name_any(),
+    )))
+}

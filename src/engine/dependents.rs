@@ -1,0 +1,122 @@
+//! Which resources use which Secret or IdentityApi, so a change to one requeues exactly the
+//! resources that reference it (and nothing else).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::RwLock;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+/// Something a resource depends on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Target {
+    Secret { namespace: String, name: String },
+    Api { namespace: String, name: String },
+}
+
+/// A resource of one kind: (kind, namespace, name).
+pub type Dependent = (&'static str, String, String);
+
+#[derive(Default)]
+pub struct Dependents {
+    by_target: RwLock<HashMap<Target, HashSet<Dependent>>>,
+    by_dependent: RwLock<HashMap<Dependent, Vec<Target>>>,
+    /// One channel per kind, feeding that kind's controller (`reconcile_on`).
+    senders: RwLock<HashMap<&'static str, Vec<UnboundedSender<(String, String)>>>>,
+}
+
+impl Dependents {
+    pub fn register(&self, kind: &'static str, tx: UnboundedSender<(String, String)>) {
+        self.senders
+            .write()
+            .expect("lock")
+            .entry(kind)
+            .or_default()
+            .push(tx);
+    }
+
+    /// Replaces what `dependent` depends on.
+    pub fn record(&self, dependent: Dependent, targets: Vec<Target>) {
+        let mut by_dep = self.by_dependent.write().expect("lock");
+        if by_dep.get(&dependent) == Some(&targets) {
+            return;
+        }
+        let mut by_target = self.by_target.write().expect("lock");
+        if let Some(old) = by_dep.remove(&dependent) {
+            for t in old {
+                if let Some(set) = by_target.get_mut(&t) {
+                    set.remove(&dependent);
+                    if set.is_empty() {
+                        by_target.remove(&t);
+                    }
+                }
+            }
+        }
+        for t in &targets {
+            by_target
+                .entry(t.clone())
+                .or_default()
+                .insert(dependent.clone());
+        }
+        if !targets.is_empty() {
+            by_dep.insert(dependent, targets);
+        }
+    }
+
+    pub fn forget(&self, dependent: Dependent) {
+        self.record(dependent, Vec::new());
+    }
+
+    /// Requeues every resource that depends on `target`.
+    pub fn trigger(&self, target: &Target) -> usize {
+        let deps: Vec<Dependent> = match self.by_target.read().expect("lock").get(target) {
+            Some(set) => set.iter().cloned().collect(),
+            None => return 0,
+        };
+        let senders = self.senders.read().expect("lock");
+        for (kind, ns, name) in &deps {
+            for tx in senders.get(kind).into_iter().flatten() {
+                let _ = tx.send((ns.clone(), name.clone()));
+            }
+        }
+        deps.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(name: &str) -> Target {
+        Target::Secret {
+            namespace: "ns".into(),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn only_dependents_of_the_changed_target_are_requeued() {
+        let d = Dependents::default();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        d.register("IdentityBackend", tx);
+        d.record(
+            ("IdentityBackend", "ns".into(), "a".into()),
+            vec![secret("s1")],
+        );
+        d.record(
+            ("IdentityBackend", "ns".into(), "b".into()),
+            vec![secret("s2")],
+        );
+        assert_eq!(d.trigger(&secret("s1")), 1);
+        assert_eq!(rx.try_recv().unwrap(), ("ns".into(), "a".into()));
+        assert!(rx.try_recv().is_err());
+        // a moved to s2: s1 no longer requeues it
+        d.record(
+            ("IdentityBackend", "ns".into(), "a".into()),
+            vec![secret("s2")],
+        );
+        assert_eq!(d.trigger(&secret("s1")), 0);
+        assert_eq!(d.trigger(&secret("s2")), 2);
+        d.forget(("IdentityBackend", "ns".into(), "a".into()));
+        assert_eq!(d.trigger(&secret("s2")), 1);
+    }
+}

@@ -1,0 +1,103 @@
+//! The one error type of a reconcile. Each variant knows its condition reason and what the
+//! engine should do next.
+
+use std::time::Duration;
+
+use crate::identity::ApiError;
+
+#[derive(thiserror::Error, Debug)]
+pub enum Error {
+    #[error("IdentityApi {0:?} not found")]
+    ApiNotFound(String),
+    #[error("IdentityApi {name:?} is a {actual} connection, but {kind} needs a {expected} one")]
+    WrongProvider {
+        name: String,
+        kind: &'static str,
+        actual: &'static str,
+        expected: &'static str,
+    },
+    #[error("Secret {0:?} not found")]
+    SecretNotFound(String),
+    #[error("key {key:?} not found in Secret {name:?}")]
+    SecretKeyNotFound { name: String, key: String },
+    #[error("value of key {key:?} in Secret {name:?} is not UTF-8 text")]
+    SecretNotText { name: String, key: String },
+    #[error("the spec cannot be applied: {0}")]
+    InvalidSpec(String),
+    #[error("{0}")]
+    RemoteNotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("identity API rejected the change: {0}")]
+    Rejected(ApiError),
+    #[error("identity API: {0}")]
+    Api(ApiError),
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+impl From<ApiError> for Error {
+    fn from(e: ApiError) -> Self {
+        if e.is_validation() {
+            Error::Rejected(e)
+        } else {
+            Error::Api(e)
+        }
+    }
+}
+
+/// What the engine does after a failure.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Retry with per-object exponential backoff (transient failures).
+    Backoff,
+    /// Retry after the API's own delay.
+    After(Duration),
+    /// Do not retry until the resource, its IdentityApi or a referenced Secret changes.
+    WaitForChange,
+}
+
+impl Error {
+    /// The `reason` of the Ready/Synced conditions.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::ApiNotFound(_) => "IdentityApiNotFound",
+            Error::WrongProvider { .. } => "WrongProvider",
+            Error::SecretNotFound(_) => "SecretNotFound",
+            Error::SecretKeyNotFound { .. } => "SecretKeyNotFound",
+            Error::SecretNotText { .. } => "SecretNotText",
+            Error::InvalidSpec(_) => "InvalidSpec",
+            Error::RemoteNotFound(_) => "RemoteNotFound",
+            Error::Conflict(_) => "Conflict",
+            Error::Rejected(_) => "Rejected",
+            Error::Api(ApiError::RateLimited { .. }) => "RateLimited",
+            Error::Api(ApiError::Authentication(_)) => "AuthenticationFailed",
+            Error::Api(ApiError::Status {
+                status: 401 | 403, ..
+            }) => "Unauthorized",
+            Error::Api(_) => "IdentityApiError",
+            Error::Kube(_) => "KubernetesError",
+        }
+    }
+
+    pub fn next(&self) -> Next {
+        match self {
+            Error::Api(ApiError::RateLimited { retry_after }) => Next::After(*retry_after),
+            Error::ApiNotFound(_)
+            | Error::WrongProvider { .. }
+            | Error::SecretNotFound(_)
+            | Error::SecretKeyNotFound { .. }
+            | Error::SecretNotText { .. }
+            | Error::InvalidSpec(_)
+            | Error::Rejected(_) => Next::WaitForChange,
+            Error::RemoteNotFound(_) | Error::Conflict(_) | Error::Api(_) | Error::Kube(_) => {
+                Next::Backoff
+            }
+        }
+    }
+
+    /// Terminal errors are remembered in status so the same spec is not sent again.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Error::Rejected(_) | Error::InvalidSpec(_))
+    }
+}

@@ -1,0 +1,325 @@
+//! The vendors' authentication flows. Each returns a [`Token`] the client caches until shortly
+//! before it expires; a 401 on an API call drops the cached token and logs in once more.
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, SecretString};
+
+/// Credentials resolved from an IdentityApi and its Secrets.
+pub enum Credentials {
+    Bearer(SecretString),
+    OAuth2 {
+        token_url: String,
+        client_id: String,
+        client_secret: SecretString,
+        audience: Option<String>,
+        scopes: Vec<String>,
+    },
+    VcdSession {
+        org: String,
+        username: String,
+        password: SecretString,
+        provider: bool,
+    },
+    VcdApiToken {
+        org: String,
+        refresh_token: SecretString,
+    },
+    Entrust {
+        application_id: String,
+        shared_secret: SecretString,
+    },
+    Xelion {
+        user_name: String,
+        password: SecretString,
+        user_space: String,
+    },
+}
+
+/// An access token, with what is needed to keep it alive.
+#[derive(Clone)]
+pub struct Token {
+    pub value: SecretString,
+    /// When to stop using it (already shortened by a safety margin).
+    pub refresh_at: Option<Instant>,
+    /// Xelion: renew the session with this instead of logging in again.
+    pub renewal: Option<SecretString>,
+}
+
+impl Token {
+    pub fn is_fresh(&self) -> bool {
+        self.refresh_at.is_none_or(|at| Instant::now() < at)
+    }
+}
+
+/// Lifetime → the instant at which to renew: at 80 % of the lifetime, so calls in flight
+/// never carry an expired token.
+fn refresh_after(lifetime: Duration) -> Instant {
+    Instant::now() + lifetime.mul_f64(0.8)
+}
+
+fn seconds_until(rfc3339: &str) -> Option<Duration> {
+    let at: k8s_openapi::jiff::Timestamp = rfc3339.parse().ok()?;
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let secs = at.as_second() - now.as_second();
+    Some(Duration::from_secs(secs.max(1) as u64))
+}
+
+/// Joins the IdentityApi's base URL and a vendor path; absolute URLs are kept as they are.
+pub fn join_url(base: &str, path: &str) -> String {
+    if path.starts_with("http://") || path.starts_with("https://") {
+        return path.to_owned();
+    }
+    format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        path.trim_start_matches('/')
+    )
+}
+
+pub(super) async fn login(
+    http: &reqwest::Client,
+    base: &str,
+    tenant: Option<&str>,
+    creds: &Credentials,
+) -> Result<Token, ApiError> {
+    match creds {
+        Credentials::Bearer(token) => Ok(Token {
+            value: token.clone(),
+            refresh_at: None,
+            renewal: None,
+        }),
+        Credentials::OAuth2 {
+            token_url,
+            client_id,
+            client_secret,
+            audience,
+            scopes,
+        } => {
+            let mut form = vec![
+                ("grant_type", "client_credentials".to_owned()),
+                ("client_id", client_id.clone()),
+                ("client_secret", client_secret.expose().to_owned()),
+            ];
+            if let Some(aud) = audience {
+                form.push(("audience", aud.clone()));
+            }
+            if !scopes.is_empty() {
+                form.push(("scope", scopes.join(" ")));
+            }
+            let req = http.post(join_url(base, token_url)).form(&form);
+            let body = send_json(req, token_url).await?;
+            oauth_token(&body, token_url)
+        }
+        Credentials::VcdSession {
+            org,
+            username,
+            password,
+            provider,
+        } => {
+            let path = if *provider {
+                "cloudapi/1.0.0/sessions/provider"
+            } else {
+                "cloudapi/1.0.0/sessions"
+            };
+            let resp = http
+                .post(join_url(base, path))
+                .basic_auth(format!("{username}@{org}"), Some(password.expose()))
+                .header("Accept", super::VCD_MEDIA_TYPE)
+                .send()
+                .await
+                .map_err(ApiError::from_reqwest)?;
+            let status = resp.status();
+            let token = resp
+                .headers()
+                .get("x-vmware-vcloud-access-token")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            if !status.is_success() {
+                return Err(auth_failure(path, status, &body));
+            }
+            let token = token.ok_or_else(|| {
+                ApiError::Authentication(format!("{path}: no x-vmware-vcloud-access-token header"))
+            })?;
+            // The session document does not carry the token's lifetime; VCD's default idle
+            // timeout is 30 minutes, and a 401 makes us log in again anyway.
+            Ok(Token {
+                value: SecretString::new(token),
+                refresh_at: Some(refresh_after(Duration::from_secs(30 * 60))),
+                renewal: None,
+            })
+        }
+        Credentials::VcdApiToken { org, refresh_token } => {
+            let path = format!("oauth/tenant/{org}/token");
+            let req = http
+                .post(join_url(base, &path))
+                .header("Accept", "application/json")
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh_token.expose()),
+                ]);
+            let body = send_json(req, &path).await?;
+            oauth_token(&body, &path)
+        }
+        Credentials::Entrust {
+            application_id,
+            shared_secret,
+        } => {
+            let path = "api/web/v1/adminapi/authenticate";
+            let req = http.post(join_url(base, path)).json(
+                &json!({"applicationId": application_id, "sharedSecret": shared_secret.expose()}),
+            );
+            let body = send_json(req, path).await?;
+            let token = body
+                .get("authToken")
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    ApiError::Authentication(format!("{path}: no authToken in the answer"))
+                })?;
+            let lifetime = body
+                .get("expirationTime")
+                .and_then(Value::as_str)
+                .and_then(seconds_until)
+                .unwrap_or(Duration::from_secs(15 * 60));
+            Ok(Token {
+                value: SecretString::new(token.to_owned()),
+                refresh_at: Some(refresh_after(lifetime)),
+                renewal: None,
+            })
+        }
+        Credentials::Xelion {
+            user_name,
+            password,
+            user_space,
+        } => {
+            let path = format!("api/v1/{}/me/login", tenant.unwrap_or("master"));
+            let req = http.post(join_url(base, &path)).json(&json!({
+                "userName": user_name,
+                "password": password.expose(),
+                "userSpace": user_space,
+            }));
+            let body = send_json(req, &path).await?;
+            xelion_session(&body, &path)
+        }
+    }
+}
+
+/// Xelion allows one session per user and user space: a second login fails with 10005, so an
+/// expiring session is renewed rather than replaced.
+pub(super) async fn renew_xelion(
+    http: &reqwest::Client,
+    base: &str,
+    tenant: Option<&str>,
+    current: &Token,
+) -> Result<Token, ApiError> {
+    let renewal = current
+        .renewal
+        .as_ref()
+        .ok_or_else(|| ApiError::Authentication("no renewal token".into()))?;
+    let path = format!("api/v1/{}/me/renew", tenant.unwrap_or("master"));
+    let req = http
+        .request(Method::POST, join_url(base, &path))
+        .header(
+            "Authorization",
+            format!("xelion {}", current.value.expose()),
+        )
+        .json(&Value::String(renewal.expose().to_owned()));
+    let body = send_json(req, &path).await?;
+    xelion_session(&body, &path)
+}
+
+fn xelion_session(body: &Value, path: &str) -> Result<Token, ApiError> {
+    let token = body
+        .get("authentication")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            ApiError::Authentication(format!("{path}: no authentication token in the answer"))
+        })?;
+    let lifetime = body
+        .get("validUntil")
+        .and_then(Value::as_str)
+        .and_then(seconds_until)
+        .unwrap_or(Duration::from_secs(15 * 60));
+    Ok(Token {
+        value: SecretString::new(token.to_owned()),
+        refresh_at: Some(refresh_after(lifetime)),
+        renewal: body
+            .get("renewalToken")
+            .and_then(Value::as_str)
+            .map(|s| SecretString::new(s.to_owned())),
+    })
+}
+
+#[derive(Deserialize)]
+struct OAuthTokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+fn oauth_token(body: &Value, path: &str) -> Result<Token, ApiError> {
+    let parsed: OAuthTokenResponse = serde_json::from_value(body.clone())
+        .map_err(|_| ApiError::Authentication(format!("{path}: no access_token in the answer")))?;
+    Ok(Token {
+        value: SecretString::new(parsed.access_token),
+        refresh_at: Some(refresh_after(Duration::from_secs(
+            parsed.expires_in.unwrap_or(3600),
+        ))),
+        renewal: None,
+    })
+}
+
+async fn send_json(req: reqwest::RequestBuilder, path: &str) -> Result<Value, ApiError> {
+    let resp = req.send().await.map_err(ApiError::from_reqwest)?;
+    let status = resp.status();
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        return Err(ApiError::RateLimited {
+            retry_after: super::retry_after(resp.headers()).unwrap_or(Duration::from_secs(1)),
+        });
+    }
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        return Err(auth_failure(path, status, &body));
+    }
+    Ok(body)
+}
+
+fn auth_failure(path: &str, status: StatusCode, body: &Value) -> ApiError {
+    let detail = super::error::vendor_message(body).unwrap_or_default();
+    ApiError::Authentication(format!("{path} answered {}: {detail}", status.as_u16()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_keep_the_base_path_prefix() {
+        assert_eq!(
+            join_url("http://h:1/auth0/", "/oauth/token"),
+            "http://h:1/auth0/oauth/token"
+        );
+        assert_eq!(
+            join_url("http://h:1/auth0", "api/v2/x"),
+            "http://h:1/auth0/api/v2/x"
+        );
+        assert_eq!(
+            join_url("http://h:1/a", "https://other/token"),
+            "https://other/token"
+        );
+    }
+
+    #[test]
+    fn tokens_are_renewed_before_they_expire() {
+        let t = oauth_token(&json!({"access_token": "t", "expires_in": 100}), "p").unwrap();
+        let at = t.refresh_at.unwrap();
+        assert!(at > Instant::now() + Duration::from_secs(70));
+        assert!(at < Instant::now() + Duration::from_secs(81));
+        assert!(oauth_token(&json!({"error": "x"}), "p").is_err());
+    }
+}

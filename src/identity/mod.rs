@@ -1,0 +1,409 @@
+//! One HTTP client per IdentityApi: authentication with a cached token, a client-side rate
+//! limit and concurrency cap, pacing from the vendors' rate-limit headers, and classified errors.
+
+pub mod auth;
+pub mod error;
+
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+pub use auth::{Credentials, Token};
+pub use error::ApiError;
+
+use crate::kinds::identity_api::Provider;
+use crate::metrics::Metrics;
+
+/// The media type VCD's cloudapi 9.1 expects in `Accept` and `Content-Type`.
+pub const VCD_MEDIA_TYPE: &str = "application/json;version=9.1.0";
+
+/// A secret value. It cannot be printed: `Debug` and `Display` show `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretString(Arc<str>);
+
+impl SecretString {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(Arc::from(value.into()))
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl std::fmt::Display for SecretString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Connection settings of one IdentityApi, resolved from its spec and Secrets.
+pub struct ClientConfig {
+    pub provider: Provider,
+    pub base_url: String,
+    pub tenant: Option<String>,
+    pub credentials: Credentials,
+    pub ca_pem: Option<SecretString>,
+    pub insecure_skip_verify: bool,
+    pub timeout: Duration,
+    pub requests_per_second: u32,
+    pub burst: u32,
+    pub max_concurrent: u32,
+    /// VCD provider session acting for a tenant organisation.
+    pub tenant_context: Option<String>,
+}
+
+/// A JSON answer of an identity API.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+pub struct IdentityClient {
+    provider: Provider,
+    base_url: String,
+    tenant: Option<String>,
+    tenant_context: Option<String>,
+    http: reqwest::Client,
+    credentials: Credentials,
+    token: tokio::sync::Mutex<Option<Token>>,
+    limiter: DefaultDirectRateLimiter,
+    in_flight: Semaphore,
+    paused_until: Mutex<Option<Instant>>,
+    metrics: Arc<Metrics>,
+}
+
+/// How long a single 429 may make a call wait before it gives up and lets the engine requeue.
+const MAX_INLINE_RATE_LIMIT_WAIT: Duration = Duration::from_secs(10);
+
+impl IdentityClient {
+    pub fn new(config: ClientConfig, metrics: Arc<Metrics>) -> Result<Self, ApiError> {
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+            .pool_max_idle_per_host(config.max_concurrent as usize)
+            .user_agent(concat!("identity-operator/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = &config.ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem.expose().as_bytes())
+                .map_err(|e| ApiError::Transport(format!("invalid CA bundle: {e}")))?;
+            if certs.is_empty() {
+                return Err(ApiError::Transport(
+                    "the CA bundle holds no PEM certificate".into(),
+                ));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if config.insecure_skip_verify {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let http = builder.build().map_err(ApiError::from_reqwest)?;
+        let rps = NonZeroU32::new(config.requests_per_second.max(1)).expect("max(1)");
+        let burst = NonZeroU32::new(config.burst.max(1)).expect("max(1)");
+        Ok(Self {
+            provider: config.provider,
+            base_url: config.base_url,
+            tenant: config.tenant,
+            tenant_context: config.tenant_context,
+            http,
+            credentials: config.credentials,
+            token: tokio::sync::Mutex::new(None),
+            limiter: RateLimiter::direct(Quota::per_second(rps).allow_burst(burst)),
+            in_flight: Semaphore::new(config.max_concurrent.max(1) as usize),
+            paused_until: Mutex::new(None),
+            metrics,
+        })
+    }
+
+    pub fn provider(&self) -> Provider {
+        self.provider
+    }
+
+    /// Xelion paths carry the tenant: `api/v1/{tenant}/...`.
+    pub fn tenant(&self) -> &str {
+        self.tenant.as_deref().unwrap_or("master")
+    }
+
+    /// Makes sure a valid token is at hand (logging in if needed): the IdentityApi's Ready check.
+    pub async fn authenticate(&self) -> Result<(), ApiError> {
+        self.current_token(None).await.map(|_| ())
+    }
+
+    /// Returns a fresh token, logging in (or renewing a Xelion session) when there is none or
+    /// when `stale` is the one a call was just refused with.
+    async fn current_token(&self, stale: Option<&SecretString>) -> Result<SecretString, ApiError> {
+        let mut slot = self.token.lock().await;
+        if let Some(token) = slot.as_ref() {
+            let refused = stale.is_some_and(|s| *s == token.value);
+            if token.is_fresh() && !refused {
+                return Ok(token.value.clone());
+            }
+            if !refused && token.renewal.is_some() {
+                if let Ok(renewed) =
+                    auth::renew_xelion(&self.http, &self.base_url, self.tenant.as_deref(), token)
+                        .await
+                {
+                    let value = renewed.value.clone();
+                    *slot = Some(renewed);
+                    return Ok(value);
+                }
+            }
+        }
+        *slot = None;
+        let token = auth::login(
+            &self.http,
+            &self.base_url,
+            self.tenant.as_deref(),
+            &self.credentials,
+        )
+        .await;
+        self.metrics.api_call(
+            self.provider.as_str(),
+            "LOGIN",
+            if token.is_ok() { 200 } else { 401 },
+        );
+        let token = token?;
+        let value = token.value.clone();
+        *slot = Some(token);
+        Ok(value)
+    }
+
+    fn authorization(&self, token: &SecretString) -> String {
+        match (self.provider, &self.credentials) {
+            (Provider::Xelion, _) => format!("xelion {}", token.expose()),
+            // Entrust documents the bare token; it accepts it with `Bearer ` too.
+            (Provider::Entrust, Credentials::Entrust { .. }) => token.expose().to_owned(),
+            _ => format!("Bearer {}", token.expose()),
+        }
+    }
+
+    async fn wait_for_pause(&self) {
+        loop {
+            let until = *self.paused_until.lock().expect("pause lock");
+            match until {
+                Some(at) if at > Instant::now() => tokio::time::sleep_until(at.into()).await,
+                _ => return,
+            }
+        }
+    }
+
+    fn pause(&self, wait: Duration) {
+        let at = Instant::now() + wait;
+        let mut slot = self.paused_until.lock().expect("pause lock");
+        if slot.is_none_or(|current| current < at) {
+            *slot = Some(at);
+        }
+    }
+
+    /// Sends one call to `path` (relative to the IdentityApi's URL) and returns the answer when
+    /// its status is 2xx; otherwise the classified error.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Response, ApiError> {
+        let mut stale: Option<SecretString> = None;
+        let mut rate_limited_once = false;
+        loop {
+            self.wait_for_pause().await;
+            self.limiter.until_ready().await;
+            let _permit = self
+                .in_flight
+                .acquire()
+                .await
+                .expect("semaphore never closed");
+            let token = self.current_token(stale.as_ref()).await?;
+            let resp = self.send(&method, path, body, &token).await?;
+            match StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR) {
+                StatusCode::UNAUTHORIZED if stale.is_none() => {
+                    // One re-authentication per call: the token may have expired server-side.
+                    stale = Some(token);
+                    continue;
+                }
+                StatusCode::TOO_MANY_REQUESTS => {
+                    let wait = retry_after(&resp.headers).unwrap_or(Duration::from_secs(1));
+                    self.pause(wait);
+                    if rate_limited_once || wait > MAX_INLINE_RATE_LIMIT_WAIT {
+                        return Err(ApiError::RateLimited { retry_after: wait });
+                    }
+                    rate_limited_once = true;
+                    continue;
+                }
+                s if s.is_success() => return Ok(resp),
+                _ => {
+                    return Err(ApiError::Status {
+                        method: method.to_string(),
+                        path: path.to_owned(),
+                        status: resp.status,
+                        message: error::vendor_message(&resp.body)
+                            .unwrap_or_else(|| truncate(&resp.body.to_string(), 300)),
+                    });
+                }
+            }
+        }
+    }
+
+    async fn send(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Option<&Value>,
+        token: &SecretString,
+    ) -> Result<Response, ApiError> {
+        let url = auth::join_url(&self.base_url, path);
+        let mut req = self
+            .http
+            .request(method.clone(), &url)
+            .header("Authorization", self.authorization(token));
+        req = match self.provider {
+            Provider::Vcd => {
+                let mut r = req.header("Accept", VCD_MEDIA_TYPE);
+                if let Some(org) = &self.tenant_context {
+                    r = r.header("X-VMWARE-VCLOUD-TENANT-CONTEXT", org);
+                }
+                if let Some(b) = body {
+                    r = r.header("Content-Type", VCD_MEDIA_TYPE).body(b.to_string());
+                }
+                r
+            }
+            _ => {
+                let r = req.header("Accept", "application/json");
+                match body {
+                    Some(b) => r.json(b),
+                    None => r,
+                }
+            }
+        };
+        let result = req.send().await;
+        let resp = match result {
+            Ok(r) => r,
+            Err(e) => {
+                self.metrics
+                    .api_call(self.provider.as_str(), method.as_str(), 0);
+                return Err(ApiError::from_reqwest(e));
+            }
+        };
+        let status = resp.status().as_u16();
+        self.metrics
+            .api_call(self.provider.as_str(), method.as_str(), status);
+        let headers = resp.headers().clone();
+        self.pace_from_headers(&headers);
+        let bytes = resp.bytes().await.map_err(ApiError::from_reqwest)?;
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// Auth0 says how many calls are left in the window: when none are, wait for the reset
+    /// instead of spending a call on a 429.
+    fn pace_from_headers(&self, headers: &HeaderMap) {
+        let remaining = header_u64(headers, "x-ratelimit-remaining");
+        if remaining == Some(0) {
+            if let Some(wait) = reset_wait(headers) {
+                self.pause(wait);
+            }
+        }
+    }
+}
+
+fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+fn reset_wait(headers: &HeaderMap) -> Option<Duration> {
+    let reset = header_u64(headers, "x-ratelimit-reset")?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?;
+    // The reset is whole UNIX seconds: waiting until that second has begun is enough.
+    Some(
+        Duration::from_secs(reset)
+            .saturating_sub(now)
+            .max(Duration::from_millis(50)),
+    )
+}
+
+/// `Retry-After` (seconds) first, then Auth0's `x-ratelimit-reset`, as the vendors' SDKs do.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    if let Some(secs) = headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+    {
+        return Some(Duration::from_secs_f64(secs.clamp(0.05, 3600.0)));
+    }
+    reset_wait(headers)
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, String)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn retry_after_wins_over_reset() {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let h = headers(&[
+            ("retry-after", "2".into()),
+            ("x-ratelimit-reset", (now + 30).to_string()),
+        ]);
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        let h = headers(&[("x-ratelimit-reset", (now + 3).to_string())]);
+        let wait = retry_after(&h).unwrap();
+        assert!(
+            wait <= Duration::from_secs(3) && wait >= Duration::from_secs(1),
+            "{wait:?}"
+        );
+        assert_eq!(retry_after(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = SecretString::new("hunter2");
+        assert_eq!(format!("{s} {s:?}"), "*** ***");
+        assert_eq!(s.expose(), "hunter2");
+    }
+}

@@ -1,0 +1,206 @@
+//! Prometheus metrics, served as text on `/metrics`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindResult {
+    pub kind: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiCall {
+    pub api: String,
+    pub method: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiLabel {
+    pub api: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub reconciles: Family<KindResult, Counter>,
+    pub reconcile_duration: Family<KindLabel, Histogram>,
+    pub api_calls: Family<ApiCall, Counter>,
+    pub rate_limited: Family<ApiLabel, Counter>,
+    pub drift_detected: Family<KindLabel, Counter>,
+    pub resources_ready: Family<KindLabel, Gauge>,
+    ready_objects: Mutex<HashMap<(String, String), bool>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("identity_operator");
+        let reconciles = Family::<KindResult, Counter>::default();
+        registry.register(
+            "reconciles",
+            "Reconciles by kind and result",
+            reconciles.clone(),
+        );
+        let reconcile_duration = Family::<KindLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new([
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ])
+        });
+        registry.register(
+            "reconcile_duration_seconds",
+            "Duration of one reconcile",
+            reconcile_duration.clone(),
+        );
+        let api_calls = Family::<ApiCall, Counter>::default();
+        registry.register(
+            "identity_api_calls",
+            "Identity-API calls by api, method and status code",
+            api_calls.clone(),
+        );
+        let rate_limited = Family::<ApiLabel, Counter>::default();
+        registry.register(
+            "identity_api_rate_limited",
+            "HTTP 429 answers received",
+            rate_limited.clone(),
+        );
+        let drift_detected = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "drift_detected",
+            "Remote objects found changed behind the operator's back",
+            drift_detected.clone(),
+        );
+        let resources_ready = Family::<KindLabel, Gauge>::default();
+        registry.register(
+            "resources_ready",
+            "Resources whose Ready condition is True",
+            resources_ready.clone(),
+        );
+        Self {
+            registry,
+            reconciles,
+            reconcile_duration,
+            api_calls,
+            rate_limited,
+            drift_detected,
+            resources_ready,
+            ready_objects: Mutex::default(),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String");
+        out
+    }
+
+    pub fn api_call(&self, api: &str, method: &str, status: u16) {
+        let code = if status == 0 {
+            "error".to_owned()
+        } else {
+            status.to_string()
+        };
+        self.api_calls
+            .get_or_create(&ApiCall {
+                api: api.to_owned(),
+                method: method.to_owned(),
+                status: code,
+            })
+            .inc();
+        if status == 429 {
+            self.rate_limited
+                .get_or_create(&ApiLabel {
+                    api: api.to_owned(),
+                })
+                .inc();
+        }
+    }
+
+    pub fn reconciled(&self, kind: &str, result: &str, seconds: f64) {
+        self.reconciles
+            .get_or_create(&KindResult {
+                kind: kind.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+        self.reconcile_duration
+            .get_or_create(&KindLabel {
+                kind: kind.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    pub fn drift(&self, kind: &str) {
+        self.drift_detected
+            .get_or_create(&KindLabel {
+                kind: kind.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Records whether one object is Ready (`None` when it is gone) and keeps the gauge exact.
+    pub fn set_ready(&self, kind: &str, object: &str, ready: Option<bool>) {
+        let mut objects = self.ready_objects.lock().expect("metrics lock");
+        let key = (kind.to_owned(), object.to_owned());
+        let before = match ready {
+            Some(r) => objects.insert(key, r),
+            None => objects.remove(&key),
+        }
+        .unwrap_or(false);
+        let after = ready.unwrap_or(false);
+        let gauge = self.resources_ready.get_or_create(&KindLabel {
+            kind: kind.to_owned(),
+        });
+        match (before, after) {
+            (false, true) => {
+                gauge.inc();
+            }
+            (true, false) => {
+                gauge.dec();
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_gauge_counts_objects_once() {
+        let m = Metrics::default();
+        m.set_ready("IdentityBackend", "ns/a", Some(true));
+        m.set_ready("IdentityBackend", "ns/a", Some(true));
+        m.set_ready("IdentityBackend", "ns/b", Some(false));
+        m.api_call("boruta", "GET", 429);
+        let text = m.encode();
+        assert!(
+            text.contains("identity_operator_resources_ready{kind=\"IdentityBackend\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("identity_operator_identity_api_rate_limited_total{api=\"boruta\"} 1"),
+            "{text}"
+        );
+        m.set_ready("IdentityBackend", "ns/a", None);
+        assert!(
+            m.encode()
+                .contains("identity_operator_resources_ready{kind=\"IdentityBackend\"} 0")
+        );
+    }
+}
