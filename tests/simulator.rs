@@ -1567,3 +1567,370 @@ async fn entrust_validation_errors_are_error_info() {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "no PATCH in this API");
 }
+
+// ---------------------------------------------------------------------------------------
+// VMware Cloud Director
+
+const VCD_ACCEPT: &str = "application/json;version=9.1.0";
+
+async fn vcd_login(
+    sim: &SimProcess,
+    login: &str,
+    password: &str,
+    provider: bool,
+) -> reqwest::Response {
+    let path = if provider {
+        "sessions/provider"
+    } else {
+        "sessions"
+    };
+    http()
+        .post(format!("{}/cloudapi/1.0.0/{path}", sim.url("vcd")))
+        .basic_auth(login, Some(password))
+        .header("accept", VCD_ACCEPT)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn vcd_token(sim: &SimProcess, org: &str) -> String {
+    let provider = org == "System";
+    let response = vcd_login(sim, &format!("sim-client@{org}"), "sim-secret", provider).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.headers()["x-vmware-vcloud-access-token"]
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+fn ldap_url(sim: &SimProcess) -> String {
+    format!("{}/cloudapi/v1/orgSettings/ldap", sim.url("vcd"))
+}
+
+async fn vcd_call(
+    method: Method,
+    url: &str,
+    token: &str,
+    tenant: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = http()
+        .request(method, url)
+        .bearer_auth(token)
+        .header("accept", VCD_ACCEPT);
+    if let Some(tenant) = tenant {
+        request = request.header("x-vmware-vcloud-tenant-context", tenant);
+    }
+    if let Some(body) = body {
+        request = request
+            .header("content-type", VCD_ACCEPT)
+            .body(body.to_string());
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    if status.is_success() {
+        assert_eq!(response.headers()["content-type"], VCD_ACCEPT);
+    }
+    (status, body_json(response).await)
+}
+
+fn defined_ldap(password: Option<&str>) -> Value {
+    let mut defined = json!({"hostName": "ldap.acme", "port": 636, "ssl": true,
+        "searchBase": "dc=acme", "userName": "cn=admin",
+        "userAttributes": {"objectClass": "inetOrgPerson", "userName": "uid"}});
+    if let Some(password) = password {
+        defined["password"] = password.into();
+    }
+    json!({"enabled": true, "settingsSource": "DEFINED", "definedSettings": defined})
+}
+
+#[tokio::test]
+async fn vcd_sessions_and_api_tokens() {
+    let sim = start();
+    let response = vcd_login(&sim, "sim-client@acme", "sim-secret", false).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], VCD_ACCEPT);
+    assert_eq!(response.headers()["x-vmware-vcloud-token-type"], "Bearer");
+    assert!(
+        response
+            .headers()
+            .contains_key("x-vmware-vcloud-access-token")
+    );
+    let session = body_json(response).await;
+    assert_eq!(session["org"]["name"], "acme");
+    assert!(
+        session["org"]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("urn:vcloud:org:")
+    );
+
+    for (login, password, provider) in [
+        ("sim-client@acme", "wrong", false),
+        ("other@acme", "sim-secret", false),
+        ("sim-client", "sim-secret", false),
+        ("sim-client@System", "sim-secret", false),
+        ("sim-client@acme", "sim-secret", true),
+    ] {
+        let response = vcd_login(&sim, login, password, provider).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNAUTHORIZED,
+            "{login} provider={provider}"
+        );
+        let body = body_json(response).await;
+        assert_eq!(body["minorErrorCode"], "UNAUTHORIZED");
+        assert!(body["message"].is_string() && body.get("stackTrace").is_some());
+    }
+    assert_eq!(
+        vcd_login(&sim, "sim-client@System", "sim-secret", true)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    // Accept must name a supported version.
+    let no_version = http()
+        .post(format!("{}/cloudapi/1.0.0/sessions", sim.url("vcd")))
+        .basic_auth("sim-client@acme", Some("sim-secret"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_version.status(), StatusCode::NOT_ACCEPTABLE);
+    assert_eq!(
+        body_json(no_version).await["minorErrorCode"],
+        "NOT_ACCEPTABLE"
+    );
+
+    // API token: a refresh_token grant (the simulator accepts the client secret).
+    let token_url = format!("{}/oauth/tenant/acme/token", sim.url("vcd"));
+    let ok = http()
+        .post(&token_url)
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "sim-secret"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let body = body_json(ok).await;
+    assert_eq!(body["expires_in"], 3600);
+    let token = body["access_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        vcd_call(Method::GET, &ldap_url(&sim), &token, None, None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let bad = http()
+        .post(&token_url)
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", "nope")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(body_json(bad).await["error"], "invalid_grant");
+
+    // Logging out ends the session.
+    let current = format!("{}/cloudapi/1.0.0/sessions/current", sim.url("vcd"));
+    let session_token = vcd_token(&sim, "acme").await;
+    let out = http()
+        .delete(&current)
+        .bearer_auth(&session_token)
+        .header("accept", VCD_ACCEPT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        vcd_call(Method::GET, &ldap_url(&sim), &session_token, None, None)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    sim.expire_tokens(Some("vcd")).await;
+    let (status, body) = vcd_call(Method::GET, &ldap_url(&sim), &token, None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["minorErrorCode"], "UNAUTHORIZED");
+}
+
+#[tokio::test]
+async fn vcd_ldap_settings_put_and_get() {
+    let sim = start();
+    let token = vcd_token(&sim, "acme").await;
+    let url = ldap_url(&sim);
+
+    let (status, initial) = vcd_call(Method::GET, &url, &token, None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(initial["enabled"], false);
+
+    let (status, put) = vcd_call(
+        Method::PUT,
+        &url,
+        &token,
+        None,
+        Some(defined_ldap(Some("bind-pw"))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{put}");
+    assert_eq!(put["definedSettings"]["hostName"], "ldap.acme");
+    assert!(
+        put["definedSettings"]["password"].is_null(),
+        "the password is never returned"
+    );
+    assert_eq!(put["definedSettings"]["pageSize"], 200, "server default");
+    assert_eq!(put["definedSettings"]["userAttributes"]["userName"], "uid");
+    let (_, got) = vcd_call(Method::GET, &url, &token, None, None).await;
+    assert_eq!(got, put);
+
+    // The password arrived, and omitting it later leaves it unchanged.
+    let stored = |state: &Value| {
+        let orgs = state["vcd"]["orgs"].as_array().unwrap().clone();
+        orgs.into_iter().find(|o| o["name"] == "acme").unwrap()["ldap"]["definedSettings"]["password"].clone()
+    };
+    assert_eq!(stored(&sim.state().await), "bind-pw");
+    let mut changed = defined_ldap(None);
+    changed["definedSettings"]["port"] = 389.into();
+    let (status, put) = vcd_call(Method::PUT, &url, &token, None, Some(changed)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(put["definedSettings"]["port"], 389);
+    assert_eq!(stored(&sim.state().await), "bind-pw");
+
+    // Disabling is enabled: false.
+    let (status, put) = vcd_call(
+        Method::PUT,
+        &url,
+        &token,
+        None,
+        Some(json!({"enabled": false})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(put["enabled"], false);
+}
+
+#[tokio::test]
+async fn vcd_ldap_validation() {
+    let sim = start();
+    let token = vcd_token(&sim, "acme").await;
+    let url = ldap_url(&sim);
+    let with = |path: &str, value: Value| {
+        let mut body = defined_ldap(Some("pw"));
+        body["definedSettings"][path] = value;
+        body
+    };
+    let bad = [
+        json!({"settingsSource": "DEFINED"}),
+        json!({"enabled": "yes"}),
+        json!({"enabled": true}),
+        json!({"enabled": true, "settingsSource": "ELSEWHERE"}),
+        json!({"enabled": true, "settingsSource": "DEFINED"}),
+        json!({"enabled": false, "colour": "blue"}),
+        with("port", json!(0)),
+        with("port", json!(65336)),
+        with("port", json!("636")),
+        with("pageSize", json!(0)),
+        with("maxResults", json!(0)),
+        with("maxUserGroups", json!(-1)),
+        with("hostName", json!("")),
+        with("searchBase", Value::Null),
+        with("userName", Value::Null),
+        with("ssl", json!("true")),
+        with("userAttributes", json!({"favouriteColour": "x"})),
+        json!([1, 2]),
+    ];
+    for body in bad {
+        let (status, reply) = vcd_call(Method::PUT, &url, &token, None, Some(body.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {reply}");
+        assert_eq!(reply["minorErrorCode"], "BAD_REQUEST");
+        assert!(reply["message"].is_string());
+    }
+    let (status, _) = vcd_call(
+        Method::PUT,
+        &url,
+        &token,
+        None,
+        Some(with("port", json!(65335))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "65335 is the documented maximum");
+    let malformed = http()
+        .put(&url)
+        .bearer_auth(&token)
+        .header("accept", VCD_ACCEPT)
+        .header("content-type", VCD_ACCEPT)
+        .body("{\"enabled\":")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(body_json(malformed).await["minorErrorCode"], "BAD_REQUEST");
+}
+
+#[tokio::test]
+async fn vcd_refuses_to_strand_imported_users() {
+    let sim = start();
+    let mut ldap = defined_ldap(Some("pw"));
+    ldap["definedSettings"]["pageSize"] = 200.into();
+    sim.seed(
+        json!({"vcd": {"orgs": [{"name": "acme", "ldap": ldap, "importedUsersOrGroups": true}]}}),
+    )
+    .await;
+    let token = vcd_token(&sim, "acme").await;
+    let url = ldap_url(&sim);
+    for body in [
+        json!({"enabled": false}),
+        json!({"enabled": true, "settingsSource": "INHERIT_SYSTEM"}),
+    ] {
+        let (status, reply) = vcd_call(Method::PUT, &url, &token, None, Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            reply["message"],
+            "Performing this change would strand imported users or groups."
+        );
+    }
+    let mut edit = defined_ldap(None);
+    edit["definedSettings"]["hostName"] = "ldap2.acme".into();
+    assert_eq!(
+        vcd_call(Method::PUT, &url, &token, None, Some(edit))
+            .await
+            .0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn vcd_provider_sessions_act_for_tenants_by_context_header() {
+    let sim = start();
+    sim.seed(json!({"vcd": {"orgs": [{"name": "acme", "id": "aaaaaaaa-0000-0000-0000-000000000001"}, {"name": "beta"}]}})).await;
+    let provider = vcd_token(&sim, "System").await;
+    let url = ldap_url(&sim);
+    let (status, _) = vcd_call(
+        Method::PUT,
+        &url,
+        &provider,
+        Some("urn:vcloud:org:aaaaaaaa-0000-0000-0000-000000000001"),
+        Some(defined_ldap(Some("acme-pw"))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, acme) = vcd_call(Method::GET, &url, &provider, Some("acme"), None).await;
+    assert_eq!(acme["enabled"], true);
+    let (_, system) = vcd_call(Method::GET, &url, &provider, None, None).await;
+    assert_eq!(
+        system["enabled"], false,
+        "without the header the provider sees its own org"
+    );
+    let (_, beta) = vcd_call(Method::GET, &url, &provider, Some("beta"), None).await;
+    assert_eq!(beta["enabled"], false);
+    let tenant = vcd_token(&sim, "acme").await;
+    let (_, own) = vcd_call(Method::GET, &url, &tenant, None, None).await;
+    assert_eq!(own["enabled"], true);
+    let (status, body) = vcd_call(Method::GET, &url, &tenant, Some("beta"), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body["minorErrorCode"].is_string());
+    let (status, _) = vcd_call(Method::GET, &url, &provider, Some("no-such-org"), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}

@@ -14,6 +14,7 @@ mod entrust;
 mod faults;
 mod record;
 mod state;
+mod vcd;
 mod wire;
 
 use std::net::SocketAddr;
@@ -62,6 +63,9 @@ struct Args {
     /// Boruta's /oauth/* limit per client IP and second (0 disables it).
     #[arg(long, default_value_t = 10)]
     boruta_oauth_rate_limit: u32,
+    /// API versions the VCD cloudapi accepts (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "9.1.0")]
+    vcd_api_versions: Vec<String>,
     /// Largest accepted request body; larger ones get 413.
     #[arg(long, default_value_t = 1024 * 1024)]
     max_body_bytes: usize,
@@ -97,6 +101,7 @@ async fn run(args: Args) -> Result<(), String> {
         latency_ms: args.latency_ms,
         max_body_bytes: args.max_body_bytes,
         boruta_oauth_rate_limit: args.boruta_oauth_rate_limit,
+        vcd_api_versions: args.vcd_api_versions,
     };
     let sim = Arc::new(Sim::new(cfg, args.log_capacity));
     if let Some(path) = args.state.as_deref().filter(|p| p.exists()) {
@@ -248,6 +253,7 @@ fn handle(api: Api, sim: &Sim, req: &SimRequest) -> Response {
     match api {
         Api::Boruta => boruta::handle(sim, req),
         Api::Auth0 => auth0::handle(sim, req),
+        Api::Vcd => vcd::handle(sim, req),
         Api::Entrust => entrust::handle(sim, req),
         _ => vendor_error(api, req, StatusCode::NOT_FOUND, "Not implemented yet."),
     }
@@ -257,6 +263,7 @@ fn vendor_error(api: Api, _req: &SimRequest, status: StatusCode, message: &str) 
     match api {
         Api::Boruta => boruta::error(status, message),
         Api::Auth0 => auth0::error(status, message),
+        Api::Vcd => vcd::error(status, message),
         Api::Entrust => entrust::error(status, message),
         _ => json_response(status, &json!({"message": message})),
     }

@@ -11,7 +11,7 @@ use crate::auth::Tokens;
 use crate::faults::Faults;
 use crate::record::Recorder;
 use crate::wire::Locked;
-use crate::{auth0, boruta, entrust};
+use crate::{auth0, boruta, entrust, vcd};
 
 /// Settings from the command line; they survive `/_sim/reset`.
 #[derive(Clone, Debug)]
@@ -23,6 +23,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Requests per second and client IP on Boruta's /oauth/* (0: no limit).
     pub boruta_oauth_rate_limit: u32,
+    /// API versions VCD's cloudapi accepts in `Accept: application/json;version=X`.
+    pub vcd_api_versions: Vec<String>,
 }
 
 pub struct Sim {
@@ -33,10 +35,11 @@ pub struct Sim {
     pub boruta: Mutex<boruta::Store>,
     pub auth0: Mutex<auth0::Store>,
     pub entrust: Mutex<entrust::Store>,
+    pub vcd: Mutex<vcd::Store>,
 }
 
 /// The top-level keys of a seed / state document.
-const SEED_KEYS: &[&str] = &["boruta", "auth0", "entrust"];
+const SEED_KEYS: &[&str] = &["boruta", "auth0", "entrust", "vcd"];
 
 impl Sim {
     pub fn new(cfg: Config, log_capacity: usize) -> Self {
@@ -45,6 +48,7 @@ impl Sim {
             tokens: Tokens::default(),
             faults: Faults::default(),
             recorder: Recorder::new(log_capacity),
+            vcd: Mutex::default(),
             entrust: Mutex::default(),
             boruta: Mutex::default(),
             auth0: Mutex::default(),
@@ -62,6 +66,7 @@ impl Sim {
         *self.boruta.locked() = boruta::Store::default();
         *self.auth0.locked() = auth0::Store::default();
         *self.entrust.locked() = entrust::Store::default();
+        *self.vcd.locked() = vcd::Store::default();
         self.faults.clear();
         self.recorder.clear();
     }
@@ -83,6 +88,9 @@ impl Sim {
         if let Some(v) = doc.get("entrust") {
             self.entrust.locked().seed(v)?;
         }
+        if let Some(v) = doc.get("vcd") {
+            self.vcd.locked().seed(v)?;
+        }
         Ok(())
     }
 
@@ -92,6 +100,7 @@ impl Sim {
         out.insert("boruta".into(), self.boruta.locked().dump());
         out.insert("auth0".into(), self.auth0.locked().dump());
         out.insert("entrust".into(), self.entrust.locked().dump());
+        out.insert("vcd".into(), self.vcd.locked().dump());
         Value::Object(out)
     }
 }
