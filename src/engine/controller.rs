@@ -277,7 +277,10 @@ async fn reconcile_api(api: Arc<IdentityApi>, ctx: Arc<Context>) -> Result<Actio
         ctx.dependents.trigger(&target);
     }
     Ok(match result {
-        Ok(()) => Action::requeue(ctx.resync()),
+        Ok(()) => {
+            ctx.reset_backoff(&("IdentityApi", ns, name));
+            Action::requeue(ctx.resync())
+        }
         Err(_) => Action::requeue(ctx.next_backoff(("IdentityApi", ns, name))),
     })
 }

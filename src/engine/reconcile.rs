@@ -105,11 +105,10 @@ async fn apply<A: Adapter>(res: &A::Resource, ctx: &Context, key: &Key) -> Resul
     let outcome = sync::<A>(res, ctx, key, &mut status).await;
     let action = match outcome {
         Ok(outcome) => {
-            ctx.reset_backoff(key);
             report_success(&mut status, &outcome, generation);
-            Action::requeue(ctx.resync())
+            None
         }
-        Err(err) => report_failure::<A>(res, ctx, key, &mut status, &err).await,
+        Err(err) => Some(report_failure::<A>(res, ctx, key, &mut status, &err).await),
     };
     status.observed_generation = generation;
     let ready = status
@@ -117,8 +116,13 @@ async fn apply<A: Adapter>(res: &A::Resource, ctx: &Context, key: &Key) -> Resul
         .is_some_and(|c| c.status == "True");
     ctx.metrics
         .set_ready(key.0, &format!("{}/{}", key.1, key.2), Some(ready));
+    // A failed status write goes to error_policy, whose backoff keeps growing: the reset comes
+    // only once the outcome is recorded.
     write_if_changed(&ctx.kube, res, old, &status).await?;
-    Ok(action)
+    Ok(action.unwrap_or_else(|| {
+        ctx.reset_backoff(key);
+        Action::requeue(ctx.resync())
+    }))
 }
 
 fn report_success(status: &mut ManagedStatus, outcome: &Outcome, generation: Option<i64>) {
@@ -139,7 +143,7 @@ fn report_success(status: &mut ManagedStatus, outcome: &Outcome, generation: Opt
                 "Synced",
                 true,
                 "Observed",
-                "",
+                "drift reported, nothing written (Observe)",
                 generation,
             );
         }
@@ -157,7 +161,7 @@ fn report_success(status: &mut ManagedStatus, outcome: &Outcome, generation: Opt
                 "Synced",
                 true,
                 "ReconcileSuccess",
-                "",
+                "last reconcile succeeded",
                 generation,
             );
         }

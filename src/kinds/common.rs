@@ -86,8 +86,8 @@ pub struct Condition {
     pub status: String,
     /// Machine-readable CamelCase reason.
     pub reason: String,
-    /// Human-readable explanation.
-    #[serde(default)]
+    /// Human-readable explanation (never empty: Kubernetes 1.20's server-side apply turns an
+    /// empty string into null).
     pub message: String,
     /// When the status last changed (RFC 3339).
     pub last_transition_time: String,
