@@ -1934,3 +1934,390 @@ async fn vcd_provider_sessions_act_for_tenants_by_context_header() {
     let (status, _) = vcd_call(Method::GET, &url, &provider, Some("no-such-org"), None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+// ---------------------------------------------------------------------------------------
+// Xelion
+
+async fn xelion_login(
+    sim: &SimProcess,
+    tenant: &str,
+    password: &str,
+    user_space: &str,
+) -> (StatusCode, Value) {
+    let url = format!("{}/api/v1/{tenant}/me/login", sim.url("xelion"));
+    call(
+        Method::POST,
+        &url,
+        None,
+        Some(json!({"userName": "sim-client", "password": password, "userSpace": user_space})),
+    )
+    .await
+}
+
+async fn xelion_call(
+    method: Method,
+    url: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = http()
+        .request(method, url)
+        .header("authorization", format!("xelion {token}"));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap()
+        },
+    )
+}
+
+fn authentication_url(sim: &SimProcess, tenant: &str) -> String {
+    format!(
+        "{}/api/v1/{tenant}/server/authentication",
+        sim.url("xelion")
+    )
+}
+
+async fn seed_xelion(sim: &SimProcess) {
+    sim.seed(json!({"xelion": {"tenants": [{
+        "name": "master",
+        "openIdConnections": [
+            {"oid": "1001", "openIdId": "tenant-a", "openIdProvider": "MICROSOFT", "liveSyncOn": false, "openIdGroupId": null},
+            {"oid": "1002", "openIdId": "tenant-b", "openIdProvider": "MICROSOFT", "liveSyncOn": true, "openIdGroupId": "g"}
+        ],
+        "authentication": {"securityDomain": "corp", "openIdConnections": ["1001"]}
+    }]}}))
+    .await;
+}
+
+#[tokio::test]
+async fn xelion_sessions_login_renew_logout() {
+    let sim = start();
+    let (status, session) = xelion_login(&sim, "master", "sim-secret", "operator").await;
+    assert_eq!(status, StatusCode::OK);
+    let token = session["authentication"].as_str().unwrap().to_string();
+    let renewal = session["renewalToken"].as_str().unwrap().to_string();
+    assert!(session["validUntil"].as_str().unwrap().ends_with('Z'));
+    let url = authentication_url(&sim, "master");
+    assert_eq!(
+        xelion_call(Method::GET, &url, &token, None).await.0,
+        StatusCode::OK
+    );
+
+    // One live session per user and userSpace.
+    let (status, body) = xelion_login(&sim, "master", "sim-secret", "operator").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["errorCode"], 10005);
+    assert!(
+        body["info"]
+            .as_str()
+            .unwrap()
+            .starts_with("resource=POST /api/v1/master/me/login")
+    );
+    assert_eq!(
+        xelion_login(&sim, "master", "sim-secret", "other-space")
+            .await
+            .0,
+        StatusCode::OK
+    );
+
+    // Renew: a new pair; the old authentication token is dead.
+    let renew_url = format!("{}/api/v1/master/me/renew", sim.url("xelion"));
+    let (status, renewed) = call(Method::POST, &renew_url, None, Some(json!(renewal))).await;
+    assert_eq!(status, StatusCode::OK);
+    let new_token = renewed["authentication"].as_str().unwrap().to_string();
+    assert_ne!(new_token, token);
+    assert_eq!(
+        xelion_call(Method::GET, &url, &token, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        xelion_call(Method::GET, &url, &new_token, None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(Method::POST, &renew_url, None, Some(json!(renewal)))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED,
+        "used renewal token"
+    );
+    assert_eq!(
+        call(Method::POST, &renew_url, None, Some(json!({"token": "x"})))
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+
+    // An expired session can still be renewed, and no longer blocks a login.
+    sim.expire_tokens(Some("xelion")).await;
+    let (status, body) = xelion_call(Method::GET, &url, &new_token, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["errorCode"], 10002);
+    let (status, again) = call(
+        Method::POST,
+        &renew_url,
+        None,
+        Some(renewed["renewalToken"].clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let token = again["authentication"].as_str().unwrap().to_string();
+
+    let logout = format!("{}/api/v1/master/me/logout", sim.url("xelion"));
+    assert_eq!(
+        xelion_call(Method::POST, &logout, &token, None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        xelion_call(Method::GET, &url, &token, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        xelion_login(&sim, "master", "sim-secret", "operator")
+            .await
+            .0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn xelion_auth_errors() {
+    let sim = start();
+    let (status, body) = xelion_login(&sim, "master", "wrong", "s").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["errorCode"], 10001);
+    assert!(body["message"].is_string());
+    assert_eq!(
+        xelion_login(&sim, "master", "sim-secret", "").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        xelion_login(&sim, "master", "sim-secret", &"u".repeat(201))
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        xelion_login(&sim, "master", "sim-secret", &"u".repeat(200))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (status, body) = xelion_login(&sim, "nowhere", "sim-secret", "s").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["errorCode"].is_number());
+
+    let (_, session) = xelion_login(&sim, "master", "sim-secret", "s").await;
+    let token = session["authentication"].as_str().unwrap();
+    let url = authentication_url(&sim, "master");
+    let (status, body) = call(Method::GET, &url, Some(token), None).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "Bearer is not Xelion's scheme"
+    );
+    assert_eq!(body["errorCode"], 10002);
+    sim.seed(json!({"xelion": {"tenants": [{"name": "second"}]}}))
+        .await;
+    let (status, _) = xelion_call(
+        Method::GET,
+        &authentication_url(&sim, "second"),
+        token,
+        None,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a session is bound to its tenant"
+    );
+}
+
+#[tokio::test]
+async fn xelion_authentication_get_and_patch_operations() {
+    let sim = start();
+    seed_xelion(&sim).await;
+    let (_, session) = xelion_login(&sim, "master", "sim-secret", "op").await;
+    let token = session["authentication"].as_str().unwrap().to_string();
+    let url = authentication_url(&sim, "master");
+
+    let (status, body) = xelion_call(Method::GET, &url, &token, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let object = &body["object"];
+    assert_eq!(object["securityDomain"], "corp");
+    assert_eq!(object["openIdConnections"].as_array().unwrap().len(), 1);
+    let member = &object["openIdConnections"][0];
+    assert_eq!(member["oid"], "1001");
+    assert_eq!(member["objectType"], "OpenIdConnection");
+    assert_eq!(member["openIdProvider"], "MICROSOFT");
+    assert!(object["tokenRetentionDays"].is_number());
+
+    let operations = json!({"operations": [
+        {"op": "replace", "path": "/securityDomain", "value": "corp2"},
+        {"op": "replace", "path": "/minimumPasswordLength", "value": 12},
+        {"op": "replace", "path": "/synchronizeDomainTime", "value": true},
+        {"op": "add", "path": "/openIdConnections/new-1", "value": "1002"},
+        {"op": "replace", "path": "/openIdConnections/new-1/liveSyncOn", "value": false},
+        {"op": "replace", "path": "/openIdConnections/1002/openIdGroupId", "value": "g2"},
+        {"op": "remove", "path": "/openIdConnections/1001"}
+    ]});
+    let (status, body) = xelion_call(Method::PATCH, &url, &token, Some(operations.clone())).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(body, Value::Null);
+    let (_, after) = xelion_call(Method::GET, &url, &token, None).await;
+    let object = &after["object"];
+    assert_eq!(object["securityDomain"], "corp2");
+    assert_eq!(object["minimumPasswordLength"], 12);
+    assert_eq!(object["synchronizeDomainTime"], true);
+    let members = object["openIdConnections"].as_array().unwrap();
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0]["oid"], "1002");
+    assert_eq!(members[0]["liveSyncOn"], false);
+    assert_eq!(members[0]["openIdGroupId"], "g2");
+
+    // The exact operation list is in the log.
+    let log = sim.log_since("xelion", 0).await;
+    let patch = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["method"] == "PATCH")
+        .unwrap()
+        .clone();
+    assert_eq!(patch["body"], operations);
+    assert_eq!(patch["status"], 204);
+    // Login bodies are redacted.
+    let login = &log["entries"][0];
+    assert_eq!(login["body"]["password"], "[redacted]");
+    assert_eq!(login["body"]["userSpace"], "op");
+}
+
+#[tokio::test]
+async fn xelion_patch_errors_are_atomic_and_have_xelion_shape() {
+    let sim = start();
+    seed_xelion(&sim).await;
+    let (_, session) = xelion_login(&sim, "master", "sim-secret", "op").await;
+    let token = session["authentication"].as_str().unwrap().to_string();
+    let url = authentication_url(&sim, "master");
+    let (_, before) = xelion_call(Method::GET, &url, &token, None).await;
+
+    let op = |op: Value| json!({"operations": [{"op": "replace", "path": "/securityDomain", "value": "changed"}, op]});
+    let cases = [
+        (
+            op(json!({"op": "add", "path": "/openIdConnections/v1", "value": "9999"})),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            op(json!({"op": "add", "path": "/openIdConnections/v1", "value": "1001"})),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            op(json!({"op": "remove", "path": "/openIdConnections/1002"})),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            op(json!({"op": "replace", "path": "/openIdConnections/9999/openIdId", "value": "x"})),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            op(json!({"op": "replace", "path": "/openIdConnections/1001/colour", "value": "x"})),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            op(json!({"op": "replace", "path": "/nonsense", "value": "x"})),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            op(json!({"op": "replace", "path": "/securityDomain", "value": "x".repeat(4001)})),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            op(json!({"op": "replace", "path": "/tokenRetentionDays", "value": "30"})),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            op(json!({"op": "replace", "path": "/securityDomain"})),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            op(json!({"op": "move", "path": "/securityDomain", "from": "/code"})),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            op(json!({"op": "copy", "path": "/securityDomain"})),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            op(json!({"op": "replace", "path": "securityDomain", "value": "x"})),
+            StatusCode::BAD_REQUEST,
+        ),
+        (json!({"operations": "replace"}), StatusCode::BAD_REQUEST),
+        (json!([]), StatusCode::BAD_REQUEST),
+    ];
+    for (body, status) in cases {
+        let (got, reply) = xelion_call(Method::PATCH, &url, &token, Some(body.clone())).await;
+        assert_eq!(got, status, "{body}: {reply}");
+        assert!(reply["errorCode"].is_number(), "{reply}");
+        assert!(reply["message"].is_string());
+        assert_eq!(
+            reply["info"],
+            "resource=PATCH /api/v1/master/server/authentication"
+        );
+    }
+    let (_, after) = xelion_call(Method::GET, &url, &token, None).await;
+    assert_eq!(after, before, "failed PATCHes change nothing");
+    let (status, _) = xelion_call(Method::PATCH, &url, &token,
+        Some(json!({"operations": [{"op": "replace", "path": "/securityDomain", "value": "x".repeat(4000)}]}))).await;
+    assert_eq!(
+        status,
+        StatusCode::NO_CONTENT,
+        "4000 characters are allowed"
+    );
+    let malformed = http()
+        .patch(&url)
+        .header("authorization", format!("xelion {token}"))
+        .header("content-type", "application/json")
+        .body("{\"operations\": [")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(body_json(malformed).await["errorCode"], 10004);
+}
+
+#[tokio::test]
+async fn xelion_rate_limit_answers_10400_without_headers() {
+    let sim = start();
+    let (_, session) = xelion_login(&sim, "master", "sim-secret", "op").await;
+    let token = session["authentication"].as_str().unwrap().to_string();
+    let url = authentication_url(&sim, "master");
+    sim.faults(json!({"api": "xelion", "rateLimit": {"requestsPerSecond": 2}}))
+        .await;
+    align_to_second().await;
+    let mut limited = 0;
+    for _ in 0..5 {
+        let response = http()
+            .get(&url)
+            .header("authorization", format!("xelion {token}"))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited += 1;
+            assert!(response.headers().get("retry-after").is_none());
+            assert!(response.headers().get("x-ratelimit-limit").is_none());
+            let body = body_json(response).await;
+            assert_eq!(body["errorCode"], 10400);
+        }
+    }
+    assert_eq!(limited, 3);
+}

@@ -14,8 +14,8 @@ use crate::wire::{Api, Locked, now_ms, random_string};
 pub enum Subject {
     #[default]
     Client,
-    /// Xelion: a session of one user in one userSpace of one tenant.
-    Xelion { tenant: String, user_space: String },
+    /// Xelion: a session in one tenant (tokens are not valid in another).
+    Xelion { tenant: String },
     /// VCD: the organisation the session belongs to (`System` for provider sessions).
     Vcd { org: String, provider: bool },
     /// Entrust: the admin API application that authenticated.

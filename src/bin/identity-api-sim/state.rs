@@ -11,7 +11,7 @@ use crate::auth::Tokens;
 use crate::faults::Faults;
 use crate::record::Recorder;
 use crate::wire::Locked;
-use crate::{auth0, boruta, entrust, vcd};
+use crate::{auth0, boruta, entrust, vcd, xelion};
 
 /// Settings from the command line; they survive `/_sim/reset`.
 #[derive(Clone, Debug)]
@@ -36,10 +36,11 @@ pub struct Sim {
     pub auth0: Mutex<auth0::Store>,
     pub entrust: Mutex<entrust::Store>,
     pub vcd: Mutex<vcd::Store>,
+    pub xelion: Mutex<xelion::Store>,
 }
 
 /// The top-level keys of a seed / state document.
-const SEED_KEYS: &[&str] = &["boruta", "auth0", "entrust", "vcd"];
+const SEED_KEYS: &[&str] = &["boruta", "auth0", "entrust", "vcd", "xelion"];
 
 impl Sim {
     pub fn new(cfg: Config, log_capacity: usize) -> Self {
@@ -48,6 +49,7 @@ impl Sim {
             tokens: Tokens::default(),
             faults: Faults::default(),
             recorder: Recorder::new(log_capacity),
+            xelion: Mutex::default(),
             vcd: Mutex::default(),
             entrust: Mutex::default(),
             boruta: Mutex::default(),
@@ -67,6 +69,7 @@ impl Sim {
         *self.auth0.locked() = auth0::Store::default();
         *self.entrust.locked() = entrust::Store::default();
         *self.vcd.locked() = vcd::Store::default();
+        *self.xelion.locked() = xelion::Store::default();
         self.faults.clear();
         self.recorder.clear();
     }
@@ -91,6 +94,9 @@ impl Sim {
         if let Some(v) = doc.get("vcd") {
             self.vcd.locked().seed(v)?;
         }
+        if let Some(v) = doc.get("xelion") {
+            self.xelion.locked().seed(v)?;
+        }
         Ok(())
     }
 
@@ -101,6 +107,7 @@ impl Sim {
         out.insert("auth0".into(), self.auth0.locked().dump());
         out.insert("entrust".into(), self.entrust.locked().dump());
         out.insert("vcd".into(), self.vcd.locked().dump());
+        out.insert("xelion".into(), self.xelion.locked().dump());
         Value::Object(out)
     }
 }
