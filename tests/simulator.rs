@@ -2321,3 +2321,196 @@ async fn xelion_rate_limit_answers_10400_without_headers() {
     }
     assert_eq!(limited, 3);
 }
+
+// ---------------------------------------------------------------------------------------
+// All five APIs
+
+/// A ready-to-use authenticated request target for each API.
+struct Targets {
+    client: Client,
+    boruta: String,
+    auth0: String,
+    xelion: String,
+    vcd: String,
+    entrust: String,
+}
+
+async fn authenticate_all(sim: &SimProcess) -> Targets {
+    seed_auth0(sim).await;
+    let (_, xelion) = xelion_login(sim, "master", "sim-secret", "all").await;
+    Targets {
+        // One client: building one per request (loading the system CA store) would dominate.
+        client: http(),
+        boruta: boruta_token(sim, BORUTA_SCOPE).await,
+        auth0: auth0_token(sim).await,
+        xelion: xelion["authentication"].as_str().unwrap().to_string(),
+        vcd: vcd_token(sim, "acme").await,
+        entrust: entrust_token(sim).await,
+    }
+}
+
+/// GET the main resource of `api` with its own auth header.
+fn authed(sim: &SimProcess, t: &Targets, api: &str, method: Method) -> reqwest::RequestBuilder {
+    let client = &t.client;
+    match api {
+        "boruta" => client
+            .request(method, backends_url(sim))
+            .bearer_auth(&t.boruta),
+        "auth0" => client
+            .request(method, org_connections_url(sim, "org_acme"))
+            .bearer_auth(&t.auth0),
+        "xelion" => client
+            .request(method, authentication_url(sim, "master"))
+            .header("authorization", format!("xelion {}", t.xelion)),
+        "vcd" => client
+            .request(method, ldap_url(sim))
+            .bearer_auth(&t.vcd)
+            .header("accept", VCD_ACCEPT),
+        _ => client
+            .request(method, apps_url(sim))
+            .header("authorization", &t.entrust),
+    }
+}
+
+/// The field every error body of that vendor has.
+fn error_key(api: &str) -> &'static str {
+    match api {
+        "boruta" => "code",
+        "auth0" => "statusCode",
+        "xelion" => "errorCode",
+        "vcd" => "minorErrorCode",
+        _ => "errorCode",
+    }
+}
+
+const APIS: [&str; 5] = ["boruta", "auth0", "xelion", "vcd", "entrust"];
+
+#[tokio::test]
+async fn injected_errors_and_limits_use_each_vendors_shape() {
+    let sim = start();
+    let targets = authenticate_all(&sim).await;
+    sim.faults(json!({"api": "*", "errorRate": 1.0, "errorStatus": 503}))
+        .await;
+    for api in APIS {
+        let response = authed(&sim, &targets, api, Method::GET)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{api}");
+        let body = body_json(response).await;
+        assert!(body.get(error_key(api)).is_some(), "{api}: {body}");
+    }
+    sim.faults(json!({"api": "*", "burst429": 1})).await;
+    for api in APIS {
+        let response = authed(&sim, &targets, api, Method::GET)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS, "{api}");
+        let text = response.text().await.unwrap();
+        if api == "boruta" {
+            assert_eq!(text, "", "Boruta's 429 has an empty body");
+        } else {
+            let body: Value = serde_json::from_str(&text).unwrap();
+            assert!(body.get(error_key(api)).is_some(), "{api}: {body}");
+        }
+    }
+    for api in APIS {
+        let response = authed(&sim, &targets, api, Method::GET)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "{api}: the burst is over"
+        );
+    }
+    let faults = sim.get_faults().await;
+    assert_eq!(faults["auth0"]["burst429"], 0);
+}
+
+#[tokio::test]
+async fn bad_input_never_crashes_any_api() {
+    let sim = start();
+    let targets = authenticate_all(&sim).await;
+    let garbage: Vec<Vec<u8>> = vec![
+        b"{".to_vec(),
+        b"null".to_vec(),
+        b"42".to_vec(),
+        b"\"text\"".to_vec(),
+        b"[[[[[[[[]]]]]]]]".to_vec(),
+        "[".repeat(10_000).into_bytes(),
+        vec![0xff, 0xfe, 0x00, 0x80],
+        b"{\"backend\": {\"name\": [1, {\"a\": null}]}, \"operations\": [null, 1, \"x\"]}".to_vec(),
+        b"{\"enabled\": true, \"settingsSource\": \"DEFINED\", \"definedSettings\": {\"port\": 1e400}}".to_vec(),
+    ];
+    for api in APIS {
+        for method in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+            for body in &garbage {
+                let response = authed(&sim, &targets, api, method.clone())
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                let status = response.status();
+                assert!(
+                    status.is_client_error() || status.is_success(),
+                    "{api} {method}: {status}"
+                );
+            }
+        }
+        // Oversized bodies get 413 in the vendor's shape.
+        let response = authed(&sim, &targets, api, Method::POST)
+            .header("content-type", "application/json")
+            .body(vec![b' '; 1024 * 1024 + 1])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE, "{api}");
+        assert!(
+            body_json(response).await.get(error_key(api)).is_some(),
+            "{api}"
+        );
+        // Unknown paths get 404 in the vendor's shape.
+        let response = http()
+            .get(format!("{}/no/such/path", sim.url(api)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{api}");
+        assert!(
+            body_json(response).await.get(error_key(api)).is_some(),
+            "{api}"
+        );
+    }
+    for api in APIS {
+        let response = authed(&sim, &targets, api, Method::GET)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{api} still serves");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_traffic_on_all_apis() {
+    let sim = start();
+    let targets = authenticate_all(&sim).await;
+    let started = Instant::now();
+    let requests = (0..500).map(|i| authed(&sim, &targets, APIS[i % 5], Method::GET).send());
+    let responses = futures::future::join_all(requests).await;
+    let elapsed = started.elapsed();
+    for response in responses {
+        assert_eq!(response.unwrap().status(), StatusCode::OK);
+    }
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "500 mixed requests took {elapsed:?}"
+    );
+    let calls = sim.calls().await;
+    for api in APIS {
+        assert_eq!(calls[api]["GET"]["200"], 100, "{api}: {calls}");
+    }
+}

@@ -130,6 +130,11 @@ impl SimProcess {
         self.post("/_sim/faults", Some(faults)).await
     }
 
+    /// The faults in force, per API (`burst429` counts what is left of the burst).
+    pub async fn get_faults(&self) -> Value {
+        self.get("/_sim/faults").await
+    }
+
     pub async fn clear_faults(&self) {
         let url = format!("{}/_sim/faults", self.base_url);
         let response = self
