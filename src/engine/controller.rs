@@ -286,7 +286,7 @@ async fn reconcile_api(api: Arc<IdentityApi>, ctx: Arc<Context>) -> Result<Actio
 }
 
 fn api_error_policy(api: Arc<IdentityApi>, err: &Error, ctx: Arc<Context>) -> Action {
-    warn!(namespace = ?api.namespace(), name = %api.name_any(), error = %err, "IdentityApi reconcile failed");
+    warn!(namespace = ?api.namespace(), object = %api.name_any(), error = %err, "IdentityApi reconcile failed");
     Action::requeue(ctx.next_backoff((
         "IdentityApi",
         api.namespace().unwrap_or_default(),

@@ -41,7 +41,7 @@ pub async fn reconcile<A: Adapter>(
 ) -> Result<Action, Error> {
     let kind = kind::<A>();
     let key: Key = (kind, res.namespace().unwrap_or_default(), res.name_any());
-    let span = info_span!("reconcile", kind, namespace = %key.1, name = %key.2);
+    let span = info_span!("reconcile", kind, namespace = %key.1, object = %key.2);
     let started = Instant::now();
     let result = async {
         if res.meta().deletion_timestamp.is_some() {
@@ -65,7 +65,7 @@ pub fn error_policy<A: Adapter>(res: Arc<A::Resource>, err: &Error, ctx: Arc<Con
         res.namespace().unwrap_or_default(),
         res.name_any(),
     );
-    warn!(kind = key.0, namespace = %key.1, name = %key.2, error = %err, "reconcile failed");
+    warn!(kind = key.0, namespace = %key.1, object = %key.2, error = %err, "reconcile failed");
     Action::requeue(ctx.next_backoff(key))
 }
 

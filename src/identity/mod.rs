@@ -172,11 +172,17 @@ impl IdentityClient {
             &self.credentials,
         )
         .await;
-        self.metrics.api_call(
-            self.provider.as_str(),
-            "LOGIN",
-            if token.is_ok() { 200 } else { 401 },
-        );
+        let status = match &token {
+            Ok(_) => 200,
+            Err(ApiError::RateLimited { retry_after }) => {
+                self.pause(*retry_after);
+                429
+            }
+            Err(ApiError::Transport(_)) => 0,
+            Err(_) => 401,
+        };
+        self.metrics
+            .api_call(self.provider.as_str(), "LOGIN", status);
         let token = token?;
         let value = token.value.clone();
         *slot = Some(token);
