@@ -326,15 +326,39 @@ fail_component() { # name message
 	die "$1: $2; log: $logfile"
 }
 
-# wait_for name description command...: polls until the command succeeds.
-wait_for() {
-	local name=$1 what=$2 deadline=$(($(date +%s) + READY_TIMEOUT))
-	shift 2
+# await name command...: polls until the command succeeds (0); 1 when the component's
+# process is gone, 2 after LOCAL_KUBE_TIMEOUT seconds.
+await() {
+	local name=$1 deadline=$(($(date +%s) + READY_TIMEOUT))
+	shift
 	until "$@" >/dev/null 2>&1; do
-		pid_of "$name" >/dev/null || fail_component "$name" "exited while waiting for $what"
-		[ "$(date +%s)" -lt "$deadline" ] || fail_component "$name" "not $what after ${READY_TIMEOUT}s"
+		pid_of "$name" >/dev/null || return 1
+		[ "$(date +%s)" -lt "$deadline" ] || return 2
 		sleep 0.5
 	done
+}
+
+# bring_up name starter description check: starts the component unless it runs, then
+# waits until `check` holds. A leftover process that exits meanwhile (say one still
+# shutting down after a SIGTERM) is replaced once; one we launched that exits is an error.
+bring_up() {
+	local name=$1 starter=$2 what=$3 check=$4 launched rc
+	for _ in 1 2; do
+		launched=0
+		if ! pid_of "$name" >/dev/null; then
+			timed "start $name" "$starter"
+			launched=1
+		fi
+		rc=0
+		await "$name" "$check" || rc=$?
+		case $rc in
+		0) return 0 ;;
+		2) fail_component "$name" "not $what after ${READY_TIMEOUT}s" ;;
+		esac
+		[ "$launched" -eq 0 ] || fail_component "$name" "exited while waiting until $what"
+		log "$name (pid from an earlier start) exited while not yet $what; starting it again"
+	done
+	fail_component "$name" "exited while waiting until $what"
 }
 
 etcd_healthy() {
@@ -405,12 +429,10 @@ cmd_start() {
 	gen_pki
 	# A running kube-apiserver keeps the port its kubeconfig names.
 	if [ ! -f "$KUBECONFIG_FILE" ] || ! pid_of kube-apiserver >/dev/null; then write_kubeconfig; fi
-	timed "start etcd" start_etcd
-	wait_for etcd "healthy" etcd_healthy
-	timed "start kube-apiserver" start_apiserver
-	wait_for kube-apiserver "ready (/readyz)" apiserver_ready
-	timed "start kube-controller-manager" start_controller_manager
-	wait_for kube-controller-manager "done creating the default ServiceAccount" defaults_exist
+	bring_up etcd start_etcd "healthy" etcd_healthy
+	bring_up kube-apiserver start_apiserver "ready (/readyz)" apiserver_ready
+	bring_up kube-controller-manager start_controller_manager \
+		"the default namespace and ServiceAccount exist" defaults_exist
 	log "cluster up after $(($(date +%s) - t0))s: kube-apiserver $KUBE_VERSION on https://127.0.0.1:$API_PORT"
 	log "use it with: export KUBECONFIG=$KUBECONFIG_FILE PATH=$CACHE_BIN:\$PATH"
 	echo "$KUBECONFIG_FILE"
