@@ -185,6 +185,7 @@ async fn run_kind<A: Adapter>(
         std::borrow::Cow::Owned(k) => Box::leak(k.into_boxed_str()),
     };
     ctx.dependents.register(kind, tx);
+    ctx.register_store(reader.clone());
     Controller::for_stream(stream, reader)
         .with_config(controller::Config::default().concurrency(concurrency))
         .reconcile_on(requeues(rx))

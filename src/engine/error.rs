@@ -89,10 +89,9 @@ impl Error {
             | Error::SecretKeyNotFound { .. }
             | Error::SecretNotText { .. }
             | Error::InvalidSpec(_)
-            | Error::Rejected(_) => Next::WaitForChange,
-            Error::RemoteNotFound(_) | Error::Conflict(_) | Error::Api(_) | Error::Kube(_) => {
-                Next::Backoff
-            }
+            | Error::Rejected(_)
+            | Error::Conflict(_) => Next::WaitForChange,
+            Error::RemoteNotFound(_) | Error::Api(_) | Error::Kube(_) => Next::Backoff,
         }
     }
 

@@ -126,12 +126,16 @@ pub trait Adapter: Send + Sync + 'static {
         desired: &Self::Remote,
     ) -> impl Future<Output = Result<Observed<Self::Remote>, Error>> + Send;
 
+    /// Makes the remote object match `desired`. `secrets_changed` tells whether a referenced
+    /// Secret changed since its value was last sent (or was never sent): APIs that treat an
+    /// omitted password as "unchanged" send it only then.
     fn update(
         api: &IdentityClient,
         res: &Self::Resource,
         id: &str,
         desired: &Self::Remote,
         observed: &Self::Remote,
+        secrets_changed: bool,
     ) -> impl Future<Output = Result<Observed<Self::Remote>, Error>> + Send;
 
     fn delete(
@@ -148,6 +152,31 @@ pub trait Adapter: Send + Sync + 'static {
     /// Whether deleting the resource may mean deleting (or changing) something remote.
     fn deletes_remote(_res: &Self::Resource) -> bool {
         Self::CREATES
+    }
+
+    /// One remote object per IdentityApi (settings singletons): a second resource pointing at
+    /// the same IdentityApi is a conflict reported on the younger one.
+    const SINGLETON: bool = false;
+
+    /// Names of further Secrets whose changes should requeue the resource (for example a
+    /// Secret the operator writes for the user).
+    fn watched_secrets(_res: &Self::Resource) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Kind-specific work once the remote object is in place (Apply only), for example writing
+    /// a server-generated credential to a Secret. `fresh` is the object as the last write
+    /// returned it (carrying what only a create or regenerate returns), `None` when nothing was
+    /// written in this reconcile.
+    fn finish(
+        _ctx: &Context,
+        _api: &IdentityClient,
+        _res: &Self::Resource,
+        _observed: &Observed<Self::Remote>,
+        _fresh: bool,
+        _status: &mut ManagedStatus,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        async { Ok(()) }
     }
 }
 
@@ -174,6 +203,7 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
     failures: Mutex<HashMap<(&'static str, String, String), u32>>,
+    stores: Mutex<HashMap<std::any::TypeId, Box<dyn std::any::Any + Send + Sync>>>,
 }
 
 impl Context {
@@ -195,7 +225,25 @@ impl Context {
             metrics,
             settings,
             failures: Mutex::default(),
+            stores: Mutex::default(),
         }
+    }
+
+    /// Makes the watch cache of kind `K` available to reconciles of other objects.
+    pub fn register_store<K: Managed>(&self, store: Store<K>) {
+        self.stores
+            .lock()
+            .expect("lock")
+            .insert(std::any::TypeId::of::<K>(), Box::new(store));
+    }
+
+    pub fn store<K: Managed>(&self) -> Option<Store<K>> {
+        self.stores
+            .lock()
+            .expect("lock")
+            .get(&std::any::TypeId::of::<K>())
+            .and_then(|s| s.downcast_ref::<Store<K>>())
+            .cloned()
     }
 
     /// Per-object exponential backoff: 1 s, 2 s, 4 s … up to 5 min, with ±20 % jitter.

@@ -243,12 +243,18 @@ async fn sync<A: Adapter>(
         namespace: ns.clone(),
         name: common.api_ref.name.clone(),
     }];
-    targets.extend(refs.iter().map(|r| Target::Secret {
-        namespace: ns.clone(),
-        name: r.name.clone(),
-    }));
+    let secret_names = refs.iter().map(|r| r.name.clone());
+    targets.extend(
+        secret_names
+            .chain(A::watched_secrets(res))
+            .map(|name| Target::Secret {
+                namespace: ns.clone(),
+                name,
+            }),
+    );
     ctx.dependents.record(key.clone(), targets);
     let api = identity_api::<A>(ctx, ns, &common.api_ref.name)?;
+    check_singleton::<A>(ctx, res, ns)?;
     let versions = secrets::versions(&ctx.secrets, ns, &refs)?;
 
     let attempt = format!(
@@ -271,11 +277,26 @@ async fn sync<A: Adapter>(
     let observed = A::find(&client, res, known_id.as_deref()).await?;
     let secrets_changed = versions != status.applied_secret_versions;
 
-    let result = match (observed, policy) {
-        (None, ManagementPolicy::Observe) => Err(Error::RemoteNotFound(format!(
-            "the remote {kind} does not exist (Observe never creates it)"
-        ))),
-        (None, ManagementPolicy::Apply) => {
+    let found = match (observed, policy) {
+        (None, ManagementPolicy::Observe) => {
+            return Err(Error::RemoteNotFound(format!(
+                "the remote {kind} does not exist (Observe never creates it)"
+            )));
+        }
+        (Some(found), ManagementPolicy::Observe) => {
+            status.drift = A::diff(&view, &found.remote);
+            status.external_id = Some(found.id.clone());
+            status.remote = A::summary(&found.remote);
+            return Ok(if status.drift.is_empty() {
+                Outcome::InSync
+            } else {
+                Outcome::Drifted
+            });
+        }
+        (found, ManagementPolicy::Apply) => found,
+    };
+    let (remote, outcome) = match found {
+        None => {
             if let Some(id) = A::spec_id(res) {
                 return Err(Error::RemoteNotFound(format!(
                     "remote {kind} {id:?} to adopt does not exist"
@@ -290,69 +311,85 @@ async fn sync<A: Adapter>(
             let created = A::create(&client, res, &desired).await;
             let created = remember_terminal(created, status, &attempt)?;
             info!(id = %created.id, "created remote object");
-            publish(
-                ctx,
-                res,
-                EventType::Normal,
-                "Created",
-                "Create",
-                format!("created remote {kind} {}", created.id),
-            )
-            .await;
+            let note = format!("created remote {kind} {}", created.id);
+            publish(ctx, res, EventType::Normal, "Created", "Create", note).await;
             status.created = Some(true);
             record_write::<A>(status, &created, versions);
-            Ok(Outcome::Written)
+            (created, Outcome::Written)
         }
-        (Some(found), ManagementPolicy::Observe) => {
-            status.drift = A::diff(&view, &found.remote);
-            status.external_id = Some(found.id.clone());
-            status.remote = A::summary(&found.remote);
-            Ok(if status.drift.is_empty() {
-                Outcome::InSync
-            } else {
-                Outcome::Drifted
-            })
-        }
-        (Some(found), ManagementPolicy::Apply) => {
+        Some(found) => {
             status.created.get_or_insert(false);
             let drift = A::diff(&view, &found.remote);
             if drift.is_empty() && !secrets_changed {
                 status.external_id = Some(found.id.clone());
                 status.remote = A::summary(&found.remote);
                 status.drift.clear();
-                return Ok(Outcome::InSync);
-            }
-            let spec_unchanged = res.meta().generation == status.observed_generation;
-            if !drift.is_empty() && spec_unchanged {
-                ctx.metrics.drift(kind);
-            }
-            let values = secrets::read(&ctx.kube, ns, &refs).await?;
-            let desired = A::desired(res, Some(&values))?;
-            let updated = A::update(&client, res, &found.id, &desired, &found.remote).await;
-            let updated = remember_terminal(updated, status, &attempt)?;
-            let mut what = drift.join(", ");
-            if secrets_changed {
-                what = if what.is_empty() {
-                    "credentials from Secrets".into()
-                } else {
-                    format!("{what} and credentials from Secrets")
+                (found, Outcome::InSync)
+            } else {
+                let spec_unchanged = res.meta().generation == status.observed_generation;
+                if !drift.is_empty() && spec_unchanged {
+                    ctx.metrics.drift(kind);
+                }
+                let values = secrets::read(&ctx.kube, ns, &refs).await?;
+                let desired = A::desired(res, Some(&values))?;
+                let updated = A::update(
+                    &client,
+                    res,
+                    &found.id,
+                    &desired,
+                    &found.remote,
+                    secrets_changed,
+                )
+                .await;
+                let updated = remember_terminal(updated, status, &attempt)?;
+                let what = match (drift.is_empty(), secrets_changed) {
+                    (false, false) => drift.join(", "),
+                    (true, _) => "credentials from Secrets".to_owned(),
+                    (false, true) => format!("{} and credentials from Secrets", drift.join(", ")),
                 };
+                info!(id = %updated.id, fields = %what, "updated remote object");
+                let note = format!("updated remote {kind} {}: {what}", updated.id);
+                publish(ctx, res, EventType::Normal, "Updated", "Update", note).await;
+                record_write::<A>(status, &updated, versions);
+                (updated, Outcome::Written)
             }
-            info!(id = %updated.id, fields = %what, "updated remote object");
-            publish(
-                ctx,
-                res,
-                EventType::Normal,
-                "Updated",
-                "Update",
-                format!("updated remote {kind} {}: {what}", updated.id),
-            )
-            .await;
-            record_write::<A>(status, &updated, versions);
-            Ok(Outcome::Written)
         }
     };
-    result
+    let fresh = matches!(outcome, Outcome::Written);
+    A::finish(ctx, &client, res, &remote, fresh, status).await?;
+    Ok(outcome)
+}
+
+/// Settings singletons: the oldest resource pointing at an IdentityApi owns its settings;
+/// any other is told so, instead of the two fighting over the remote object.
+fn check_singleton<A: Adapter>(ctx: &Context, res: &A::Resource, ns: &str) -> Result<(), Error> {
+    if !A::SINGLETON {
+        return Ok(());
+    }
+    let Some(store) = ctx.store::<A::Resource>() else {
+        return Ok(());
+    };
+    let api = &res.common().api_ref.name;
+    let age = |r: &A::Resource| {
+        (
+            r.meta().creation_timestamp.as_ref().map(|t| t.0),
+            r.name_any(),
+        )
+    };
+    let owner = store
+        .state()
+        .into_iter()
+        .filter(|r| r.namespace().as_deref() == Some(ns) && &r.common().api_ref.name == api)
+        .filter(|r| r.meta().deletion_timestamp.is_none())
+        .min_by_key(|r| age(r));
+    match owner {
+        Some(owner) if owner.name_any() != res.name_any() => Err(Error::Conflict(format!(
+            "{} {:?} already manages the settings of IdentityApi {api:?}; only one may",
+            kind::<A>(),
+            owner.name_any()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 fn record_write<A: Adapter>(
@@ -471,6 +508,13 @@ async fn cleanup<A: Adapter>(res: &A::Resource, ctx: &Context, key: &Key) -> Res
     }
     remove_finalizer(res, ctx).await?;
     ctx.dependents.forget(key.clone());
+    if A::SINGLETON {
+        // A younger resource waiting for this singleton's IdentityApi may take over now.
+        ctx.dependents.trigger(&Target::Api {
+            namespace: ns.clone(),
+            name: res.common().api_ref.name.clone(),
+        });
+    }
     ctx.reset_backoff(key);
     ctx.metrics
         .set_ready(kind, &format!("{}/{}", key.1, key.2), None);

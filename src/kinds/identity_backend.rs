@@ -478,6 +478,7 @@ impl Adapter for Boruta {
         id: &str,
         desired: &Backend,
         _observed: &Backend,
+        _secrets_changed: bool,
     ) -> Result<Observed<Backend>, Error> {
         let path = format!("api/backends/{id}");
         let resp = api
