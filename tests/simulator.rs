@@ -2514,3 +2514,23 @@ async fn concurrent_traffic_on_all_apis() {
         assert_eq!(calls[api]["GET"]["200"], 100, "{api}: {calls}");
     }
 }
+
+#[tokio::test]
+async fn latency_flag_delays_vendor_calls_but_not_control_calls() {
+    let sim = SimProcess::start(SimOptions {
+        latency_ms: 250,
+        ..SimOptions::default()
+    });
+    let started = Instant::now();
+    sim.calls().await;
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "/_sim is not delayed"
+    );
+    let started = Instant::now();
+    let (status, _) = call(Method::GET, &backends_url(&sim), None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    let log = sim.log().await;
+    assert!(log["entries"][0]["durationMs"].as_u64().unwrap() >= 250);
+}
