@@ -19,9 +19,12 @@ pub const DEFAULT_REQUESTS_PER_SECOND: u32 = 100;
 pub const DEFAULT_MAX_CONCURRENT: u32 = 32;
 pub const DEFAULT_TIMEOUT_SECONDS: u32 = 30;
 
+type ApiKey = (String, String);
+
 #[derive(Default)]
 pub struct Connections {
-    clients: Mutex<HashMap<(String, String), (String, Arc<IdentityClient>)>>,
+    /// (namespace, name) → (fingerprint of spec and Secrets, client)
+    clients: Mutex<HashMap<ApiKey, (String, Arc<IdentityClient>)>>,
 }
 
 impl Connections {

@@ -13,6 +13,9 @@ pub enum Target {
     Api { namespace: String, name: String },
 }
 
+/// Sends (namespace, name) of a resource to requeue to its kind's controller.
+pub type Requeue = UnboundedSender<(String, String)>;
+
 /// A resource of one kind: (kind, namespace, name).
 pub type Dependent = (&'static str, String, String);
 
@@ -21,7 +24,7 @@ pub struct Dependents {
     by_target: RwLock<HashMap<Target, HashSet<Dependent>>>,
     by_dependent: RwLock<HashMap<Dependent, Vec<Target>>>,
     /// One channel per kind, feeding that kind's controller (`reconcile_on`).
-    senders: RwLock<HashMap<&'static str, Vec<UnboundedSender<(String, String)>>>>,
+    senders: RwLock<HashMap<&'static str, Vec<Requeue>>>,
 }
 
 impl Dependents {

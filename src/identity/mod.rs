@@ -153,15 +153,17 @@ impl IdentityClient {
             if token.is_fresh() && !refused {
                 return Ok(token.value.clone());
             }
-            if !refused && token.renewal.is_some() {
-                if let Ok(renewed) =
+            // Xelion keeps one session per user and user space: renew it (even when the
+            // server just refused it) before trying a new login, which it would refuse (10005)
+            // while the old session lives.
+            if token.renewal.is_some()
+                && let Ok(renewed) =
                     auth::renew_xelion(&self.http, &self.base_url, self.tenant.as_deref(), token)
                         .await
-                {
-                    let value = renewed.value.clone();
-                    *slot = Some(renewed);
-                    return Ok(value);
-                }
+            {
+                let value = renewed.value.clone();
+                *slot = Some(renewed);
+                return Ok(value);
             }
         }
         *slot = None;
@@ -328,10 +330,10 @@ impl IdentityClient {
     /// instead of spending a call on a 429.
     fn pace_from_headers(&self, headers: &HeaderMap) {
         let remaining = header_u64(headers, "x-ratelimit-remaining");
-        if remaining == Some(0) {
-            if let Some(wait) = reset_wait(headers) {
-                self.pause(wait);
-            }
+        if remaining == Some(0)
+            && let Some(wait) = reset_wait(headers)
+        {
+            self.pause(wait);
         }
     }
 }
