@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs every test the way CI does: formatting, lints, then unit, simulator and end-to-end
+# tests against a real local Kubernetes API server (built and started by local-kube.sh on
+# first use) and the identity API simulator. Prints how long each stage took.
+#
+#   scripts/test.sh                  # everything
+#   scripts/test.sh --test crds      # extra arguments go to `cargo test`
+set -euo pipefail
+SCRIPT_NAME=test.sh
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+started=$(date +%s)
+command -v cargo >/dev/null 2>&1 || die "cargo is required (the Rust toolchain)"
+timed "local Kubernetes API server" bash scripts/local-kube.sh start >/dev/null
+timed "cargo fmt --check" cargo fmt --all -- --check
+timed "cargo clippy" cargo clippy --all-targets --locked -- -D warnings
+timed "build" cargo test --locked --no-run
+timed "tests" cargo test --locked "$@"
+log "all stages passed in $(($(date +%s) - started))s"
