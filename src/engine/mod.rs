@@ -6,6 +6,7 @@ pub mod controller;
 pub mod dependents;
 pub mod diff;
 pub mod error;
+pub mod memo;
 pub mod reconcile;
 pub mod secrets;
 pub mod status;
@@ -53,6 +54,7 @@ pub trait Managed:
 {
     fn common(&self) -> &CommonSpec;
     fn managed_status(&self) -> Option<&ManagedStatus>;
+    fn set_managed_status(&mut self, status: Option<ManagedStatus>);
 }
 
 macro_rules! impl_managed {
@@ -63,6 +65,9 @@ macro_rules! impl_managed {
             }
             fn managed_status(&self) -> Option<&ManagedStatus> {
                 self.status.as_ref()
+            }
+            fn set_managed_status(&mut self, status: Option<ManagedStatus>) {
+                self.status = status;
             }
         }
     )*};
@@ -200,6 +205,7 @@ pub struct Context {
     pub secrets: SecretMetaStore,
     pub connections: connections::Connections,
     pub dependents: dependents::Dependents,
+    pub memo: memo::Memo,
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
     failures: Mutex<HashMap<(&'static str, String, String), u32>>,
@@ -222,6 +228,7 @@ impl Context {
             secrets,
             connections: Default::default(),
             dependents: Default::default(),
+            memo: Default::default(),
             metrics,
             settings,
             failures: Mutex::default(),

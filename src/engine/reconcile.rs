@@ -43,6 +43,7 @@ pub async fn reconcile<A: Adapter>(
     let key: Key = (kind, res.namespace().unwrap_or_default(), res.name_any());
     let span = info_span!("reconcile", kind, namespace = %key.1, object = %key.2);
     let started = Instant::now();
+    let res = ctx.memo.refresh(res.as_ref()).map(Arc::new).unwrap_or(res);
     let result = async {
         if res.meta().deletion_timestamp.is_some() {
             cleanup::<A>(&res, &ctx, &key).await
@@ -99,7 +100,9 @@ async fn apply<A: Adapter>(res: &A::Resource, ctx: &Context, key: &Key) -> Resul
             msg,
             generation,
         );
-        write_if_changed(&ctx.kube, res, old, &status).await?;
+        if let Some(written) = write_if_changed(&ctx.kube, res, old, &status).await? {
+            ctx.memo.remember(&written);
+        }
         return Ok(Action::await_change());
     }
     let outcome = sync::<A>(res, ctx, key, &mut status).await;
@@ -118,7 +121,9 @@ async fn apply<A: Adapter>(res: &A::Resource, ctx: &Context, key: &Key) -> Resul
         .set_ready(key.0, &format!("{}/{}", key.1, key.2), Some(ready));
     // A failed status write goes to error_policy, whose backoff keeps growing: the reset comes
     // only once the outcome is recorded.
-    write_if_changed(&ctx.kube, res, old, &status).await?;
+    if let Some(written) = write_if_changed(&ctx.kube, res, old, &status).await? {
+        ctx.memo.remember(&written);
+    }
     Ok(action.unwrap_or_else(|| {
         ctx.reset_backoff(key);
         Action::requeue(ctx.resync())
@@ -507,6 +512,7 @@ async fn cleanup<A: Adapter>(res: &A::Resource, ctx: &Context, key: &Key) -> Res
         (_, None) => {}
     }
     remove_finalizer(res, ctx).await?;
+    ctx.memo.forget(res);
     ctx.dependents.forget(key.clone());
     if A::SINGLETON {
         // A younger resource waiting for this singleton's IdentityApi may take over now.
@@ -596,12 +602,14 @@ async fn patch_json<K: Managed>(
 ) -> Result<(), Error> {
     let api: Api<K> = Api::namespaced(ctx.kube.clone(), &res.namespace().unwrap_or_default());
     let patch: json_patch::Patch = serde_json::from_value(ops).expect("valid JSON patch");
-    api.patch(
-        &res.name_any(),
-        &PatchParams::default(),
-        &Patch::<()>::Json(patch),
-    )
-    .await?;
+    let written = api
+        .patch(
+            &res.name_any(),
+            &PatchParams::default(),
+            &Patch::<()>::Json(patch),
+        )
+        .await?;
+    ctx.memo.remember(&written);
     Ok(())
 }
 

@@ -54,7 +54,7 @@ pub async fn write_if_changed<K, S>(
     res: &K,
     old: Option<&S>,
     new: &S,
-) -> Result<bool, Error>
+) -> Result<Option<K>, Error>
 where
     K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
         + Clone
@@ -63,7 +63,7 @@ where
     S: Serialize + PartialEq,
 {
     if old == Some(new) {
-        return Ok(false);
+        return Ok(None);
     }
     let api: Api<K> = Api::namespaced(kube.clone(), &res.namespace().unwrap_or_default());
     let patch = json!({
@@ -71,13 +71,14 @@ where
         "kind": K::kind(&()),
         "status": new,
     });
-    api.patch_status(
-        &res.name_any(),
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(patch),
-    )
-    .await?;
-    Ok(true)
+    let written = api
+        .patch_status(
+            &res.name_any(),
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(patch),
+        )
+        .await?;
+    Ok(Some(written))
 }
 
 #[cfg(test)]
