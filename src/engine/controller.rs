@@ -70,6 +70,15 @@ fn significant_change<K: Resource>(obj: &K) -> Option<u64> {
     Some(h.finish())
 }
 
+/// Drops what the operator never reads from its watch caches: managed fields and kubectl's
+/// last-applied annotation (a second copy of the spec) are most of an object's size.
+fn slim<K: Resource>(obj: &mut K) {
+    obj.meta_mut().managed_fields = None;
+    if let Some(annotations) = obj.meta_mut().annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
 /// Everything a scope runs, until `shutdown` resolves.
 pub async fn run_scope(
     client: Client,
@@ -102,6 +111,7 @@ pub async fn run_scope(
         watch_config(&scope),
     )
     .default_backoff()
+    .modify(slim)
     .reflect(api_writer)
     .applied_objects()
     .predicate_filter(significant_change, Default::default());
@@ -176,6 +186,7 @@ async fn run_kind<A: Adapter>(
     let (reader, writer) = reflector::store();
     let stream = watcher(api_for::<A::Resource>(client, scope), watch_config(scope))
         .default_backoff()
+        .modify(slim)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(significant_change, Default::default());

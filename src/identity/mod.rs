@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod lists;
 
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
@@ -84,7 +85,11 @@ pub struct IdentityClient {
     in_flight: Semaphore,
     paused_until: Mutex<Option<Instant>>,
     metrics: Arc<Metrics>,
+    lists: lists::Lists,
 }
+
+/// How old a shared list snapshot may be when a resource looks up its remote object in it.
+const LIST_MAX_AGE: Duration = Duration::from_secs(2);
 
 /// How long a single 429 may make a call wait before it gives up and lets the engine requeue.
 const MAX_INLINE_RATE_LIMIT_WAIT: Duration = Duration::from_secs(10);
@@ -127,7 +132,13 @@ impl IdentityClient {
             in_flight: Semaphore::new(config.max_concurrent.max(1) as usize),
             paused_until: Mutex::new(None),
             metrics,
+            lists: lists::Lists::new(LIST_MAX_AGE),
         })
+    }
+
+    /// Shared list snapshots of this API (see [`lists`]).
+    pub fn lists(&self) -> &lists::Lists {
+        &self.lists
     }
 
     pub fn provider(&self) -> Provider {

@@ -342,6 +342,49 @@ impl<'de> serde::Deserialize<'de> for crate::identity::SecretString {
 /// Reconciles IdentityBackends against the Boruta admin API.
 pub struct Boruta;
 
+const BACKENDS: &str = "api/backends";
+
+/// Every backend by id, without the passwords Boruta returns in plain text: they are never
+/// compared, so they are not kept.
+async fn list_backends(
+    api: &IdentityClient,
+) -> Result<std::collections::HashMap<String, std::sync::Arc<Value>>, crate::identity::ApiError> {
+    let resp = api.call(Method::GET, BACKENDS, None).await?;
+    let items = match resp.body {
+        Value::Object(mut map) => map.remove("data").unwrap_or_default(),
+        other => other,
+    };
+    let Value::Array(items) = items else {
+        return Err(crate::identity::ApiError::Decode {
+            path: BACKENDS.into(),
+            message: "expected {\"data\": [...]}".into(),
+        });
+    };
+    Ok(items
+        .into_iter()
+        .filter_map(|mut b| {
+            let id = b["id"].as_str()?.to_owned();
+            if let Some(map) = b.as_object_mut() {
+                for k in WRITE_ONLY {
+                    map.remove(*k);
+                }
+            }
+            Some((id, std::sync::Arc::new(b)))
+        })
+        .collect())
+}
+
+/// Overlays a backend the operator just wrote on the shared list snapshot.
+fn remember(api: &IdentityClient, written: &Observed<Backend>) {
+    let mut value = serde_json::to_value(&written.remote).expect("serializable");
+    if let Some(map) = value.as_object_mut() {
+        for k in WRITE_ONLY {
+            map.remove(*k);
+        }
+    }
+    api.lists().record(BACKENDS, &written.id, Some(value));
+}
+
 fn decode_data<T: serde::de::DeserializeOwned>(body: Value, path: &str) -> Result<T, Error> {
     let data = match body {
         Value::Object(mut map) if map.contains_key("data") => {
@@ -414,8 +457,15 @@ impl Adapter for Boruta {
         res: &IdentityBackend,
         id: Option<&str>,
     ) -> Result<Option<Observed<Backend>>, Error> {
+        // One list call serves every backend of this IdentityApi looked up within a short
+        // window (a burst of creations, a resync) instead of one call each.
+        let listed = api.lists().get(BACKENDS, || list_backends(api)).await?;
         if let Some(id) = id {
-            let path = format!("api/backends/{id}");
+            if let Some(found) = listed.get(id) {
+                return observed(decode_data(found.clone(), BACKENDS)?).map(Some);
+            }
+            // Created after the snapshot by someone else, or gone: ask for it directly.
+            let path = format!("{BACKENDS}/{id}");
             return match api.call(Method::GET, &path, None).await {
                 Ok(resp) => observed(decode_data(resp.body, &path)?).map(Some),
                 Err(e) if e.is_not_found() => Ok(None),
@@ -424,14 +474,12 @@ impl Adapter for Boruta {
         }
         // No id yet: find the backend by name, so a crash between create and the status write
         // never creates a second one.
-        let resp = api.call(Method::GET, "api/backends", None).await?;
-        let all: Vec<Backend> = decode_data(resp.body, "api/backends")?;
-        let mut named = all
-            .into_iter()
-            .filter(|b| b.name.as_deref() == Some(res.spec.name.as_str()));
+        let mut named = listed
+            .iter()
+            .filter(|b| b["name"].as_str() == Some(res.spec.name.as_str()));
         match (named.next(), named.next()) {
             (None, _) => Ok(None),
-            (Some(b), None) => observed(b).map(Some),
+            (Some(b), None) => observed(decode_data(b.clone(), BACKENDS)?).map(Some),
             (Some(_), Some(_)) => Err(Error::Conflict(format!(
                 "several Boruta backends are named {:?}; set spec.backendId to choose one",
                 res.spec.name
@@ -444,32 +492,30 @@ impl Adapter for Boruta {
         _res: &IdentityBackend,
         desired: &Backend,
     ) -> Result<Observed<Backend>, Error> {
-        let resp = api
-            .call(
-                Method::POST,
-                "api/backends",
-                Some(&json!({"backend": desired})),
-            )
-            .await?;
-        if resp.body.get("data").is_some() {
-            return observed(decode_data(resp.body, "api/backends")?);
-        }
-        // Only a location header: read the new backend from it.
-        let location = resp
-            .headers
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|l| l.rsplit('/').next())
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                Error::Api(crate::identity::ApiError::Decode {
-                    path: "api/backends".into(),
-                    message: "201 without body or location".into(),
-                })
-            })?;
-        let path = format!("api/backends/{location}");
-        let resp = api.call(Method::GET, &path, None).await?;
-        observed(decode_data(resp.body, &path)?)
+        let body = json!({"backend": desired});
+        let resp = api.call(Method::POST, BACKENDS, Some(&body)).await?;
+        let created = if resp.body.get("data").is_some() {
+            observed(decode_data(resp.body, BACKENDS)?)?
+        } else {
+            // Only a location header: read the new backend from it.
+            let location = resp
+                .headers
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| l.rsplit('/').next())
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    Error::Api(crate::identity::ApiError::Decode {
+                        path: BACKENDS.into(),
+                        message: "201 without body or location".into(),
+                    })
+                })?;
+            let path = format!("{BACKENDS}/{location}");
+            let resp = api.call(Method::GET, &path, None).await?;
+            observed(decode_data(resp.body, &path)?)?
+        };
+        remember(api, &created);
+        Ok(created)
     }
 
     async fn update(
@@ -480,16 +526,23 @@ impl Adapter for Boruta {
         _observed: &Backend,
         _secrets_changed: bool,
     ) -> Result<Observed<Backend>, Error> {
-        let path = format!("api/backends/{id}");
+        let path = format!("{BACKENDS}/{id}");
         let resp = api
             .call(Method::PUT, &path, Some(&json!({"backend": desired})))
             .await?;
-        observed(decode_data(resp.body, &path)?)
+        let updated = observed(decode_data(resp.body, &path)?)?;
+        remember(api, &updated);
+        Ok(updated)
     }
 
     async fn delete(api: &IdentityClient, _res: &IdentityBackend, id: &str) -> Result<(), Error> {
-        api.call(Method::DELETE, &format!("api/backends/{id}"), None)
-            .await?;
+        let result = api
+            .call(Method::DELETE, &format!("{BACKENDS}/{id}"), None)
+            .await;
+        if result.is_ok() || result.as_ref().is_err_and(|e| e.is_not_found()) {
+            api.lists().record(BACKENDS, id, None);
+        }
+        result?;
         Ok(())
     }
 
