@@ -437,10 +437,10 @@ async fn watches_deliver_events() {
     ns.kubectl_ok(&["create", "configmap", "watched", "--from-literal=a=b"]);
     let added = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(event) = events.next().await {
-            if let WatchEvent::Added(cm) = event.expect("watch event") {
-                if cm.metadata.name.as_deref() == Some("watched") {
-                    return true;
-                }
+            if let WatchEvent::Added(cm) = event.expect("watch event")
+                && cm.metadata.name.as_deref() == Some("watched")
+            {
+                return true;
             }
         }
         false

@@ -19,9 +19,12 @@ pub const DEFAULT_REQUESTS_PER_SECOND: u32 = 100;
 pub const DEFAULT_MAX_CONCURRENT: u32 = 32;
 pub const DEFAULT_TIMEOUT_SECONDS: u32 = 30;
 
+/// (namespace, name) of an IdentityApi → (fingerprint of its spec and Secrets, its client).
+type ClientCache = HashMap<(String, String), (String, Arc<IdentityClient>)>;
+
 #[derive(Default)]
 pub struct Connections {
-    clients: Mutex<HashMap<(String, String), (String, Arc<IdentityClient>)>>,
+    clients: Mutex<ClientCache>,
 }
 
 impl Connections {

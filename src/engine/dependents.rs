@@ -21,8 +21,11 @@ pub struct Dependents {
     by_target: RwLock<HashMap<Target, HashSet<Dependent>>>,
     by_dependent: RwLock<HashMap<Dependent, Vec<Target>>>,
     /// One channel per kind, feeding that kind's controller (`reconcile_on`).
-    senders: RwLock<HashMap<&'static str, Vec<UnboundedSender<(String, String)>>>>,
+    senders: RwLock<HashMap<&'static str, Vec<Requeue>>>,
 }
+
+/// Feeds (namespace, name) to one kind's controller.
+type Requeue = UnboundedSender<(String, String)>;
 
 impl Dependents {
     pub fn register(&self, kind: &'static str, tx: UnboundedSender<(String, String)>) {

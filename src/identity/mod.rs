@@ -153,15 +153,15 @@ impl IdentityClient {
             if token.is_fresh() && !refused {
                 return Ok(token.value.clone());
             }
-            if !refused && token.renewal.is_some() {
-                if let Ok(renewed) =
+            if !refused
+                && token.renewal.is_some()
+                && let Ok(renewed) =
                     auth::renew_xelion(&self.http, &self.base_url, self.tenant.as_deref(), token)
                         .await
-                {
-                    let value = renewed.value.clone();
-                    *slot = Some(renewed);
-                    return Ok(value);
-                }
+            {
+                let value = renewed.value.clone();
+                *slot = Some(renewed);
+                return Ok(value);
             }
         }
         *slot = None;
@@ -328,12 +328,25 @@ impl IdentityClient {
     /// instead of spending a call on a 429.
     fn pace_from_headers(&self, headers: &HeaderMap) {
         let remaining = header_u64(headers, "x-ratelimit-remaining");
-        if remaining == Some(0) {
-            if let Some(wait) = reset_wait(headers) {
-                self.pause(wait);
-            }
+        if remaining == Some(0)
+            && let Some(wait) = reset_wait(headers)
+        {
+            self.pause(wait);
         }
     }
+}
+
+/// One path segment, percent-encoded, so an id from a spec can never reach another path.
+pub fn path_segment(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
