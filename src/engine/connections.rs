@@ -25,6 +25,9 @@ type ClientCache = HashMap<(String, String), (String, Arc<IdentityClient>)>;
 #[derive(Default)]
 pub struct Connections {
     clients: Mutex<ClientCache>,
+    /// Held while a client is built, so reconciles starting together share one client (one
+    /// login, one rate-limit budget) instead of each building its own.
+    building: tokio::sync::Mutex<()>,
 }
 
 impl Connections {
@@ -44,10 +47,20 @@ impl Connections {
             "{:?}/{:?}/{versions:?}",
             api.metadata.uid, api.metadata.generation
         );
-        if let Some((fp, client)) = self.clients.lock().expect("lock").get(&key)
-            && *fp == fingerprint
-        {
-            return Ok(client.clone());
+        let cached = || {
+            self.clients
+                .lock()
+                .expect("lock")
+                .get(&key)
+                .filter(|(fp, _)| *fp == fingerprint)
+                .map(|(_, client)| client.clone())
+        };
+        if let Some(client) = cached() {
+            return Ok(client);
+        }
+        let _building = self.building.lock().await;
+        if let Some(client) = cached() {
+            return Ok(client);
         }
         let values = secrets::read(kube, &ns, &refs).await?;
         let config = client_config(api, &values)?;
