@@ -73,14 +73,14 @@ pub async fn ensure(
         }
         (None, Some(old)) if current && !rotate => (old.clone(), "Secret taken over"),
         (None, _) => {
-            let why = if rotate {
-                "rotateSharedSecret changed"
-            } else if !held.exists {
+            let why = if !held.exists {
                 "the Secret was missing"
             } else if !current {
                 "the Secret held another application's id"
-            } else {
+            } else if held.shared_secret.is_none() {
                 "the Secret held no shared secret"
+            } else {
+                "rotateSharedSecret changed"
             };
             let new = regenerate(api, &app.id).await?;
             status.last_sync_time = Some(now());
