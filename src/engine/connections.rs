@@ -19,12 +19,15 @@ pub const DEFAULT_REQUESTS_PER_SECOND: u32 = 100;
 pub const DEFAULT_MAX_CONCURRENT: u32 = 32;
 pub const DEFAULT_TIMEOUT_SECONDS: u32 = 30;
 
-type ApiKey = (String, String);
+/// (namespace, name) of an IdentityApi → (fingerprint of its spec and Secrets, its client).
+type ClientCache = HashMap<(String, String), (String, Arc<IdentityClient>)>;
 
 #[derive(Default)]
 pub struct Connections {
-    /// (namespace, name) → (fingerprint of spec and Secrets, client)
-    clients: Mutex<HashMap<ApiKey, (String, Arc<IdentityClient>)>>,
+    clients: Mutex<ClientCache>,
+    /// Held while a client is built, so reconciles starting together share one client (one
+    /// login, one rate-limit budget) instead of each building its own.
+    building: tokio::sync::Mutex<()>,
 }
 
 impl Connections {
@@ -44,10 +47,20 @@ impl Connections {
             "{:?}/{:?}/{versions:?}",
             api.metadata.uid, api.metadata.generation
         );
-        if let Some((fp, client)) = self.clients.lock().expect("lock").get(&key)
-            && *fp == fingerprint
-        {
-            return Ok(client.clone());
+        let cached = || {
+            self.clients
+                .lock()
+                .expect("lock")
+                .get(&key)
+                .filter(|(fp, _)| *fp == fingerprint)
+                .map(|(_, client)| client.clone())
+        };
+        if let Some(client) = cached() {
+            return Ok(client);
+        }
+        let _building = self.building.lock().await;
+        if let Some(client) = cached() {
+            return Ok(client);
         }
         let values = secrets::read(kube, &ns, &refs).await?;
         let config = client_config(api, &values)?;

@@ -161,6 +161,8 @@ pub async fn run_scope(
     tokio::join!(
         apis,
         run_kind::<identity_backend::Boruta>(&client, &scope, &ctx, concurrency, shutdown.clone()),
+        run_kind::<org_connection::Auth0>(&client, &scope, &ctx, concurrency, shutdown.clone()),
+        run_kind::<admin_api_app::Entrust>(&client, &scope, &ctx, concurrency, shutdown.clone()),
     );
     secrets_task.abort();
 }

@@ -22,6 +22,10 @@ pub enum Error {
     SecretKeyNotFound { name: String, key: String },
     #[error("value of key {key:?} in Secret {name:?} is not UTF-8 text")]
     SecretNotText { name: String, key: String },
+    #[error("ConfigMap {0:?} not found")]
+    ConfigMapNotFound(String),
+    #[error("key {key:?} not found in ConfigMap {name:?}")]
+    ConfigMapKeyNotFound { name: String, key: String },
     #[error("the spec cannot be applied: {0}")]
     InvalidSpec(String),
     #[error("{0}")]
@@ -66,6 +70,8 @@ impl Error {
             Error::SecretNotFound(_) => "SecretNotFound",
             Error::SecretKeyNotFound { .. } => "SecretKeyNotFound",
             Error::SecretNotText { .. } => "SecretNotText",
+            Error::ConfigMapNotFound(_) => "ConfigMapNotFound",
+            Error::ConfigMapKeyNotFound { .. } => "ConfigMapKeyNotFound",
             Error::InvalidSpec(_) => "InvalidSpec",
             Error::RemoteNotFound(_) => "RemoteNotFound",
             Error::Conflict(_) => "Conflict",
@@ -91,7 +97,12 @@ impl Error {
             | Error::InvalidSpec(_)
             | Error::Rejected(_)
             | Error::Conflict(_) => Next::WaitForChange,
-            Error::RemoteNotFound(_) | Error::Api(_) | Error::Kube(_) => Next::Backoff,
+            // ConfigMaps are not watched: retrying is how a new one is noticed.
+            Error::ConfigMapNotFound(_)
+            | Error::ConfigMapKeyNotFound { .. }
+            | Error::RemoteNotFound(_)
+            | Error::Api(_)
+            | Error::Kube(_) => Next::Backoff,
         }
     }
 

@@ -11,6 +11,7 @@ pub mod reconcile;
 pub mod secrets;
 pub mod status;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::future::Future;
@@ -167,6 +168,16 @@ pub trait Adapter: Send + Sync + 'static {
     /// Secret the operator writes for the user).
     fn watched_secrets(_res: &Self::Resource) -> Vec<String> {
         Vec::new()
+    }
+
+    /// Reads what the spec takes from outside Secrets (for example a ConfigMap key) into a copy
+    /// of the resource, before anything is compared or written. Such inputs are not watched: a
+    /// change is picked up at the next drift check.
+    fn resolve<'a>(
+        _ctx: &'a Context,
+        res: &'a Self::Resource,
+    ) -> impl Future<Output = Result<Cow<'a, Self::Resource>, Error>> + Send + 'a {
+        async move { Ok(Cow::Borrowed(res)) }
     }
 
     /// Kind-specific work once the remote object is in place (Apply only), for example writing

@@ -87,6 +87,10 @@ fn is_paused<K: Resource>(res: &K) -> bool {
 }
 
 async fn apply<A: Adapter>(res: &A::Resource, ctx: &Context, key: &Key) -> Result<Action, Error> {
+    let Some(res) = current(res, ctx).await? else {
+        return Ok(Action::await_change());
+    };
+    let res = res.as_ref();
     let generation = res.meta().generation;
     let old = res.managed_status();
     let mut status = old.cloned().unwrap_or_default();
@@ -128,6 +132,28 @@ async fn apply<A: Adapter>(res: &A::Resource, ctx: &Context, key: &Key) -> Resul
         ctx.reset_backoff(key);
         Action::requeue(ctx.resync())
     }))
+}
+
+/// A resource without a remote identity yet is read afresh: a reconcile requeued by one of the
+/// operator's own writes (a Secret it wrote) can run before the status it just recorded has
+/// reached the watch cache, and must not take the object it created for one it adopts.
+/// `None` when it is gone or being deleted (its own event follows).
+async fn current<'a, K: Managed>(
+    res: &'a K,
+    ctx: &Context,
+) -> Result<Option<std::borrow::Cow<'a, K>>, Error> {
+    if res
+        .managed_status()
+        .is_some_and(|s| s.external_id.is_some())
+    {
+        return Ok(Some(std::borrow::Cow::Borrowed(res)));
+    }
+    let api: Api<K> = Api::namespaced(ctx.kube.clone(), &res.namespace().unwrap_or_default());
+    Ok(api
+        .get_opt(&res.name_any())
+        .await?
+        .filter(|r| r.meta().deletion_timestamp.is_none())
+        .map(std::borrow::Cow::Owned))
 }
 
 fn report_success(status: &mut ManagedStatus, outcome: &Outcome, generation: Option<i64>) {
@@ -261,13 +287,21 @@ async fn sync<A: Adapter>(
     let api = identity_api::<A>(ctx, ns, &common.api_ref.name)?;
     check_singleton::<A>(ctx, res, ns)?;
     let versions = secrets::versions(&ctx.secrets, ns, &refs)?;
+    let resolved = A::resolve(ctx, res).await?;
+    let res = resolved.as_ref();
+    let view = A::desired(res, None)?;
 
-    let attempt = format!(
+    let mut attempt = format!(
         "generation={} api={} secrets={:?}",
         res.meta().generation.unwrap_or_default(),
         api.metadata.generation.unwrap_or_default(),
         versions
     );
+    if matches!(resolved, std::borrow::Cow::Owned(_)) {
+        // Inputs from outside the spec (a ConfigMap) may change without a new generation: a
+        // rejected spec is retried once they do.
+        attempt.push_str(&format!(" inputs={:x}", fingerprint(&view)));
+    }
     if status.failed_attempt.as_deref() == Some(attempt.as_str()) {
         return Ok(Outcome::StillFailed);
     }
@@ -278,7 +312,6 @@ async fn sync<A: Adapter>(
         .get(&api, &ctx.kube, &ctx.secrets, &ctx.metrics)
         .await?;
     let known_id = A::spec_id(res).or_else(|| status.external_id.clone());
-    let view = A::desired(res, None)?;
     let observed = A::find(&client, res, known_id.as_deref()).await?;
     let secrets_changed = versions != status.applied_secret_versions;
 
@@ -395,6 +428,14 @@ fn check_singleton<A: Adapter>(ctx: &Context, res: &A::Resource, ns: &str) -> Re
         ))),
         _ => Ok(()),
     }
+}
+
+/// A stable digest of the desired object (which, without Secrets, holds no secret value).
+fn fingerprint(view: &impl std::fmt::Debug) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    format!("{view:?}").hash(&mut h);
+    h.finish()
 }
 
 fn record_write<A: Adapter>(

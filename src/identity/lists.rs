@@ -16,6 +16,8 @@ use serde_json::Value;
 use super::ApiError;
 
 type Items = Arc<HashMap<String, Arc<Value>>>;
+/// When the operator wrote an object, and what (`None` for a deletion).
+type Written = (Instant, Option<Arc<Value>>);
 
 #[derive(Default)]
 struct Slot {
@@ -23,7 +25,7 @@ struct Slot {
     fetching: tokio::sync::Mutex<()>,
     snapshot: Mutex<Option<(Instant, Items)>>,
     /// Our writes since, by id: `None` for a deletion.
-    writes: Mutex<HashMap<String, (Instant, Option<Arc<Value>>)>>,
+    writes: Mutex<HashMap<String, Written>>,
 }
 
 pub struct Lists {

@@ -84,12 +84,65 @@ pub struct IdentityClient {
     limiter: DefaultDirectRateLimiter,
     in_flight: Semaphore,
     paused_until: Mutex<Option<Instant>>,
+    budget: Mutex<Budget>,
     metrics: Arc<Metrics>,
     lists: lists::Lists,
 }
 
 /// How old a shared list snapshot may be when a resource looks up its remote object in it.
 const LIST_MAX_AGE: Duration = Duration::from_secs(2);
+/// What Auth0's rate-limit headers say about the current window: how many calls may still
+/// start before it resets. Without it every reconcile running at once would spend a call on a
+/// 429 as soon as a window is used up, and again right after each reset.
+#[derive(Debug, Default)]
+struct Budget {
+    /// Calls that may still start in this window (`None`: the vendor has said nothing).
+    left: Option<u64>,
+    reset: Option<Instant>,
+    /// `x-ratelimit-limit`: the budget of a window that has begun but not yet answered.
+    limit: Option<u64>,
+}
+
+/// Reset times are whole UNIX seconds, converted at slightly different moments.
+const SAME_RESET: Duration = Duration::from_millis(100);
+
+impl Budget {
+    /// Takes one call from the budget, or says until when to wait.
+    fn take(&mut self, now: Instant) -> Option<Instant> {
+        if self.reset.is_some_and(|r| now >= r) {
+            self.reset = None;
+            self.left = self.limit;
+        }
+        match self.left {
+            Some(0) => Some(self.reset.unwrap_or(now + Duration::from_secs(1))),
+            Some(n) => {
+                self.left = Some(n - 1);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Learns from one answer's headers. Calls started since the server counted this one are
+    /// already taken from `left`, so within a window the lower count wins.
+    fn observe(&mut self, limit: Option<u64>, remaining: u64, reset: Instant) {
+        if limit.is_some() {
+            self.limit = limit;
+        }
+        match self.reset {
+            Some(r) if reset > r + SAME_RESET => {
+                self.reset = Some(reset);
+                self.left = Some(remaining);
+            }
+            // A late answer from a window already over.
+            Some(r) if reset + SAME_RESET < r => {}
+            _ => {
+                self.reset = Some(reset);
+                self.left = Some(self.left.map_or(remaining, |l| l.min(remaining)));
+            }
+        }
+    }
+}
 
 /// How long a single 429 may make a call wait before it gives up and lets the engine requeue.
 const MAX_INLINE_RATE_LIMIT_WAIT: Duration = Duration::from_secs(10);
@@ -131,6 +184,7 @@ impl IdentityClient {
             limiter: RateLimiter::direct(Quota::per_second(rps).allow_burst(burst)),
             in_flight: Semaphore::new(config.max_concurrent.max(1) as usize),
             paused_until: Mutex::new(None),
+            budget: Mutex::default(),
             metrics,
             lists: lists::Lists::new(LIST_MAX_AGE),
         })
@@ -178,6 +232,9 @@ impl IdentityClient {
             }
         }
         *slot = None;
+        // Callers queued on the lock behind a rate-limited login wait for the window too.
+        self.wait_for_pause().await;
+        self.wait_for_budget().await;
         let token = auth::login(
             &self.http,
             &self.base_url,
@@ -221,6 +278,20 @@ impl IdentityClient {
         }
     }
 
+    async fn wait_for_budget(&self) {
+        loop {
+            let wait = self
+                .budget
+                .lock()
+                .expect("budget lock")
+                .take(Instant::now());
+            match wait {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => return,
+            }
+        }
+    }
+
     fn pause(&self, wait: Duration) {
         let at = Instant::now() + wait;
         let mut slot = self.paused_until.lock().expect("pause lock");
@@ -242,6 +313,7 @@ impl IdentityClient {
         loop {
             self.wait_for_pause().await;
             self.limiter.until_ready().await;
+            self.wait_for_budget().await;
             let _permit = self
                 .in_flight
                 .acquire()
@@ -337,16 +409,33 @@ impl IdentityClient {
         })
     }
 
-    /// Auth0 says how many calls are left in the window: when none are, wait for the reset
-    /// instead of spending a call on a 429.
+    /// Auth0 says how many calls are left in the window and when it resets: start no more
+    /// than that, instead of spending calls on 429s.
     fn pace_from_headers(&self, headers: &HeaderMap) {
-        let remaining = header_u64(headers, "x-ratelimit-remaining");
-        if remaining == Some(0)
+        if let Some(remaining) = header_u64(headers, "x-ratelimit-remaining")
             && let Some(wait) = reset_wait(headers)
         {
-            self.pause(wait);
+            let limit = header_u64(headers, "x-ratelimit-limit");
+            self.budget.lock().expect("budget lock").observe(
+                limit,
+                remaining,
+                Instant::now() + wait,
+            );
         }
     }
+}
+
+/// One path segment, percent-encoded, so an id from a spec can never reach another path.
+pub fn path_segment(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
@@ -417,6 +506,43 @@ mod tests {
             "{wait:?}"
         );
         assert_eq!(retry_after(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn the_budget_follows_the_rate_limit_headers() {
+        let t0 = Instant::now();
+        let reset = t0 + Duration::from_millis(600);
+        let mut b = Budget::default();
+        // Nothing known yet: calls go.
+        assert_eq!(b.take(t0), None);
+        assert_eq!(b.take(t0), None);
+        // The first answer: 2 left in this window, but one more call is already in flight.
+        b.observe(Some(4), 2, reset);
+        assert_eq!(b.take(t0), None);
+        assert_eq!(b.take(t0), None);
+        assert_eq!(
+            b.take(t0),
+            Some(reset),
+            "window used up: wait for its reset"
+        );
+        // A late answer of the same window does not give calls back.
+        b.observe(Some(4), 1, reset + Duration::from_millis(20));
+        assert!(b.take(t0).is_some());
+        // After the reset: as many calls as the limit, until the new window's answers come.
+        let later = reset + Duration::from_millis(50);
+        for _ in 0..4 {
+            assert_eq!(b.take(later), None);
+        }
+        assert!(b.take(later).is_some());
+        let next = reset + Duration::from_secs(1);
+        b.observe(Some(4), 3, next);
+        assert!(
+            b.take(later).is_some(),
+            "four already started in this window"
+        );
+        // An answer from the window before is ignored.
+        b.observe(Some(4), 4, reset);
+        assert!(b.take(later).is_some());
     }
 
     #[test]

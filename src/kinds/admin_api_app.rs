@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use super::common::{CommonSpec, ManagedStatus};
 
 /// An Entrust IDaaS administration API application; its server-generated shared secret is
-/// written to the Secret named by sharedSecretTarget.
+/// written to the Secret named by sharedSecretTarget. Fields left unset are left as they are in
+/// Entrust.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[kube(
     group = "identity.operator.dev",
@@ -31,19 +32,21 @@ use super::common::{CommonSpec, ManagedStatus};
 pub struct AdminApiAppSpec {
     #[serde(flatten)]
     pub common: CommonSpec,
-    /// Id of an existing application to adopt. Immutable.
+    /// Id of an existing application to adopt. When unset the operator looks for an
+    /// application with the same name and creates one if there is none. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 256))]
     pub application_id: Option<String>,
     /// Application name (also the key used to find an existing application).
     #[schemars(length(min = 1, max = 256))]
     pub name: String,
+    /// Free-text description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Allow tokens that do not expire quickly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_long_lived_token: Option<bool>,
-    /// Template of the application; only used when creating it.
+    /// Template of the application; only used when creating it (Entrust cannot change it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application_template_id: Option<String>,
     /// IP list restricting where the application may authenticate from.
@@ -52,7 +55,8 @@ pub struct AdminApiAppSpec {
     /// Logo, base64-encoded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logo: Option<String>,
-    /// Logo taken from a ConfigMap key (base64-encoded text).
+    /// Logo taken from a ConfigMap key: raw image bytes under binaryData, or base64 text under
+    /// data. Read at every reconcile; a change is picked up at the next drift check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logo_from: Option<ConfigMapKeyRef>,
     /// Administrator role of the application (set exactly one of roleId and spRoleId).
@@ -61,24 +65,482 @@ pub struct AdminApiAppSpec {
     /// Service-provider role of the application.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sp_role_id: Option<String>,
-    /// Secret (owned by this resource) that receives the keys `applicationId` and `sharedSecret`.
+    /// Secret (owned by this resource) that receives the keys `applicationId` and
+    /// `sharedSecret`. Re-created with a regenerated shared secret if it is deleted.
     pub shared_secret_target: SharedSecretTarget,
-    /// Change this value to any new token to regenerate the shared secret once.
+    /// Change this value to any new token (a date, a counter) to regenerate the shared secret
+    /// once and update the target Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
     pub rotate_shared_secret: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 pub struct ConfigMapKeyRef {
     /// ConfigMap name in the same namespace.
+    #[schemars(length(min = 1, max = 253))]
     pub name: String,
-    /// Key in the ConfigMap's data.
+    /// Key in the ConfigMap's data or binaryData.
+    #[schemars(length(min = 1, max = 253))]
     pub key: String,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 pub struct SharedSecretTarget {
-    /// Name of the Secret to write.
+    /// Name of the Secret to write, in the same namespace.
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entrust IDaaS administration API wire format and adapter
+// ---------------------------------------------------------------------------------------------
+
+mod shared_secret;
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::{Api, ResourceExt};
+use reqwest::Method;
+use serde_json::Value;
+
+use super::common::SecretKeyRef;
+use crate::engine::secrets::SecretValues;
+use crate::engine::{Adapter, Context, Error, Observed};
+use crate::identity::{ApiError, IdentityClient, SecretString, path_segment};
+use crate::kinds::identity_api::Provider;
+
+pub use shared_secret::{APPLICATION_ID_KEY, ROTATION_ANNOTATION, SHARED_SECRET_KEY};
+
+const APPLICATIONS: &str = "api/web/v1/applications/adminapi";
+
+/// An admin API application as Entrust names it (AdminApiApplication: the answer of GET,
+/// create and update).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminApiApplication {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_long_lived_token: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_template_id: Option<String>,
+    /// The template's name; read-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_template: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_list_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sp_role_id: Option<String>,
+    /// Read-only; changes whenever the application logs in, so never compared nor shown.
+    #[serde(default, skip_serializing)]
+    pub last_authn_date: Option<String>,
+    /// Generated by Entrust and returned by create (and regenerate) only: handed to the user in
+    /// the target Secret, never compared, shown or kept.
+    #[serde(default, skip_serializing)]
+    pub shared_secret: Option<SecretString>,
+}
+
+/// AdminApiApplicationParms: the body of create (POST) and update (PUT).
+#[derive(Serialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminApiApplicationParms {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_long_lived_token: Option<bool>,
+    /// Create only: Entrust cannot move an application to another template.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub application_template_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_list_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logo: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role_id: Option<String>,
+    /// `""` removes the service-provider role (documented).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sp_role_id: Option<String>,
+}
+
+/// Fields compared with the remote application (where the spec sets them).
+const COMPARED: &[&str] = &[
+    "name",
+    "description",
+    "allowLongLivedToken",
+    "ipListId",
+    "logo",
+    "roleId",
+    "spRoleId",
+];
+
+impl AdminApiAppSpec {
+    fn to_application(&self) -> AdminApiApplication {
+        AdminApiApplication {
+            name: Some(self.name.clone()),
+            description: self.description.clone(),
+            allow_long_lived_token: self.allow_long_lived_token,
+            application_template_id: self.application_template_id.clone(),
+            ip_list_id: self.ip_list_id.clone(),
+            logo: self.logo.clone(),
+            role_id: self.role_id.clone(),
+            // One role: an application given a roleId has no service-provider role. Entrust
+            // documents no way to remove a roleId, so the reverse is left alone.
+            sp_role_id: self
+                .sp_role_id
+                .clone()
+                .or_else(|| self.role_id.as_ref().map(|_| String::new())),
+            ..AdminApiApplication::default()
+        }
+    }
+}
+
+impl AdminApiApplication {
+    /// The body of a create (with the template) or an update (without it).
+    fn parms(&self, create: bool) -> AdminApiApplicationParms {
+        let set = |v: &Option<String>| v.clone().filter(|s| !(create && s.is_empty()));
+        AdminApiApplicationParms {
+            name: self.name.clone().unwrap_or_default(),
+            allow_long_lived_token: self.allow_long_lived_token,
+            application_template_id: if create {
+                self.application_template_id.clone()
+            } else {
+                None
+            },
+            description: self.description.clone(),
+            ip_list_id: self.ip_list_id.clone(),
+            logo: self.logo.clone(),
+            role_id: self.role_id.clone(),
+            sp_role_id: set(&self.sp_role_id),
+        }
+    }
+}
+
+/// Compared fields of `desired` that `observed` does not match, as spec paths. An empty string
+/// and an absent value are the same (`spRoleId: ""` is how Entrust removes the role).
+pub fn differences(desired: &AdminApiApplication, observed: &AdminApiApplication) -> Vec<String> {
+    let normal = |v: Option<&Value>| match v {
+        None | Some(Value::Null) => Value::String(String::new()),
+        Some(v) => v.clone(),
+    };
+    let d = serde_json::to_value(desired).expect("serializable");
+    let o = serde_json::to_value(observed).expect("serializable");
+    COMPARED
+        .iter()
+        .filter(|f| d.get(**f).is_some_and(|v| !v.is_null()))
+        .filter(|f| normal(d.get(**f)) != normal(o.get(**f)))
+        .map(|f| format!("spec.{f}"))
+        .collect()
+}
+
+/// Reconciles AdminApiApps against the Entrust administration API.
+pub struct Entrust;
+
+fn decode<T: serde::de::DeserializeOwned>(body: Value, path: &str) -> Result<T, Error> {
+    serde_json::from_value(body).map_err(|e| {
+        Error::Api(ApiError::Decode {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    })
+}
+
+fn observed(app: AdminApiApplication, path: &str) -> Result<Observed<AdminApiApplication>, Error> {
+    let id = app.id.clone().ok_or_else(|| {
+        Error::Api(ApiError::Decode {
+            path: path.to_owned(),
+            message: "application without id".into(),
+        })
+    })?;
+    Ok(Observed { id, remote: app })
+}
+
+/// The logo named by `spec.logoFrom`: binaryData is encoded, data is taken as base64 text
+/// (line breaks of wrapped base64 removed).
+async fn logo_from(
+    ctx: &Context,
+    res: &AdminApiApp,
+    from: &ConfigMapKeyRef,
+) -> Result<String, Error> {
+    let api: Api<ConfigMap> =
+        Api::namespaced(ctx.kube.clone(), &res.namespace().unwrap_or_default());
+    let cm = api
+        .get_opt(&from.name)
+        .await?
+        .ok_or_else(|| Error::ConfigMapNotFound(from.name.clone()))?;
+    if let Some(bytes) = cm.binary_data.as_ref().and_then(|d| d.get(&from.key)) {
+        return Ok(base64::engine::general_purpose::STANDARD.encode(&bytes.0));
+    }
+    cm.data
+        .as_ref()
+        .and_then(|d| d.get(&from.key))
+        .map(|text| text.split_ascii_whitespace().collect())
+        .ok_or_else(|| Error::ConfigMapKeyNotFound {
+            name: from.name.clone(),
+            key: from.key.clone(),
+        })
+}
+
+impl Adapter for Entrust {
+    type Resource = AdminApiApp;
+    type Remote = AdminApiApplication;
+    const PROVIDER: Provider = Provider::Entrust;
+    const CREATES: bool = true;
+
+    fn secret_refs(_res: &AdminApiApp) -> Vec<SecretKeyRef> {
+        Vec::new()
+    }
+
+    fn spec_id(res: &AdminApiApp) -> Option<String> {
+        res.spec.application_id.clone()
+    }
+
+    async fn resolve<'a>(
+        ctx: &'a Context,
+        res: &'a AdminApiApp,
+    ) -> Result<Cow<'a, AdminApiApp>, Error> {
+        let Some(from) = &res.spec.logo_from else {
+            return Ok(Cow::Borrowed(res));
+        };
+        let mut resolved = res.clone();
+        resolved.spec.logo = Some(logo_from(ctx, res, from).await?);
+        Ok(Cow::Owned(resolved))
+    }
+
+    fn desired(
+        res: &AdminApiApp,
+        _secrets: Option<&SecretValues>,
+    ) -> Result<AdminApiApplication, Error> {
+        Ok(res.spec.to_application())
+    }
+
+    fn diff(desired: &AdminApiApplication, observed: &AdminApiApplication) -> Vec<String> {
+        differences(desired, observed)
+    }
+
+    async fn find(
+        api: &IdentityClient,
+        res: &AdminApiApp,
+        id: Option<&str>,
+    ) -> Result<Option<Observed<AdminApiApplication>>, Error> {
+        if let Some(id) = id {
+            let path = format!("{APPLICATIONS}/{}", path_segment(id));
+            return match api.call(Method::GET, &path, None).await {
+                Ok(resp) => observed(decode(resp.body, &path)?, &path).map(Some),
+                Err(e) if e.is_not_found() => Ok(None),
+                Err(e) => Err(e.into()),
+            };
+        }
+        // No id yet: find the application by name, so a crash between create and the status
+        // write never creates a second one.
+        let resp = api.call(Method::GET, APPLICATIONS, None).await?;
+        let all: Vec<AdminApiApplication> = decode(resp.body, APPLICATIONS)?;
+        let mut named = all
+            .into_iter()
+            .filter(|a| a.name.as_deref() == Some(res.spec.name.as_str()));
+        match (named.next(), named.next()) {
+            (None, _) => Ok(None),
+            (Some(a), None) => observed(a, APPLICATIONS).map(Some),
+            (Some(_), Some(_)) => Err(Error::Conflict(format!(
+                "several Entrust admin API applications are named {:?}; set spec.applicationId to choose one",
+                res.spec.name
+            ))),
+        }
+    }
+
+    async fn create(
+        api: &IdentityClient,
+        _res: &AdminApiApp,
+        desired: &AdminApiApplication,
+    ) -> Result<Observed<AdminApiApplication>, Error> {
+        let body = serde_json::to_value(desired.parms(true)).expect("serializable");
+        let resp = api.call(Method::POST, APPLICATIONS, Some(&body)).await?;
+        observed(decode(resp.body, APPLICATIONS)?, APPLICATIONS)
+    }
+
+    async fn update(
+        api: &IdentityClient,
+        _res: &AdminApiApp,
+        id: &str,
+        desired: &AdminApiApplication,
+        _observed: &AdminApiApplication,
+        _secrets_changed: bool,
+    ) -> Result<Observed<AdminApiApplication>, Error> {
+        let path = format!("{APPLICATIONS}/{}", path_segment(id));
+        let body = serde_json::to_value(desired.parms(false)).expect("serializable");
+        let resp = api.call(Method::PUT, &path, Some(&body)).await?;
+        observed(decode(resp.body, &path)?, &path)
+    }
+
+    async fn delete(api: &IdentityClient, _res: &AdminApiApp, id: &str) -> Result<(), Error> {
+        let path = format!("{APPLICATIONS}/{}", path_segment(id));
+        api.call(Method::DELETE, &path, None).await?;
+        Ok(())
+    }
+
+    fn summary(observed: &AdminApiApplication) -> BTreeMap<String, String> {
+        let mut s = BTreeMap::new();
+        if let Some(n) = &observed.name {
+            s.insert("name".into(), n.clone());
+        }
+        if let Some(t) = &observed.application_template {
+            s.insert("applicationTemplate".into(), t.clone());
+        }
+        s
+    }
+
+    fn watched_secrets(res: &AdminApiApp) -> Vec<String> {
+        vec![res.spec.shared_secret_target.name.clone()]
+    }
+
+    async fn finish(
+        ctx: &Context,
+        api: &IdentityClient,
+        res: &AdminApiApp,
+        app: &Observed<AdminApiApplication>,
+        _fresh: bool,
+        status: &mut ManagedStatus,
+    ) -> Result<(), Error> {
+        shared_secret::ensure(ctx, api, res, app, status).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec(fields: Value) -> AdminApiAppSpec {
+        let mut all = json!({"apiRef": {"name": "entrust"}, "name": "ci", "sharedSecretTarget": {"name": "ci-credentials"}});
+        for (k, v) in fields.as_object().unwrap() {
+            all[k] = v.clone();
+        }
+        serde_json::from_value(all).unwrap()
+    }
+
+    fn app(body: Value) -> AdminApiApplication {
+        serde_json::from_value(body).unwrap()
+    }
+
+    /// An answer in the documented shape: the parms plus applicationTemplate, id,
+    /// lastAuthnDate and sharedSecret.
+    fn answer() -> Value {
+        json!({
+            "id": "d9d2dc01-0000-4000-8000-000000000001",
+            "name": "ci",
+            "description": "CI pipeline",
+            "allowLongLivedToken": false,
+            "applicationTemplateId": "00000000-0000-0000-0000-0000000000a1",
+            "applicationTemplate": "Administration API",
+            "ipListId": null,
+            "logo": null,
+            "roleId": "role-1",
+            "spRoleId": null,
+            "lastAuthnDate": "2026-01-01T00:00:00.000Z",
+            "sharedSecret": null
+        })
+    }
+
+    #[test]
+    fn create_body_has_the_template_and_no_empty_role() {
+        let desired = spec(json!({
+            "roleId": "role-1",
+            "description": "CI pipeline",
+            "applicationTemplateId": "tpl-1",
+            "allowLongLivedToken": true,
+        }))
+        .to_application();
+        assert_eq!(
+            serde_json::to_value(desired.parms(true)).unwrap(),
+            json!({"name": "ci", "roleId": "role-1", "description": "CI pipeline", "applicationTemplateId": "tpl-1", "allowLongLivedToken": true})
+        );
+    }
+
+    #[test]
+    fn update_body_has_the_name_and_no_template() {
+        let desired =
+            spec(json!({"roleId": "role-1", "applicationTemplateId": "tpl-1", "ipListId": "ips"}))
+                .to_application();
+        assert_eq!(
+            serde_json::to_value(desired.parms(false)).unwrap(),
+            json!({"name": "ci", "roleId": "role-1", "spRoleId": "", "ipListId": "ips"})
+        );
+        let sp = spec(json!({"spRoleId": "sp-1"})).to_application();
+        assert_eq!(
+            serde_json::to_value(sp.parms(false)).unwrap(),
+            json!({"name": "ci", "spRoleId": "sp-1"})
+        );
+    }
+
+    #[test]
+    fn only_set_fields_are_compared_and_null_is_empty() {
+        let desired =
+            spec(json!({"roleId": "role-1", "description": "CI pipeline"})).to_application();
+        assert!(differences(&desired, &app(answer())).is_empty());
+        let desired =
+            spec(json!({"roleId": "role-2", "allowLongLivedToken": true, "logo": "aGk="}))
+                .to_application();
+        assert_eq!(
+            differences(&desired, &app(answer())),
+            vec!["spec.allowLongLivedToken", "spec.logo", "spec.roleId"]
+        );
+        // A service-provider role someone added is removed when the spec gives a roleId.
+        let mut with_sp = answer();
+        with_sp["spRoleId"] = json!("sp-1");
+        let desired = spec(json!({"roleId": "role-1"})).to_application();
+        assert_eq!(differences(&desired, &app(with_sp)), vec!["spec.spRoleId"]);
+    }
+
+    #[test]
+    fn the_template_is_never_compared() {
+        let desired =
+            spec(json!({"roleId": "role-1", "applicationTemplateId": "other"})).to_application();
+        assert!(differences(&desired, &app(answer())).is_empty());
+    }
+
+    #[test]
+    fn the_shared_secret_is_read_but_never_sent_nor_printed() {
+        let mut created = answer();
+        created["sharedSecret"] = json!("fHpRFX-generated");
+        let created = app(created);
+        assert_eq!(
+            created.shared_secret.as_ref().map(SecretString::expose),
+            Some("fHpRFX-generated")
+        );
+        assert!(!format!("{created:?}").contains("fHpRFX"));
+        assert!(!serde_json::to_string(&created).unwrap().contains("fHpRFX"));
+        assert!(
+            !serde_json::to_string(&created.parms(false))
+                .unwrap()
+                .contains("fHpRFX")
+        );
+        assert!(app(answer()).shared_secret.is_none());
+    }
+
+    #[test]
+    fn status_shows_name_and_template_but_not_the_login_date() {
+        let s = Entrust::summary(&app(answer()));
+        assert_eq!(
+            s,
+            BTreeMap::from([
+                (
+                    "applicationTemplate".to_owned(),
+                    "Administration API".to_owned()
+                ),
+                ("name".to_owned(), "ci".to_owned()),
+            ])
+        );
+    }
 }
