@@ -6,9 +6,14 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::chart::{CHART, TEST_IMAGE, documents, render, render_ok, stream};
+use std::time::Duration;
+
+use support::chart::{CHART, TEST_IMAGE, documents, render, render_ok, stream, values_file};
 use support::cluster::{Cluster, TestNamespace, ensure_cluster};
-use support::operator::install_crds;
+use support::operator::{
+    Operator, apply, identity_documents, install_crds, service_account_kubeconfig, wait_condition,
+};
+use support::sim::{SimOptions, SimProcess};
 
 const CHART_CRDS: &str =
     include_str!("../charts/identity-operator/crds/identity.operator.dev.yaml");
@@ -95,11 +100,7 @@ fn helm_lint_passes_for_every_value_combination() {
         json!({"replicaCount": 1, "leaderElection": {"enabled": false}, "rbac": {"secretWrites": false}}),
         json!({"serviceMonitor": {"enabled": true}}),
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("values.json");
-        let mut all = json!({"image": {"repository": TEST_IMAGE}});
-        support::chart::merge(&mut all, &values);
-        std::fs::write(&file, all.to_string()).unwrap();
+        let (_dir, file) = values_file(&values);
         let out = cluster.helm(&["lint", "--strict", CHART, "-f", file.to_str().unwrap()]);
         assert!(
             out.status.success(),
@@ -188,6 +189,95 @@ fn watch_namespaces_get_a_role_each_and_no_cluster_role() {
     for watched in [&team_a.name, &team_b.name] {
         assert!(args.contains(&format!("--namespace={watched}")), "{args:?}");
     }
+}
+
+/// With watchNamespaces the operator needs no cluster-wide permission: it runs, elects itself
+/// leader and reconciles with nothing but the Roles the chart renders.
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_namespaces_mode_runs_on_roles_alone() {
+    let cluster = ensure_cluster();
+    install_crds(cluster);
+    let ns = TestNamespace::new(cluster, "helm-roles-only");
+    let values = json!({"watchNamespaces": [ns.name]});
+    let docs = identity_documents(&render_ok(cluster, "scoped", &ns.name, &values, &[]));
+    assert!(
+        docs.iter()
+            .all(|d| d["metadata"]["namespace"] == ns.name.as_str()),
+        "only namespaced objects expected"
+    );
+    cluster.kubectl_stdin_ok(&["apply", "-f", "-"], &stream(&docs));
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("scoped.kubeconfig");
+    service_account_kubeconfig(cluster, &docs, &["--namespace", &ns.name], &kubeconfig);
+    let user = format!("system:serviceaccount:{}:scoped-identity-operator", ns.name);
+    let cluster_wide = cluster.kubectl(&[
+        "auth",
+        "can-i",
+        "list",
+        "secrets",
+        "--all-namespaces",
+        "--as",
+        &user,
+    ]);
+    assert!(
+        !cluster_wide.status.success(),
+        "no cluster-wide Secret access expected"
+    );
+
+    let sim = SimProcess::start(SimOptions {
+        extra_args: vec!["--boruta-oauth-rate-limit".into(), "0".into()],
+        ..SimOptions::default()
+    });
+    let manifests = json!([
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "boruta-client"},
+         "stringData": {"secret": sim.options.client_secret}},
+        {"apiVersion": "identity.operator.dev/v1alpha1", "kind": "IdentityApi",
+         "metadata": {"name": "boruta"},
+         "spec": {"provider": "boruta", "url": sim.url("boruta"), "auth": {"oauth2ClientCredentials": {
+             "tokenUrl": "oauth/token", "clientId": sim.options.client_id,
+             "clientSecretRef": {"name": "boruta-client", "key": "secret"},
+             "scopes": ["identity-providers:manage:all"]}}}},
+        {"apiVersion": "identity.operator.dev/v1alpha1", "kind": "IdentityBackend",
+         "metadata": {"name": "scoped"},
+         "spec": {"apiRef": {"name": "boruta"}, "name": "scoped", "passwordHashingAlg": "argon2"}},
+    ]);
+    for doc in manifests.as_array().unwrap() {
+        apply(cluster, &ns, &doc.to_string());
+    }
+    let op = Operator::start_as(
+        cluster,
+        &ns,
+        &[
+            "--leader-election",
+            "--lease-name",
+            "scoped-identity-operator",
+            "--leader-election-namespace",
+            &ns.name,
+        ],
+        &kubeconfig,
+    );
+    let timeout = Duration::from_secs(45);
+    wait_condition(
+        cluster,
+        &ns,
+        "identitybackend/scoped",
+        "Ready",
+        "True",
+        None,
+        timeout,
+    )
+    .await;
+    assert!(op.log().contains("became the leader"));
+    let holder = ns.kubectl_ok(&[
+        "get",
+        "lease",
+        "scoped-identity-operator",
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ]);
+    assert!(!holder.is_empty(), "the Lease has a holder");
+    // Deleted while the operator runs, so no finalizer keeps the namespace.
+    ns.kubectl_ok(&["delete", "identitybackends", "--all", "--timeout=60s"]);
 }
 
 #[test]
@@ -457,10 +547,11 @@ fn helm_install_and_uninstall() {
         "--set",
         &image,
     ]);
-    let installed = Uninstall {
+    let mut installed = Uninstall {
         cluster,
         release: release.clone(),
         namespace: ns.name.clone(),
+        done: false,
     };
     assert!(
         out.status.success(),
@@ -473,7 +564,7 @@ fn helm_install_and_uninstall() {
     cluster.kubectl_ok(&["get", "clusterrole", &fullname]);
     cluster.kubectl_ok(&["get", "clusterrolebinding", &fullname]);
 
-    std::mem::forget(installed);
+    installed.done = true;
     let out = cluster.helm(&["uninstall", &release, "--namespace", &ns.name, "--wait"]);
     assert!(
         out.status.success(),
@@ -495,10 +586,15 @@ struct Uninstall<'a> {
     cluster: &'a Cluster,
     release: String,
     namespace: String,
+    /// Set once the test uninstalls the release itself.
+    done: bool,
 }
 
 impl Drop for Uninstall<'_> {
     fn drop(&mut self) {
+        if self.done {
+            return;
+        }
         let _ = self
             .cluster
             .helm(&["uninstall", &self.release, "--namespace", &self.namespace]);

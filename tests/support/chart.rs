@@ -1,6 +1,6 @@
 //! The Helm chart (`charts/identity-operator`), rendered with the real `helm` CLI.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
@@ -11,6 +11,18 @@ pub const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/identity-op
 /// `image.repository` has no default (nothing is published); any name renders.
 pub const TEST_IMAGE: &str = "registry.example/identity-operator";
 
+/// A values file holding `values` over the required test image, for helm's `-f`. The file
+/// lives as long as the returned directory.
+pub fn values_file(values: &Value) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("values.json");
+    let mut all = json!({"image": {"repository": TEST_IMAGE}});
+    merge(&mut all, values);
+    // JSON is YAML: helm reads it as a values file.
+    std::fs::write(&file, all.to_string()).expect("values file");
+    (dir, file)
+}
+
 /// `helm template <release> CHART --namespace <ns>` with `values` (merged over the chart's
 /// defaults and the required test image) and `extra` flags. `Err` holds helm's message.
 pub fn render(
@@ -20,12 +32,7 @@ pub fn render(
     values: &Value,
     extra: &[&str],
 ) -> Result<String, String> {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("values.json");
-    let mut all = json!({"image": {"repository": TEST_IMAGE}});
-    merge(&mut all, values);
-    // JSON is YAML: helm reads the file as a values file.
-    std::fs::write(&file, all.to_string()).expect("values file");
+    let (_dir, file) = values_file(values);
     let file = file.to_str().expect("UTF-8 temp path");
     let mut args = vec![
         "template",
@@ -83,10 +90,6 @@ pub fn merge(base: &mut Value, overlay: &Value) {
         }
         (b, o) => *b = o.clone(),
     }
-}
-
-pub fn chart_path() -> &'static Path {
-    Path::new(CHART)
 }
 
 /// 64-bit FNV-1a: a stable fingerprint (std's hasher may change between Rust releases).

@@ -59,12 +59,9 @@ pub fn operator_kubeconfig(cluster: &Cluster) -> &'static Path {
     OPERATOR_KUBECONFIG.get_or_init(|| install_operator_identity(cluster))
 }
 
-/// The chart's ServiceAccount and RBAC as `helm template` renders them for `release`.
-fn rendered_rbac(cluster: &Cluster, release: &str) -> Vec<Value> {
-    // The binary's default Lease name, so a test that passes --leader-election may renew it.
-    let values = json!({"leaderElection": {"leaseName": "identity-operator"}});
-    let yaml = render_ok(cluster, release, E2E_NAMESPACE, &values, &[]);
-    documents(&yaml)
+/// The ServiceAccount and RBAC documents of a rendered chart.
+pub fn identity_documents(yaml: &str) -> Vec<Value> {
+    documents(yaml)
         .into_iter()
         .filter(|d| {
             matches!(
@@ -79,6 +76,13 @@ fn rendered_rbac(cluster: &Cluster, release: &str) -> Vec<Value> {
             )
         })
         .collect()
+}
+
+/// The chart's ServiceAccount and RBAC as `helm template` renders them for `release`.
+fn rendered_rbac(cluster: &Cluster, release: &str) -> Vec<Value> {
+    // The binary's default Lease name, so a test that passes --leader-election may renew it.
+    let values = json!({"leaderElection": {"leaseName": "identity-operator"}});
+    identity_documents(&render_ok(cluster, release, E2E_NAMESPACE, &values, &[]))
 }
 
 fn install_operator_identity(cluster: &Cluster) -> PathBuf {
@@ -110,41 +114,44 @@ fn install_operator_identity(cluster: &Cluster) -> PathBuf {
         }
     }
     cluster.kubectl_stdin_ok(&["apply", "-f", "-"], &stream(&docs));
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{release}.kubeconfig"));
+    service_account_kubeconfig(cluster, &docs, &["--all-namespaces"], &path);
+    path
+}
+
+/// Writes to `path` a kubeconfig with a token of the ServiceAccount in `docs` (applied already),
+/// once its RBAC lets it watch IdentityBackends in `scope` (`--all-namespaces` or
+/// `--namespace NS`): RBAC reaches the authorizer through a watch.
+pub fn service_account_kubeconfig(cluster: &Cluster, docs: &[Value], scope: &[&str], path: &Path) {
     let account = docs
         .iter()
         .find(|d| d["kind"] == "ServiceAccount")
-        .and_then(|d| d["metadata"]["name"].as_str())
-        .expect("the chart renders a ServiceAccount")
-        .to_owned();
-
-    // RBAC reaches the authorizer through a watch: wait until it applies.
-    let user = format!("system:serviceaccount:{E2E_NAMESPACE}:{account}");
+        .expect("the chart renders a ServiceAccount");
+    let name = account["metadata"]["name"].as_str().unwrap();
+    let namespace = account["metadata"]["namespace"].as_str().unwrap();
+    let user = format!("system:serviceaccount:{namespace}:{name}");
+    let mut can_i = vec![
+        "auth",
+        "can-i",
+        "watch",
+        "identitybackends.identity.operator.dev",
+        "--as",
+        &user,
+    ];
+    can_i.extend_from_slice(scope);
     eventually(Duration::from_secs(30), "the chart's RBAC to apply", || {
-        cluster
-            .kubectl(&[
-                "auth",
-                "can-i",
-                "watch",
-                "identitybackends.identity.operator.dev",
-                "--all-namespaces",
-                "--as",
-                &user,
-            ])
-            .status
-            .success()
+        cluster.kubectl(&can_i).status.success()
     });
     let token = cluster.kubectl_ok(&[
         "create",
         "token",
-        &account,
+        name,
         "--namespace",
-        E2E_NAMESPACE,
+        namespace,
         "--duration",
         "24h",
     ]);
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{release}.kubeconfig"));
-    write_private(&path, &token_kubeconfig(cluster, token.trim()));
-    path
+    write_private(path, &token_kubeconfig(cluster, token.trim()));
 }
 
 /// A kubeconfig for the admin kubeconfig's server and CA, authenticating with `token`.
@@ -209,6 +216,17 @@ impl Operator {
     pub fn start(cluster: &Cluster, ns: &TestNamespace, extra: &[&str]) -> Operator {
         install_crds(cluster);
         let kubeconfig = operator_kubeconfig(cluster);
+        Operator::start_as(cluster, ns, extra, kubeconfig)
+    }
+
+    /// `start` with another identity: the kubeconfig at `kubeconfig`.
+    pub fn start_as(
+        cluster: &Cluster,
+        ns: &TestNamespace,
+        extra: &[&str],
+        kubeconfig: &Path,
+    ) -> Operator {
+        install_crds(cluster);
         let dir = tempfile::tempdir().expect("temp dir");
         let log_path = dir.path().join("operator.log");
         let log = std::fs::File::create(&log_path).expect("log file");
