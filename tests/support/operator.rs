@@ -1,15 +1,18 @@
 //! Runs the real `identity-operator` binary against the local cluster, the way a user does:
-//! CRDs applied with kubectl, the operator started as a process, resources applied as YAML.
+//! CRDs applied with kubectl, the operator started as a process under the Helm chart's
+//! ServiceAccount and RBAC, resources applied as YAML.
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use super::cluster::{Cluster, TestNamespace};
+use super::chart::{documents, fingerprint, render_ok, stream};
+use super::cluster::{Cluster, TEST_LABEL, TestNamespace, eventually};
 
 static CRDS: OnceLock<()> = OnceLock::new();
 
@@ -43,6 +46,161 @@ pub fn install_crds(cluster: &Cluster) {
     });
 }
 
+/// Namespace of the ServiceAccount the operator runs as in the end-to-end tests. Deleting it
+/// removes everything `operator_kubeconfig` installed (the cluster-scoped RBAC is owned by it).
+pub const E2E_NAMESPACE: &str = "identity-operator-e2e";
+
+static OPERATOR_KUBECONFIG: OnceLock<PathBuf> = OnceLock::new();
+
+/// The kubeconfig the operator runs with: a token of the chart's ServiceAccount, bound by the
+/// chart's own RBAC (ClusterRole mode), so a permission the chart lacks fails the test that
+/// needs it. Installed once per test process; the tests' own kubectl calls stay admin.
+pub fn operator_kubeconfig(cluster: &Cluster) -> &'static Path {
+    OPERATOR_KUBECONFIG.get_or_init(|| install_operator_identity(cluster))
+}
+
+/// The ServiceAccount and RBAC documents of a rendered chart.
+pub fn identity_documents(yaml: &str) -> Vec<Value> {
+    documents(yaml)
+        .into_iter()
+        .filter(|d| {
+            matches!(
+                d["kind"].as_str(),
+                Some(
+                    "ServiceAccount"
+                        | "ClusterRole"
+                        | "ClusterRoleBinding"
+                        | "Role"
+                        | "RoleBinding"
+                )
+            )
+        })
+        .collect()
+}
+
+/// The chart's ServiceAccount and RBAC as `helm template` renders them for `release`.
+fn rendered_rbac(cluster: &Cluster, release: &str) -> Vec<Value> {
+    // The binary's default Lease name, so a test that passes --leader-election may renew it.
+    let values = json!({"leaderElection": {"leaseName": "identity-operator"}});
+    identity_documents(&render_ok(cluster, release, E2E_NAMESPACE, &values, &[]))
+}
+
+fn install_operator_identity(cluster: &Cluster) -> PathBuf {
+    let namespace = json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": E2E_NAMESPACE, "labels": {TEST_LABEL: "true"}},
+    });
+    cluster.kubectl_stdin_ok(&["apply", "-f", "-"], &namespace.to_string());
+    let uid = cluster.kubectl_ok(&[
+        "get",
+        "namespace",
+        E2E_NAMESPACE,
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
+
+    // Test processes of other branches may run at the same time with a different chart: the
+    // release is named after the RBAC's content, so they never overwrite each other's rules.
+    let release = format!(
+        "e2e-{:08x}",
+        fingerprint(&stream(&rendered_rbac(cluster, "e2e"))) as u32
+    );
+    let mut docs = rendered_rbac(cluster, &release);
+    for doc in &mut docs {
+        if doc["metadata"]["namespace"].is_null() {
+            doc["metadata"]["ownerReferences"] = json!([{
+                "apiVersion": "v1", "kind": "Namespace", "name": E2E_NAMESPACE, "uid": uid,
+            }]);
+        }
+    }
+    cluster.kubectl_stdin_ok(&["apply", "-f", "-"], &stream(&docs));
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{release}.kubeconfig"));
+    service_account_kubeconfig(cluster, &docs, &["--all-namespaces"], &path);
+    path
+}
+
+/// Writes to `path` a kubeconfig with a token of the ServiceAccount in `docs` (applied already),
+/// once its RBAC lets it watch IdentityBackends in `scope` (`--all-namespaces` or
+/// `--namespace NS`): RBAC reaches the authorizer through a watch.
+pub fn service_account_kubeconfig(cluster: &Cluster, docs: &[Value], scope: &[&str], path: &Path) {
+    let account = docs
+        .iter()
+        .find(|d| d["kind"] == "ServiceAccount")
+        .expect("the chart renders a ServiceAccount");
+    let name = account["metadata"]["name"].as_str().unwrap();
+    let namespace = account["metadata"]["namespace"].as_str().unwrap();
+    let user = format!("system:serviceaccount:{namespace}:{name}");
+    let mut can_i = vec![
+        "auth",
+        "can-i",
+        "watch",
+        "identitybackends.identity.operator.dev",
+        "--as",
+        &user,
+    ];
+    can_i.extend_from_slice(scope);
+    eventually(Duration::from_secs(30), "the chart's RBAC to apply", || {
+        cluster.kubectl(&can_i).status.success()
+    });
+    let token = cluster.kubectl_ok(&[
+        "create",
+        "token",
+        name,
+        "--namespace",
+        namespace,
+        "--duration",
+        "24h",
+    ]);
+    write_private(path, &token_kubeconfig(cluster, token.trim()));
+}
+
+/// A kubeconfig for the admin kubeconfig's server and CA, authenticating with `token`.
+fn token_kubeconfig(cluster: &Cluster, token: &str) -> String {
+    let text = std::fs::read_to_string(&cluster.kubeconfig).expect("admin kubeconfig");
+    let admin: Value = serde_yaml::from_str(&text).expect("admin kubeconfig YAML");
+    let context = admin["current-context"].as_str().expect("current-context");
+    let cluster_name = admin["contexts"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == context))
+        .and_then(|c| c["context"]["cluster"].as_str())
+        .expect("the current context names a cluster");
+    let mut server = admin["clusters"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == cluster_name))
+        .map(|c| c["cluster"].clone())
+        .expect("the current cluster");
+    // A CA file path is relative to the kubeconfig it was written in.
+    if let Some(ca) = server["certificate-authority"].as_str() {
+        let dir = cluster.kubeconfig.parent().expect("kubeconfig dir");
+        server["certificate-authority"] = json!(dir.join(ca).to_string_lossy());
+    }
+    let config = json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "local", "cluster": server}],
+        "users": [{"name": "identity-operator", "user": {"token": token}}],
+        "contexts": [{"name": "identity-operator", "context": {"cluster": "local", "user": "identity-operator"}}],
+        "current-context": "identity-operator",
+    });
+    serde_yaml::to_string(&config).expect("kubeconfig YAML")
+}
+
+/// Writes a file readable only by its owner, atomically (a concurrent test process may be
+/// starting an operator with it).
+fn write_private(path: &Path, content: &str) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .unwrap_or_else(|e| panic!("writing {}: {e}", tmp.display()));
+    file.write_all(content.as_bytes())
+        .expect("kubeconfig written");
+    std::fs::rename(&tmp, path).expect("kubeconfig renamed into place");
+}
+
 /// A running operator process watching one namespace; killed when dropped.
 pub struct Operator {
     child: Child,
@@ -53,8 +211,21 @@ pub struct Operator {
 
 impl Operator {
     /// Starts `identity-operator run --namespace <ns>` with a 2 s resync and debug logs in a
-    /// file (tests read it, e.g. to prove no secret is ever logged).
+    /// file (tests read it, e.g. to prove no secret is ever logged), authenticated as the
+    /// chart's ServiceAccount (see [`operator_kubeconfig`]).
     pub fn start(cluster: &Cluster, ns: &TestNamespace, extra: &[&str]) -> Operator {
+        install_crds(cluster);
+        let kubeconfig = operator_kubeconfig(cluster);
+        Operator::start_as(cluster, ns, extra, kubeconfig)
+    }
+
+    /// `start` with another identity: the kubeconfig at `kubeconfig`.
+    pub fn start_as(
+        cluster: &Cluster,
+        ns: &TestNamespace,
+        extra: &[&str],
+        kubeconfig: &Path,
+    ) -> Operator {
         install_crds(cluster);
         let dir = tempfile::tempdir().expect("temp dir");
         let log_path = dir.path().join("operator.log");
@@ -75,7 +246,9 @@ impl Operator {
         args.extend(extra.iter().map(|s| s.to_string()));
         let child = Command::new(env!("CARGO_BIN_EXE_identity-operator"))
             .args(&args)
-            .env("KUBECONFIG", &cluster.kubeconfig)
+            .env("KUBECONFIG", kubeconfig)
+            // As in the chart's Deployment: the Lease (with --leader-election) goes there.
+            .env("POD_NAMESPACE", E2E_NAMESPACE)
             .env(
                 "RUST_LOG",
                 "debug,hyper=info,h2=info,tower=info,rustls=info,kube_client=info",
