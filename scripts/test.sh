@@ -20,7 +20,7 @@ timed "cargo clippy" cargo clippy --all-targets --locked -- -D warnings
 timed "build" cargo test --locked --all-targets --no-run
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
-timed "tests" bash -o pipefail -c 'cargo test --locked --all-targets "$@" 2>&1 | tee "$0"' "$results" "$@"
+timed "tests" bash -o pipefail -c 'cargo test --locked --all-targets --no-fail-fast "$@" 2>&1 | tee "$0"' "$results" "$@"
 log "all stages passed in $(($(date +%s) - started))s"
 # One closing line for the whole run, summed over every test binary.
 awk '/^test result:/ {p += $4; f += $6; i += $8} END {printf "tests: %d passed, %d failed, %d skipped\n", p, f, i}' "$results"
