@@ -87,10 +87,6 @@ fn is_paused<K: Resource>(res: &K) -> bool {
 }
 
 async fn apply<A: Adapter>(res: &A::Resource, ctx: &Context, key: &Key) -> Result<Action, Error> {
-    let Some(res) = current(res, ctx).await? else {
-        return Ok(Action::await_change());
-    };
-    let res = res.as_ref();
     let generation = res.meta().generation;
     let old = res.managed_status();
     let mut status = old.cloned().unwrap_or_default();
@@ -132,28 +128,6 @@ async fn apply<A: Adapter>(res: &A::Resource, ctx: &Context, key: &Key) -> Resul
         ctx.reset_backoff(key);
         Action::requeue(ctx.resync())
     }))
-}
-
-/// A resource without a remote identity yet is read afresh: a reconcile requeued by one of the
-/// operator's own writes (a Secret it wrote) can run before the status it just recorded has
-/// reached the watch cache, and must not take the object it created for one it adopts.
-/// `None` when it is gone or being deleted (its own event follows).
-async fn current<'a, K: Managed>(
-    res: &'a K,
-    ctx: &Context,
-) -> Result<Option<std::borrow::Cow<'a, K>>, Error> {
-    if res
-        .managed_status()
-        .is_some_and(|s| s.external_id.is_some())
-    {
-        return Ok(Some(std::borrow::Cow::Borrowed(res)));
-    }
-    let api: Api<K> = Api::namespaced(ctx.kube.clone(), &res.namespace().unwrap_or_default());
-    Ok(api
-        .get_opt(&res.name_any())
-        .await?
-        .filter(|r| r.meta().deletion_timestamp.is_none())
-        .map(std::borrow::Cow::Owned))
 }
 
 fn report_success(status: &mut ManagedStatus, outcome: &Outcome, generation: Option<i64>) {
