@@ -233,6 +233,31 @@ pub(super) async fn renew_xelion(
     xelion_session(&body, &path)
 }
 
+/// Ends a Xelion session, so that the same user and user space may log in again at once.
+pub(super) async fn logout_xelion(
+    http: &reqwest::Client,
+    base: &str,
+    tenant: Option<&str>,
+    current: &Token,
+) -> Result<(), ApiError> {
+    let path = format!("api/v1/{}/me/logout", tenant.unwrap_or("master"));
+    let resp = http
+        .post(join_url(base, &path))
+        .header(
+            "Authorization",
+            format!("xelion {}", current.value.expose()),
+        )
+        .send()
+        .await
+        .map_err(ApiError::from_reqwest)?;
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    Err(auth_failure(&path, status, &body))
+}
+
 fn xelion_session(body: &Value, path: &str) -> Result<Token, ApiError> {
     let token = body
         .get("authentication")

@@ -204,6 +204,31 @@ impl IdentityClient {
         self.tenant.as_deref().unwrap_or("master")
     }
 
+    /// The VCD organisation the calls act on: the tenant context of a provider session, else
+    /// the organisation logged in to.
+    pub fn organization(&self) -> Option<&str> {
+        self.tenant_context.as_deref().or(match &self.credentials {
+            Credentials::VcdSession { org, .. } | Credentials::VcdApiToken { org, .. } => {
+                Some(org.as_str())
+            }
+            _ => None,
+        })
+    }
+
+    /// Ends the session of a client that is being replaced. Xelion refuses a second login for
+    /// the same user and user space (10005) while a session lives, so the replacement could
+    /// not log in before the old session expired. Other APIs have nothing to end.
+    pub async fn close(&self) {
+        let mut slot = self.token.lock().await;
+        if let (Provider::Xelion, Some(token)) = (self.provider, slot.take())
+            && let Err(e) =
+                auth::logout_xelion(&self.http, &self.base_url, self.tenant.as_deref(), &token)
+                    .await
+        {
+            tracing::debug!(error = %e, "Xelion logout failed; the session will expire");
+        }
+    }
+
     /// Makes sure a valid token is at hand (logging in if needed): the IdentityApi's Ready check.
     pub async fn authenticate(&self) -> Result<(), ApiError> {
         self.current_token(None).await.map(|_| ())
