@@ -164,6 +164,13 @@ pub async fn run_scope(
         run_kind::<org_connection::Auth0>(&client, &scope, &ctx, concurrency, shutdown.clone()),
         run_kind::<admin_api_app::Entrust>(&client, &scope, &ctx, concurrency, shutdown.clone()),
         run_kind::<ldap_settings::Vcd>(&client, &scope, &ctx, concurrency, shutdown.clone()),
+        run_kind::<authentication_settings::Xelion>(
+            &client,
+            &scope,
+            &ctx,
+            concurrency,
+            shutdown.clone()
+        ),
     );
     secrets_task.abort();
 }
