@@ -134,6 +134,10 @@ pub(super) async fn login(
                 .await
                 .map_err(ApiError::from_reqwest)?;
             let status = resp.status();
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                let wait = super::retry_after(resp.headers()).unwrap_or(Duration::from_secs(1));
+                return Err(ApiError::RateLimited { retry_after: wait });
+            }
             let token = resp
                 .headers()
                 .get("x-vmware-vcloud-access-token")
