@@ -85,6 +85,8 @@ pub struct IdentityClient {
     in_flight: Semaphore,
     paused_until: Mutex<Option<Instant>>,
     budget: Mutex<Budget>,
+    /// Set by `close`: a replaced client never logs in again.
+    closed: std::sync::atomic::AtomicBool,
     metrics: Arc<Metrics>,
     lists: lists::Lists,
 }
@@ -185,6 +187,7 @@ impl IdentityClient {
             in_flight: Semaphore::new(config.max_concurrent.max(1) as usize),
             paused_until: Mutex::new(None),
             budget: Mutex::default(),
+            closed: Default::default(),
             metrics,
             lists: lists::Lists::new(LIST_MAX_AGE),
         })
@@ -220,6 +223,9 @@ impl IdentityClient {
     /// not log in before the old session expired. Other APIs have nothing to end.
     pub async fn close(&self) {
         let mut slot = self.token.lock().await;
+        // A call still in flight on this client must not open a session the replacement's
+        // login would then collide with.
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         if let (Provider::Xelion, Some(token)) = (self.provider, slot.take())
             && let Err(e) =
                 auth::logout_xelion(&self.http, &self.base_url, self.tenant.as_deref(), &token)
@@ -238,6 +244,12 @@ impl IdentityClient {
     /// when `stale` is the one a call was just refused with.
     async fn current_token(&self, stale: Option<&SecretString>) -> Result<SecretString, ApiError> {
         let mut slot = self.token.lock().await;
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(ApiError::Transport(
+                "the IdentityApi's connection settings changed; the call is retried with the new ones"
+                    .into(),
+            ));
+        }
         if let Some(token) = slot.as_ref() {
             let refused = stale.is_some_and(|s| *s == token.value);
             if token.is_fresh() && !refused {
