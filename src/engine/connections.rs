@@ -65,10 +65,16 @@ impl Connections {
         let values = secrets::read(kube, &ns, &refs).await?;
         let config = client_config(api, &values)?;
         let client = Arc::new(IdentityClient::new(config, metrics.clone()).map_err(Error::Api)?);
-        self.clients
+        let replaced = self
+            .clients
             .lock()
             .expect("lock")
             .insert(key, (fingerprint, client.clone()));
+        // Xelion refuses a second login for the same user and user space (10005) while a
+        // session lives: the replaced client ends its session first.
+        if let Some((_, old)) = replaced {
+            old.close().await;
+        }
         Ok(client)
     }
 

@@ -4,7 +4,7 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
-use futures::{Future, StreamExt, future};
+use futures::{Future, StreamExt, TryStreamExt, future};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
@@ -163,6 +163,14 @@ pub async fn run_scope(
         run_kind::<identity_backend::Boruta>(&client, &scope, &ctx, concurrency, shutdown.clone()),
         run_kind::<org_connection::Auth0>(&client, &scope, &ctx, concurrency, shutdown.clone()),
         run_kind::<admin_api_app::Entrust>(&client, &scope, &ctx, concurrency, shutdown.clone()),
+        run_kind::<ldap_settings::Vcd>(&client, &scope, &ctx, concurrency, shutdown.clone()),
+        run_kind::<authentication_settings::Xelion>(
+            &client,
+            &scope,
+            &ctx,
+            concurrency,
+            shutdown.clone()
+        ),
     );
     secrets_task.abort();
 }
@@ -186,10 +194,21 @@ async fn run_kind<A: Adapter>(
     A::Resource: Managed,
 {
     let (reader, writer) = reflector::store();
+    let handover = ctx.clone();
     let stream = watcher(api_for::<A::Resource>(client, scope), watch_config(scope))
         .default_backoff()
         .modify(slim)
         .reflect(writer)
+        .inspect_ok(move |event| {
+            // A settings singleton without a finalizer is gone without a cleanup reconcile: the
+            // next resource waiting for its IdentityApi may take over now, not at its resync.
+            if let (true, watcher::Event::Delete(res)) = (A::SINGLETON, event) {
+                handover.dependents.trigger(&Target::Api {
+                    namespace: res.namespace().unwrap_or_default(),
+                    name: res.common().api_ref.name.clone(),
+                });
+            }
+        })
         .applied_objects()
         .predicate_filter(significant_change, Default::default());
     let (tx, rx) = mpsc::unbounded_channel();

@@ -392,7 +392,11 @@ fn check_singleton<A: Adapter>(ctx: &Context, res: &A::Resource, ns: &str) -> Re
         .state()
         .into_iter()
         .filter(|r| r.namespace().as_deref() == Some(ns) && &r.common().api_ref.name == api)
-        .filter(|r| r.meta().deletion_timestamp.is_none())
+        // An owner being deleted keeps the settings until its own cleanup (for example
+        // disabling them) is done and its finalizer is gone.
+        .filter(|r| {
+            r.meta().deletion_timestamp.is_none() || r.finalizers().iter().any(|f| f == FINALIZER)
+        })
         .min_by_key(|r| age(r));
     match owner {
         Some(owner) if owner.name_any() != res.name_any() => Err(Error::Conflict(format!(
@@ -464,14 +468,14 @@ async fn cleanup<A: Adapter>(res: &A::Resource, ctx: &Context, key: &Key) -> Res
     }
     let (kind, ns, _) = key;
     let status = res.managed_status().cloned().unwrap_or_default();
-    let policy = res
-        .common()
-        .deletion_policy
-        .unwrap_or(if status.created == Some(true) {
-            DeletionPolicy::Delete
-        } else {
-            DeletionPolicy::Orphan
-        });
+    let policy = match res.common().deletion_policy {
+        Some(policy) => policy,
+        // Settings singletons are never created: they are "deleted" (for example disabled) only
+        // when their spec asks for it.
+        None if !A::CREATES && A::deletes_remote(res) => DeletionPolicy::Delete,
+        None if A::CREATES && status.created == Some(true) => DeletionPolicy::Delete,
+        None => DeletionPolicy::Orphan,
+    };
     let id = status.external_id.clone();
     match (policy, id) {
         (DeletionPolicy::Delete, Some(id)) if is_paused(res) => {

@@ -134,6 +134,10 @@ pub(super) async fn login(
                 .await
                 .map_err(ApiError::from_reqwest)?;
             let status = resp.status();
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                let wait = super::retry_after(resp.headers()).unwrap_or(Duration::from_secs(1));
+                return Err(ApiError::RateLimited { retry_after: wait });
+            }
             let token = resp
                 .headers()
                 .get("x-vmware-vcloud-access-token")
@@ -231,6 +235,31 @@ pub(super) async fn renew_xelion(
         .json(&Value::String(renewal.expose().to_owned()));
     let body = send_json(req, &path).await?;
     xelion_session(&body, &path)
+}
+
+/// Ends a Xelion session, so that the same user and user space may log in again at once.
+pub(super) async fn logout_xelion(
+    http: &reqwest::Client,
+    base: &str,
+    tenant: Option<&str>,
+    current: &Token,
+) -> Result<(), ApiError> {
+    let path = format!("api/v1/{}/me/logout", tenant.unwrap_or("master"));
+    let resp = http
+        .post(join_url(base, &path))
+        .header(
+            "Authorization",
+            format!("xelion {}", current.value.expose()),
+        )
+        .send()
+        .await
+        .map_err(ApiError::from_reqwest)?;
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    Err(auth_failure(&path, status, &body))
 }
 
 fn xelion_session(body: &Value, path: &str) -> Result<Token, ApiError> {

@@ -85,6 +85,8 @@ pub struct IdentityClient {
     in_flight: Semaphore,
     paused_until: Mutex<Option<Instant>>,
     budget: Mutex<Budget>,
+    /// Set by `close`: a replaced client never logs in again.
+    closed: std::sync::atomic::AtomicBool,
     metrics: Arc<Metrics>,
     lists: lists::Lists,
 }
@@ -185,6 +187,7 @@ impl IdentityClient {
             in_flight: Semaphore::new(config.max_concurrent.max(1) as usize),
             paused_until: Mutex::new(None),
             budget: Mutex::default(),
+            closed: Default::default(),
             metrics,
             lists: lists::Lists::new(LIST_MAX_AGE),
         })
@@ -204,6 +207,34 @@ impl IdentityClient {
         self.tenant.as_deref().unwrap_or("master")
     }
 
+    /// The VCD organisation the calls act on: the tenant context of a provider session, else
+    /// the organisation logged in to.
+    pub fn organization(&self) -> Option<&str> {
+        self.tenant_context.as_deref().or(match &self.credentials {
+            Credentials::VcdSession { org, .. } | Credentials::VcdApiToken { org, .. } => {
+                Some(org.as_str())
+            }
+            _ => None,
+        })
+    }
+
+    /// Ends the session of a client that is being replaced. Xelion refuses a second login for
+    /// the same user and user space (10005) while a session lives, so the replacement could
+    /// not log in before the old session expired. Other APIs have nothing to end.
+    pub async fn close(&self) {
+        let mut slot = self.token.lock().await;
+        // A call still in flight on this client must not open a session the replacement's
+        // login would then collide with.
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let (Provider::Xelion, Some(token)) = (self.provider, slot.take())
+            && let Err(e) =
+                auth::logout_xelion(&self.http, &self.base_url, self.tenant.as_deref(), &token)
+                    .await
+        {
+            tracing::debug!(error = %e, "Xelion logout failed; the session will expire");
+        }
+    }
+
     /// Makes sure a valid token is at hand (logging in if needed): the IdentityApi's Ready check.
     pub async fn authenticate(&self) -> Result<(), ApiError> {
         self.current_token(None).await.map(|_| ())
@@ -213,6 +244,12 @@ impl IdentityClient {
     /// when `stale` is the one a call was just refused with.
     async fn current_token(&self, stale: Option<&SecretString>) -> Result<SecretString, ApiError> {
         let mut slot = self.token.lock().await;
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(ApiError::Transport(
+                "the IdentityApi's connection settings changed; the call is retried with the new ones"
+                    .into(),
+            ));
+        }
         if let Some(token) = slot.as_ref() {
             let refused = stale.is_some_and(|s| *s == token.value);
             if token.is_fresh() && !refused {

@@ -1,5 +1,8 @@
 //! AuthenticationSettings: the Xelion server authentication settings of a tenant
 //! (`/api/v1/{tenant}/server/authentication`, a singleton per IdentityApi).
+//!
+//! The settings always exist: the operator adopts them and changes them with one PATCH
+//! carrying the minimal list of operations; it never deletes them.
 
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -24,46 +27,59 @@ use super::common::{CommonSpec, ManagedStatus};
     printcolumn = r#"{"name":"External-ID","type":"string","jsonPath":".status.externalId"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
+#[x_kube(validation = Rule::new("!has(self.deletionPolicy)").message("deletionPolicy does not apply: the authentication settings of a tenant always exist and are left in place when this resource is deleted"))]
 #[serde(rename_all = "camelCase")]
 pub struct AuthenticationSettingsSpec {
     #[serde(flatten)]
     pub common: CommonSpec,
+    /// Code of the authentication settings object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 4000))]
     pub code: Option<String>,
-    /// Windows security domain.
+    /// Windows security domain of users who log in with their domain account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 4000))]
     pub security_domain: Option<String>,
+    /// First domain controller.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 4000))]
     pub domain_server1: Option<String>,
+    /// Second domain controller.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 4000))]
     pub domain_server2: Option<String>,
+    /// Synchronise the time with the domain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synchronize_domain_time: Option<bool>,
+    /// Days an authentication token is kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub token_retention_days: Option<i64>,
+    /// Minimum length of user passwords.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub minimum_password_length: Option<i64>,
+    /// Failed logins after which an account is locked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub max_number_of_false_logins: Option<i64>,
-    /// OpenID connections linked to the tenant's authentication. When set, the list is
-    /// authoritative: links missing here are removed.
+    /// OpenID connections linked to the tenant's authentication, by the OID of existing Xelion
+    /// OpenID connection objects. When set, the list is authoritative: links missing here are
+    /// removed (the OpenID connection objects themselves stay). Leave it out to leave the
+    /// links alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub open_id_connections: Option<Vec<OpenIdConnection>>,
+    pub open_id_connections: Option<Vec<OpenIdConnectionLink>>,
 }
 
+/// A link to an existing Xelion OpenID connection object, with the values to give it. Fields
+/// left out keep their current value.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct OpenIdConnection {
+pub struct OpenIdConnectionLink {
     /// OID of an existing Xelion OpenID connection object.
     #[schemars(length(min = 1, max = 4000))]
     pub oid: String,
+    /// Id of the tenant at the OpenID provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 4000))]
     pub open_id_id: Option<String>,
@@ -71,9 +87,726 @@ pub struct OpenIdConnection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 4000))]
     pub open_id_provider: Option<String>,
+    /// Keep users synchronised with the provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live_sync_on: Option<bool>,
+    /// Group at the provider whose members may log in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 4000))]
     pub open_id_group_id: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Xelion REST API wire format, the PATCH operation list, and the adapter
+// ---------------------------------------------------------------------------------------------
+
+use std::collections::BTreeMap;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::engine::secrets::SecretValues;
+use crate::engine::{Adapter, Error, Observed};
+use crate::identity::{ApiError, IdentityClient};
+use crate::kinds::common::SecretKeyRef;
+use crate::kinds::identity_api::Provider;
+
+/// The authentication settings object (`objectType: "Authentication"`), as GET answers it
+/// inside `{"object": …}`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Authentication {
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_oid"
+    )]
+    pub oid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_domain: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_server1: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_server2: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synchronize_domain_time: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_retention_days: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum_password_length: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_number_of_false_logins: Option<i64>,
+    /// The linked OpenID connections. In a desired object, `None` leaves the links alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_id_connections: Option<Vec<OpenIdConnection>>,
+}
+
+/// An OpenID connection object (`objectType: "OpenIdConnection"`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenIdConnection {
+    #[serde(deserialize_with = "oid")]
+    pub oid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_id_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_id_provider: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_sync_on: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_id_group_id: Option<String>,
+}
+
+/// OIDs are strings in the documented answers; a number is accepted too [I].
+fn oid<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match Value::deserialize(d)? {
+        Value::String(s) => Ok(s),
+        Value::Number(n) => Ok(n.to_string()),
+        other => Err(serde::de::Error::custom(format!(
+            "an OID must be a string, not {other}"
+        ))),
+    }
+}
+
+fn optional_oid<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null => Ok(None),
+        other => oid(other).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
+/// One operation of a PATCH `{"operations": [...]}`.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct Operation {
+    pub op: &'static str,
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
+}
+
+impl Operation {
+    fn replace(path: String, value: Value) -> Operation {
+        Operation {
+            op: "replace",
+            path,
+            value: Some(value),
+        }
+    }
+}
+
+/// What one PATCH must carry to make the observed settings match the desired ones.
+#[derive(Debug, Default, PartialEq)]
+pub struct Plan {
+    pub operations: Vec<Operation>,
+    /// The differences, as spec paths (status.drift and Events).
+    pub drift: Vec<String>,
+}
+
+/// The scalar fields in the documented order, with the values `a` states.
+fn scalar_fields(a: &Authentication) -> [(&'static str, Option<Value>); 8] {
+    [
+        ("code", a.code.clone().map(Value::from)),
+        ("securityDomain", a.security_domain.clone().map(Value::from)),
+        ("domainServer1", a.domain_server1.clone().map(Value::from)),
+        ("domainServer2", a.domain_server2.clone().map(Value::from)),
+        (
+            "synchronizeDomainTime",
+            a.synchronize_domain_time.map(Value::from),
+        ),
+        (
+            "tokenRetentionDays",
+            a.token_retention_days.map(Value::from),
+        ),
+        (
+            "minimumPasswordLength",
+            a.minimum_password_length.map(Value::from),
+        ),
+        (
+            "maxNumberOfFalseLogins",
+            a.max_number_of_false_logins.map(Value::from),
+        ),
+    ]
+}
+
+/// The fields of a linked OpenID connection that a PATCH may replace.
+fn member_fields(c: &OpenIdConnection) -> [(&'static str, Option<Value>); 4] {
+    [
+        ("openIdId", c.open_id_id.clone().map(Value::from)),
+        (
+            "openIdProvider",
+            c.open_id_provider.clone().map(Value::from),
+        ),
+        ("liveSyncOn", c.live_sync_on.map(Value::from)),
+        ("openIdGroupId", c.open_id_group_id.clone().map(Value::from)),
+    ]
+}
+
+/// The stated values of `desired` that differ from `observed`.
+fn changed<const N: usize>(
+    desired: [(&'static str, Option<Value>); N],
+    observed: [(&'static str, Option<Value>); N],
+) -> impl Iterator<Item = (&'static str, Value)> {
+    desired
+        .into_iter()
+        .zip(observed)
+        .filter_map(|((name, want), (_, have))| match want {
+            Some(want) if have.as_ref() != Some(&want) => Some((name, want)),
+            _ => None,
+        })
+}
+
+/// The minimal operation list, in a stable order: scalar replaces (documented field order),
+/// removes of links the spec does not list (remote order), then per link of the spec (spec
+/// order) either the replaces of its changed fields or an add under a virtual id followed by
+/// the replaces of the fields the spec sets for it.
+pub fn plan(desired: &Authentication, observed: &Authentication) -> Plan {
+    let mut plan = Plan::default();
+    for (name, value) in changed(scalar_fields(desired), scalar_fields(observed)) {
+        plan.operations
+            .push(Operation::replace(format!("/{name}"), value));
+        plan.drift.push(format!("spec.{name}"));
+    }
+    let Some(links) = &desired.open_id_connections else {
+        return plan;
+    };
+    let linked = observed.open_id_connections.as_deref().unwrap_or_default();
+    for gone in linked
+        .iter()
+        .filter(|c| !links.iter().any(|l| l.oid == c.oid))
+    {
+        plan.operations.push(Operation {
+            op: "remove",
+            path: format!("/openIdConnections/{}", gone.oid),
+            value: None,
+        });
+        plan.drift
+            .push(format!("spec.openIdConnections[{}]", gone.oid));
+    }
+    let mut added = 0;
+    for link in links {
+        if let Some(current) = linked.iter().find(|c| c.oid == link.oid) {
+            for (field, value) in changed(member_fields(link), member_fields(current)) {
+                let path = format!("/openIdConnections/{}/{field}", link.oid);
+                plan.operations.push(Operation::replace(path, value));
+                plan.drift
+                    .push(format!("spec.openIdConnections[{}].{field}", link.oid));
+            }
+            continue;
+        }
+        // Virtual ids name a link added in this PATCH until Xelion gives it its place; their
+        // format is not documented [NF], so one that can never be an OID is used.
+        added += 1;
+        let virtual_id = format!("new-{added}");
+        plan.operations.push(Operation {
+            op: "add",
+            path: format!("/openIdConnections/{virtual_id}"),
+            value: Some(Value::from(link.oid.clone())),
+        });
+        plan.drift
+            .push(format!("spec.openIdConnections[{}]", link.oid));
+        // The values of a connection that is not linked yet cannot be read, so every field the
+        // spec sets for it is sent.
+        for (field, value) in member_fields(link).into_iter() {
+            if let Some(value) = value {
+                let path = format!("/openIdConnections/{virtual_id}/{field}");
+                plan.operations.push(Operation::replace(path, value));
+            }
+        }
+    }
+    plan
+}
+
+impl AuthenticationSettingsSpec {
+    fn to_authentication(&self) -> Result<Authentication, Error> {
+        let links = self.open_id_connections.as_deref().unwrap_or_default();
+        if let Some(twice) = links
+            .iter()
+            .enumerate()
+            .find(|(i, l)| links[..*i].iter().any(|m| m.oid == l.oid))
+        {
+            return Err(Error::InvalidSpec(format!(
+                "openIdConnections lists OID {:?} more than once",
+                twice.1.oid
+            )));
+        }
+        Ok(Authentication {
+            oid: None,
+            object_type: None,
+            code: self.code.clone(),
+            security_domain: self.security_domain.clone(),
+            domain_server1: self.domain_server1.clone(),
+            domain_server2: self.domain_server2.clone(),
+            synchronize_domain_time: self.synchronize_domain_time,
+            token_retention_days: self.token_retention_days,
+            minimum_password_length: self.minimum_password_length,
+            max_number_of_false_logins: self.max_number_of_false_logins,
+            open_id_connections: self.open_id_connections.as_ref().map(|links| {
+                links
+                    .iter()
+                    .map(|l| OpenIdConnection {
+                        oid: l.oid.clone(),
+                        object_type: None,
+                        open_id_id: l.open_id_id.clone(),
+                        open_id_provider: l.open_id_provider.clone(),
+                        live_sync_on: l.live_sync_on,
+                        open_id_group_id: l.open_id_group_id.clone(),
+                    })
+                    .collect()
+            }),
+        })
+    }
+}
+
+fn path(api: &IdentityClient) -> String {
+    format!("api/v1/{}/server/authentication", api.tenant())
+}
+
+async fn read(api: &IdentityClient) -> Result<Observed<Authentication>, Error> {
+    let path = path(api);
+    let resp = api.call(Method::GET, &path, None).await?;
+    let object = resp.body.get("object").cloned().unwrap_or(Value::Null);
+    let remote = serde_json::from_value(object).map_err(|e| {
+        Error::Api(ApiError::Decode {
+            path: path.clone(),
+            message: format!("no authentication object: {e}"),
+        })
+    })?;
+    Ok(Observed {
+        id: api.tenant().to_owned(),
+        remote,
+    })
+}
+
+/// Reconciles AuthenticationSettings against the Xelion REST API.
+pub struct Xelion;
+
+impl Adapter for Xelion {
+    type Resource = AuthenticationSettings;
+    type Remote = Authentication;
+    const PROVIDER: Provider = Provider::Xelion;
+    const CREATES: bool = false;
+    const SINGLETON: bool = true;
+
+    fn secret_refs(_res: &AuthenticationSettings) -> Vec<SecretKeyRef> {
+        Vec::new()
+    }
+
+    fn desired(
+        res: &AuthenticationSettings,
+        _secrets: Option<&SecretValues>,
+    ) -> Result<Authentication, Error> {
+        res.spec.to_authentication()
+    }
+
+    fn diff(desired: &Authentication, observed: &Authentication) -> Vec<String> {
+        plan(desired, observed).drift
+    }
+
+    async fn find(
+        api: &IdentityClient,
+        _res: &AuthenticationSettings,
+        _id: Option<&str>,
+    ) -> Result<Option<Observed<Authentication>>, Error> {
+        read(api).await.map(Some)
+    }
+
+    async fn create(
+        _api: &IdentityClient,
+        _res: &AuthenticationSettings,
+        _desired: &Authentication,
+    ) -> Result<Observed<Authentication>, Error> {
+        // `find` always finds the settings: every tenant has them.
+        Err(Error::RemoteNotFound(
+            "the tenant's authentication settings could not be read".into(),
+        ))
+    }
+
+    async fn update(
+        api: &IdentityClient,
+        _res: &AuthenticationSettings,
+        id: &str,
+        desired: &Authentication,
+        observed: &Authentication,
+        _secrets_changed: bool,
+    ) -> Result<Observed<Authentication>, Error> {
+        let operations = plan(desired, observed).operations;
+        if operations.is_empty() {
+            return Ok(Observed {
+                id: id.to_owned(),
+                remote: observed.clone(),
+            });
+        }
+        let body = json!({ "operations": operations });
+        match api.call(Method::PATCH, &path(api), Some(&body)).await {
+            Ok(_) => {}
+            // The settings exist (they were just read): a 404 (10006) means an operation named
+            // an OID that is no OpenID connection, which only a spec change can fix.
+            Err(e) if e.is_not_found() => return Err(Error::Rejected(e)),
+            Err(e) => return Err(e.into()),
+        }
+        // PATCH answers without a body.
+        read(api).await
+    }
+
+    async fn delete(
+        _api: &IdentityClient,
+        _res: &AuthenticationSettings,
+        _id: &str,
+    ) -> Result<(), Error> {
+        // Never called: the settings are always left in place.
+        Ok(())
+    }
+
+    fn summary(observed: &Authentication) -> BTreeMap<String, String> {
+        let mut s = BTreeMap::new();
+        if let Some(domain) = observed.security_domain.as_ref().filter(|d| !d.is_empty()) {
+            s.insert("securityDomain".into(), domain.clone());
+        }
+        let links = observed.open_id_connections.as_deref().unwrap_or_default();
+        s.insert("openIdConnections".into(), links.len().to_string());
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(oid: &str, fields: Value) -> OpenIdConnection {
+        let mut v = json!({"oid": oid});
+        for (k, f) in fields.as_object().unwrap() {
+            v[k] = f.clone();
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// The remote object as GET answers it: every scalar, two linked connections.
+    fn observed() -> Authentication {
+        serde_json::from_value(json!({
+            "oid": 5550001, "objectType": "Authentication", "code": null,
+            "securityDomain": "corp", "domainServer1": "dc1.corp", "domainServer2": "",
+            "synchronizeDomainTime": false, "tokenRetentionDays": 30,
+            "minimumPasswordLength": 8, "maxNumberOfFalseLogins": 5,
+            "openIdConnections": [
+                {"oid": "1001", "objectType": "OpenIdConnection", "openIdId": "tenant-a",
+                 "openIdProvider": "MICROSOFT", "liveSyncOn": false, "openIdGroupId": null},
+                {"oid": 1002, "objectType": "OpenIdConnection", "openIdId": "tenant-b",
+                 "openIdProvider": "MICROSOFT", "liveSyncOn": true, "openIdGroupId": "g-b"},
+            ],
+        }))
+        .unwrap()
+    }
+
+    fn ops(list: Value) -> Vec<Operation> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|o| Operation {
+                op: match o["op"].as_str().unwrap() {
+                    "add" => "add",
+                    "remove" => "remove",
+                    _ => "replace",
+                },
+                path: o["path"].as_str().unwrap().to_owned(),
+                value: o.get("value").cloned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn get_answer_decodes_with_numeric_or_string_oids() {
+        let a = observed();
+        assert_eq!(a.oid.as_deref(), Some("5550001"));
+        let links = a.open_id_connections.unwrap();
+        assert_eq!(links[0].oid, "1001");
+        assert_eq!(links[1].oid, "1002");
+        assert_eq!(links[1].open_id_group_id.as_deref(), Some("g-b"));
+    }
+
+    #[test]
+    fn operation_lists_for_every_kind_of_change() {
+        let cases: Vec<(&str, Authentication, Value)> = vec![
+            ("nothing stated", Authentication::default(), json!([])),
+            (
+                "stated values equal to the remote ones",
+                Authentication {
+                    security_domain: Some("corp".into()),
+                    token_retention_days: Some(30),
+                    synchronize_domain_time: Some(false),
+                    open_id_connections: Some(vec![
+                        link("1001", json!({"openIdId": "tenant-a", "liveSyncOn": false})),
+                        link("1002", json!({"openIdGroupId": "g-b"})),
+                    ]),
+                    ..Default::default()
+                },
+                json!([]),
+            ),
+            (
+                "code (null remotely)",
+                Authentication {
+                    code: Some("AUTH".into()),
+                    ..Default::default()
+                },
+                json!([{"op": "replace", "path": "/code", "value": "AUTH"}]),
+            ),
+            (
+                "securityDomain",
+                Authentication {
+                    security_domain: Some("example".into()),
+                    ..Default::default()
+                },
+                json!([{"op": "replace", "path": "/securityDomain", "value": "example"}]),
+            ),
+            (
+                "domainServer1",
+                Authentication {
+                    domain_server1: Some("dc9.corp".into()),
+                    ..Default::default()
+                },
+                json!([{"op": "replace", "path": "/domainServer1", "value": "dc9.corp"}]),
+            ),
+            (
+                "domainServer2 (empty remotely)",
+                Authentication {
+                    domain_server2: Some("dc2.corp".into()),
+                    ..Default::default()
+                },
+                json!([{"op": "replace", "path": "/domainServer2", "value": "dc2.corp"}]),
+            ),
+            (
+                "synchronizeDomainTime",
+                Authentication {
+                    synchronize_domain_time: Some(true),
+                    ..Default::default()
+                },
+                json!([{"op": "replace", "path": "/synchronizeDomainTime", "value": true}]),
+            ),
+            (
+                "tokenRetentionDays",
+                Authentication {
+                    token_retention_days: Some(90),
+                    ..Default::default()
+                },
+                json!([{"op": "replace", "path": "/tokenRetentionDays", "value": 90}]),
+            ),
+            (
+                "minimumPasswordLength",
+                Authentication {
+                    minimum_password_length: Some(12),
+                    ..Default::default()
+                },
+                json!([{"op": "replace", "path": "/minimumPasswordLength", "value": 12}]),
+            ),
+            (
+                "maxNumberOfFalseLogins",
+                Authentication {
+                    max_number_of_false_logins: Some(3),
+                    ..Default::default()
+                },
+                json!([{"op": "replace", "path": "/maxNumberOfFalseLogins", "value": 3}]),
+            ),
+            (
+                "links left alone when the spec does not list them",
+                Authentication {
+                    open_id_connections: None,
+                    ..Default::default()
+                },
+                json!([]),
+            ),
+            (
+                "add a link without fields",
+                Authentication {
+                    open_id_connections: Some(vec![
+                        link("1001", json!({})),
+                        link("1002", json!({})),
+                        link("1003", json!({})),
+                    ]),
+                    ..Default::default()
+                },
+                json!([{"op": "add", "path": "/openIdConnections/new-1", "value": "1003"}]),
+            ),
+            (
+                "add a link with its fields",
+                Authentication {
+                    open_id_connections: Some(vec![
+                        link("1001", json!({})),
+                        link("1002", json!({})),
+                        link(
+                            "1003",
+                            json!({"openIdId": "tenant-c", "openIdProvider": "MICROSOFT", "liveSyncOn": true, "openIdGroupId": "g-c"}),
+                        ),
+                    ]),
+                    ..Default::default()
+                },
+                json!([
+                    {"op": "add", "path": "/openIdConnections/new-1", "value": "1003"},
+                    {"op": "replace", "path": "/openIdConnections/new-1/openIdId", "value": "tenant-c"},
+                    {"op": "replace", "path": "/openIdConnections/new-1/openIdProvider", "value": "MICROSOFT"},
+                    {"op": "replace", "path": "/openIdConnections/new-1/liveSyncOn", "value": true},
+                    {"op": "replace", "path": "/openIdConnections/new-1/openIdGroupId", "value": "g-c"},
+                ]),
+            ),
+            (
+                "remove a link",
+                Authentication {
+                    open_id_connections: Some(vec![link("1002", json!({}))]),
+                    ..Default::default()
+                },
+                json!([{"op": "remove", "path": "/openIdConnections/1001"}]),
+            ),
+            (
+                "remove every link",
+                Authentication {
+                    open_id_connections: Some(vec![]),
+                    ..Default::default()
+                },
+                json!([
+                    {"op": "remove", "path": "/openIdConnections/1001"},
+                    {"op": "remove", "path": "/openIdConnections/1002"},
+                ]),
+            ),
+            (
+                "edit members",
+                Authentication {
+                    open_id_connections: Some(vec![
+                        link(
+                            "1001",
+                            json!({"openIdId": "tenant-a", "liveSyncOn": true, "openIdGroupId": "g-a"}),
+                        ),
+                        link("1002", json!({"openIdProvider": "GOOGLE"})),
+                    ]),
+                    ..Default::default()
+                },
+                json!([
+                    {"op": "replace", "path": "/openIdConnections/1001/liveSyncOn", "value": true},
+                    {"op": "replace", "path": "/openIdConnections/1001/openIdGroupId", "value": "g-a"},
+                    {"op": "replace", "path": "/openIdConnections/1002/openIdProvider", "value": "GOOGLE"},
+                ]),
+            ),
+            (
+                "order of the links in the spec does not matter",
+                Authentication {
+                    open_id_connections: Some(vec![
+                        link("1002", json!({})),
+                        link("1001", json!({})),
+                    ]),
+                    ..Default::default()
+                },
+                json!([]),
+            ),
+            (
+                "everything at once, in a stable order",
+                Authentication {
+                    max_number_of_false_logins: Some(10),
+                    security_domain: Some("example".into()),
+                    open_id_connections: Some(vec![
+                        link("1004", json!({"liveSyncOn": true})),
+                        link("1002", json!({"liveSyncOn": false})),
+                        link("1003", json!({})),
+                    ]),
+                    ..Default::default()
+                },
+                json!([
+                    {"op": "replace", "path": "/securityDomain", "value": "example"},
+                    {"op": "replace", "path": "/maxNumberOfFalseLogins", "value": 10},
+                    {"op": "remove", "path": "/openIdConnections/1001"},
+                    {"op": "add", "path": "/openIdConnections/new-1", "value": "1004"},
+                    {"op": "replace", "path": "/openIdConnections/new-1/liveSyncOn", "value": true},
+                    {"op": "replace", "path": "/openIdConnections/1002/liveSyncOn", "value": false},
+                    {"op": "add", "path": "/openIdConnections/new-2", "value": "1003"},
+                ]),
+            ),
+        ];
+        for (name, desired, want) in cases {
+            let got = plan(&desired, &observed());
+            assert_eq!(got.operations, ops(want.clone()), "case {name:?}");
+            assert_eq!(
+                serde_json::to_value(&got.operations).unwrap(),
+                want,
+                "wire JSON of case {name:?}"
+            );
+            assert_eq!(
+                got.drift.is_empty(),
+                got.operations.is_empty(),
+                "case {name:?}"
+            );
+            // The same inputs give the same list, every time.
+            assert_eq!(plan(&desired, &observed()), got, "case {name:?}");
+        }
+    }
+
+    #[test]
+    fn drift_names_spec_paths() {
+        let desired = Authentication {
+            security_domain: Some("example".into()),
+            open_id_connections: Some(vec![
+                link("1002", json!({"liveSyncOn": false})),
+                link("1003", json!({"openIdId": "c"})),
+            ]),
+            ..Default::default()
+        };
+        assert_eq!(
+            Xelion::diff(&desired, &observed()),
+            vec![
+                "spec.securityDomain",
+                "spec.openIdConnections[1001]",
+                "spec.openIdConnections[1002].liveSyncOn",
+                "spec.openIdConnections[1003]",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_patch_body_is_one_operations_list() {
+        let desired = Authentication {
+            minimum_password_length: Some(12),
+            ..Default::default()
+        };
+        let body = json!({"operations": plan(&desired, &observed()).operations});
+        assert_eq!(
+            body.to_string(),
+            r#"{"operations":[{"op":"replace","path":"/minimumPasswordLength","value":12}]}"#
+        );
+    }
+
+    fn spec(extra: Value) -> AuthenticationSettings {
+        let mut spec = json!({"apiRef": {"name": "xelion"}});
+        for (k, v) in extra.as_object().unwrap() {
+            spec[k] = v.clone();
+        }
+        AuthenticationSettings::new("auth", serde_json::from_value(spec).unwrap())
+    }
+
+    #[test]
+    fn spec_maps_to_the_authentication_object() {
+        let res = spec(json!({
+            "securityDomain": "corp", "tokenRetentionDays": 14,
+            "openIdConnections": [{"oid": "1001", "liveSyncOn": true}],
+        }));
+        assert_eq!(
+            serde_json::to_value(Xelion::desired(&res, None).unwrap()).unwrap(),
+            json!({"securityDomain": "corp", "tokenRetentionDays": 14,
+                   "openIdConnections": [{"oid": "1001", "liveSyncOn": true}]})
+        );
+        let twice = spec(json!({"openIdConnections": [{"oid": "1001"}, {"oid": "1001"}]}));
+        let err = Xelion::desired(&twice, None).unwrap_err();
+        assert!(
+            err.is_terminal() && err.to_string().contains("1001"),
+            "{err}"
+        );
+        assert!(!Xelion::deletes_remote(&res));
+    }
+
+    #[test]
+    fn summary_counts_links() {
+        let s = Xelion::summary(&observed());
+        assert_eq!(s["securityDomain"], "corp");
+        assert_eq!(s["openIdConnections"], "2");
+    }
 }

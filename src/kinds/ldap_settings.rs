@@ -1,5 +1,9 @@
 //! LdapSettings: the LDAP settings of a VMware Cloud Director organisation
 //! (`/cloudapi/v1/orgSettings/ldap`, a singleton per IdentityApi).
+//!
+//! The settings always exist: the operator adopts them, never creates or deletes them. The
+//! bind password cannot be read back, so it is sent on the first apply and whenever its
+//! Secret changes, and left out otherwise (VCD keeps the stored one).
 
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -25,13 +29,17 @@ use super::common::{CommonSpec, ManagedStatus, SecretKeyRef};
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(validation = Rule::new("!has(self.settingsSource) || self.settingsSource != 'DEFINED' || has(self.definedSettings)").message("settingsSource DEFINED needs definedSettings"))]
+#[x_kube(validation = Rule::new("!self.enabled || has(self.settingsSource)").message("enabled LDAP needs a settingsSource (INHERIT_SYSTEM or DEFINED)"))]
+#[x_kube(validation = Rule::new("!has(self.deletionPolicy)").message("deletionPolicy does not apply: the LDAP settings of an organisation always exist; set disableOnDelete: true to disable LDAP when this resource is deleted"))]
 #[serde(rename_all = "camelCase")]
 pub struct LdapSettingsSpec {
     #[serde(flatten)]
     pub common: CommonSpec,
     /// Whether LDAP is enabled for the organisation.
     pub enabled: bool,
-    /// `INHERIT_SYSTEM` or `DEFINED`.
+    /// Where the organisation's LDAP settings come from: `INHERIT_SYSTEM` (the system LDAP,
+    /// optionally with inheritedCustomUsersOu) or `DEFINED` (definedSettings). Required when
+    /// enabled. VCD refuses to change it while users or groups imported from LDAP exist.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings_source: Option<SettingsSource>,
     /// Custom users OU when inheriting the system settings.
@@ -40,20 +48,35 @@ pub struct LdapSettingsSpec {
     /// The organisation's own LDAP settings (with settingsSource DEFINED).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub defined_settings: Option<DefinedLdapSettings>,
-    /// On deletion, set `enabled: false` remotely (default: leave the settings as they are).
+    /// On deletion of this resource, disable LDAP for the organisation (`enabled: false`).
+    /// Default false: the settings are left as they are. Only then does the resource carry a
+    /// finalizer.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub disable_on_delete: bool,
 }
 
+/// Where an organisation's LDAP settings come from.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 #[allow(clippy::upper_case_acronyms)]
 pub enum SettingsSource {
+    /// The system (provider) LDAP settings.
     #[serde(rename = "INHERIT_SYSTEM")]
     InheritSystem,
+    /// The organisation's own settings, from definedSettings.
     #[serde(rename = "DEFINED")]
     Defined,
 }
 
+impl SettingsSource {
+    fn as_str(self) -> &'static str {
+        match self {
+            SettingsSource::InheritSystem => "INHERIT_SYSTEM",
+            SettingsSource::Defined => "DEFINED",
+        }
+    }
+}
+
+/// The organisation's own LDAP server and search settings.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DefinedLdapSettings {
@@ -66,27 +89,169 @@ pub struct DefinedLdapSettings {
     /// Use LDAPS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssl: Option<bool>,
+    /// Turn off paged searches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paged_search_disabled: Option<bool>,
+    /// Page size of paged searches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub page_size: Option<i32>,
+    /// Maximum number of results of a search.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_results: Option<i32>,
+    /// Maximum number of groups a user may be a member of.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_user_groups: Option<i32>,
     /// Base DN of searches.
     #[schemars(length(min = 1))]
     pub search_base: String,
-    /// Bind user name.
+    /// Bind user name (DN).
     #[schemars(length(min = 1))]
     pub user_name: String,
     /// Secret key holding the bind password. The API never returns it: it is sent on the first
     /// apply and whenever the Secret changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret_ref: Option<SecretKeyRef>,
+    /// Base DN of group searches (default: searchBase).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_search_base: Option<String>,
+    /// Label of the LDAP login button in the VCD UI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_ui_button_label: Option<String>,
+    /// LDAP attributes of users. Attributes left out keep their current value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_attributes: Option<LdapUserAttributes>,
+    /// LDAP attributes of groups. Attributes left out keep their current value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_attributes: Option<LdapGroupAttributes>,
+}
+
+/// LDAP attribute names of users (LdapUserAttributes, as VCD names it [I]). Also the wire type.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LdapUserAttributes {
+    /// Object class of user entries, e.g. `inetOrgPerson` or `user`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_class: Option<String>,
+    /// Attribute holding the unique identifier, e.g. `objectGuid` or `uid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_identifier: Option<String>,
+    /// Attribute holding the login name, e.g. `sAMAccountName` or `uid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    /// Attribute holding the email address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Attribute holding the display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Attribute holding the given name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given_name: Option<String>,
+    /// Attribute holding the surname.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub surname: Option<String>,
+    /// Attribute holding the telephone number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telephone: Option<String>,
+    /// Attribute identifying the user in group memberships, e.g. `dn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_membership_identifier: Option<String>,
+    /// Attribute linking back to the groups of a user, e.g. `tokenGroups`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_back_link_identifier: Option<String>,
+    /// Attribute holding the domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// Attribute identifying the manager.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manager_identifier: Option<String>,
+}
+
+/// LDAP attribute names of groups (LdapGroupAttributes, as VCD names it [I]). Also the wire
+/// type.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LdapGroupAttributes {
+    /// Object class of group entries, e.g. `group` or `groupOfUniqueNames`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_class: Option<String>,
+    /// Attribute holding the unique identifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_identifier: Option<String>,
+    /// Attribute holding the group name, e.g. `cn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_name: Option<String>,
+    /// Attribute listing the members, e.g. `member`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub membership: Option<String>,
+    /// Attribute identifying members, e.g. `dn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub membership_identifier: Option<String>,
+    /// Attribute linking back from users, e.g. `objectSid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub back_link_identifier: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// VCD cloudapi wire format and adapter
+// ---------------------------------------------------------------------------------------------
+
+use std::collections::BTreeMap;
+
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::engine::diff::subset_diff;
+use crate::engine::secrets::SecretValues;
+use crate::engine::{Adapter, Error, Observed};
+use crate::identity::{ApiError, IdentityClient, SecretString};
+use crate::kinds::identity_api::Provider;
+
+const PATH: &str = "cloudapi/v1/orgSettings/ldap";
+
+/// OrganizationLdapSettings, as `GET/PUT /cloudapi/v1/orgSettings/ldap` carry it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OrganizationLdapSettings {
+    /// Required by PUT.
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings_source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inherited_custom_users_ou: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defined_settings: Option<LdapDefinedSettings>,
+}
+
+/// LdapDefinedSettings: the organisation's own LDAP server (with settingsSource DEFINED).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LdapDefinedSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paged_search_disabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_results: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_user_groups: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search_base: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    /// Write-only: GET answers null, and a PUT without it keeps the stored password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretString>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_search_base: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,48 +262,455 @@ pub struct DefinedLdapSettings {
     pub group_attributes: Option<LdapGroupAttributes>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct LdapUserAttributes {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub object_class: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub object_identifier: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub display_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub given_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub surname: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub telephone: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group_membership_identifier: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group_back_link_identifier: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub domain: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub manager_identifier: Option<String>,
+impl LdapSettingsSpec {
+    fn to_settings(&self, password: Option<SecretString>) -> OrganizationLdapSettings {
+        OrganizationLdapSettings {
+            enabled: self.enabled,
+            settings_source: self.settings_source.map(|s| s.as_str().to_owned()),
+            inherited_custom_users_ou: self.inherited_custom_users_ou.clone(),
+            defined_settings: self.defined_settings.as_ref().map(|d| LdapDefinedSettings {
+                host_name: Some(d.host_name.clone()),
+                port: Some(d.port),
+                ssl: d.ssl,
+                paged_search_disabled: d.paged_search_disabled,
+                page_size: d.page_size,
+                max_results: d.max_results,
+                max_user_groups: d.max_user_groups,
+                search_base: Some(d.search_base.clone()),
+                user_name: Some(d.user_name.clone()),
+                password,
+                group_search_base: d.group_search_base.clone(),
+                custom_ui_button_label: d.custom_ui_button_label.clone(),
+                user_attributes: d.user_attributes.clone(),
+                group_attributes: d.group_attributes.clone(),
+            }),
+        }
+    }
+
+    fn password_ref(&self) -> Option<&SecretKeyRef> {
+        self.defined_settings
+            .as_ref()
+            .and_then(|d| d.password_secret_ref.as_ref())
+    }
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct LdapGroupAttributes {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub object_class: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub object_identifier: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub membership: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub membership_identifier: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub back_link_identifier: Option<String>,
+/// The body of a PUT: the settings as they are, with every field the spec sets replaced.
+/// VCD's PUT replaces the whole object, so sending only the spec would reset what the spec
+/// leaves out (server defaults, attributes set by hand) whenever something else changed.
+/// The password is sent only when asked for (first apply, rotated Secret).
+fn put_body(
+    desired: &OrganizationLdapSettings,
+    observed: &OrganizationLdapSettings,
+    send_password: bool,
+) -> Value {
+    let mut body = serde_json::to_value(observed).expect("serializable");
+    merge(
+        &mut body,
+        &serde_json::to_value(desired).expect("serializable"),
+    );
+    if !send_password
+        && let Some(defined) = body
+            .get_mut("definedSettings")
+            .and_then(Value::as_object_mut)
+    {
+        defined.remove("password");
+    }
+    body
+}
+
+/// Overlays `patch` on `base`, object by object.
+fn merge(base: &mut Value, patch: &Value) {
+    match (base, patch) {
+        (Value::Object(base), Value::Object(patch)) => {
+            for (k, v) in patch {
+                merge(base.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (base, patch) => *base = patch.clone(),
+    }
+}
+
+/// "Performing this change would strand imported users or groups." is VCD's answer to
+/// disabling LDAP, or switching its source, while users or groups imported from it exist.
+/// The vendor's message stays; what to do about it is added.
+fn explain_strand(err: ApiError) -> Error {
+    match err {
+        ApiError::Status {
+            method,
+            path,
+            status: 400,
+            message,
+        } if message.contains("strand imported users or groups") => {
+            Error::Rejected(ApiError::Status {
+                method,
+                path,
+                status: 400,
+                message: format!(
+                    "{message} — the organisation has users or groups imported from LDAP: keep \
+                     LDAP enabled with the same settingsSource, or remove those users and \
+                     groups in VCD first"
+                ),
+            })
+        }
+        other => other.into(),
+    }
+}
+
+fn decode(body: Value) -> Result<OrganizationLdapSettings, Error> {
+    serde_json::from_value(body).map_err(|e| {
+        Error::Api(ApiError::Decode {
+            path: PATH.into(),
+            message: e.to_string(),
+        })
+    })
+}
+
+/// The organisation the settings belong to: the remote identity shown in status.externalId.
+fn org(api: &IdentityClient) -> String {
+    api.organization().unwrap_or("organisation").to_owned()
+}
+
+async fn put(
+    api: &IdentityClient,
+    body: &Value,
+) -> Result<Observed<OrganizationLdapSettings>, Error> {
+    let resp = api
+        .call(Method::PUT, PATH, Some(body))
+        .await
+        .map_err(explain_strand)?;
+    Ok(Observed {
+        id: org(api),
+        remote: decode(resp.body)?,
+    })
+}
+
+/// Reconciles LdapSettings against the VCD cloudapi.
+pub struct Vcd;
+
+impl Adapter for Vcd {
+    type Resource = LdapSettings;
+    type Remote = OrganizationLdapSettings;
+    const PROVIDER: Provider = Provider::Vcd;
+    const CREATES: bool = false;
+    const SINGLETON: bool = true;
+
+    fn secret_refs(res: &LdapSettings) -> Vec<SecretKeyRef> {
+        res.spec.password_ref().cloned().into_iter().collect()
+    }
+
+    fn desired(
+        res: &LdapSettings,
+        secrets: Option<&SecretValues>,
+    ) -> Result<OrganizationLdapSettings, Error> {
+        let password = match (res.spec.password_ref(), secrets) {
+            (Some(r), Some(values)) => {
+                Some(
+                    values
+                        .get(r)
+                        .cloned()
+                        .ok_or_else(|| Error::SecretKeyNotFound {
+                            name: r.name.clone(),
+                            key: r.key.clone(),
+                        })?,
+                )
+            }
+            _ => None,
+        };
+        Ok(res.spec.to_settings(password))
+    }
+
+    fn diff(
+        desired: &OrganizationLdapSettings,
+        observed: &OrganizationLdapSettings,
+    ) -> Vec<String> {
+        let mut desired = desired.clone();
+        if let Some(d) = desired.defined_settings.as_mut() {
+            d.password = None;
+        }
+        let d = serde_json::to_value(&desired).expect("serializable");
+        let o = serde_json::to_value(observed).expect("serializable");
+        subset_diff(&d, &o)
+            .iter()
+            .map(|p| format!("spec.{p}"))
+            .collect()
+    }
+
+    async fn find(
+        api: &IdentityClient,
+        _res: &LdapSettings,
+        _id: Option<&str>,
+    ) -> Result<Option<Observed<OrganizationLdapSettings>>, Error> {
+        let resp = api.call(Method::GET, PATH, None).await?;
+        Ok(Some(Observed {
+            id: org(api),
+            remote: decode(resp.body)?,
+        }))
+    }
+
+    async fn create(
+        _api: &IdentityClient,
+        _res: &LdapSettings,
+        _desired: &OrganizationLdapSettings,
+    ) -> Result<Observed<OrganizationLdapSettings>, Error> {
+        // `find` always finds the settings: every organisation has them.
+        Err(Error::RemoteNotFound(
+            "the organisation's LDAP settings could not be read".into(),
+        ))
+    }
+
+    async fn update(
+        api: &IdentityClient,
+        _res: &LdapSettings,
+        _id: &str,
+        desired: &OrganizationLdapSettings,
+        observed: &OrganizationLdapSettings,
+        secrets_changed: bool,
+    ) -> Result<Observed<OrganizationLdapSettings>, Error> {
+        put(api, &put_body(desired, observed, secrets_changed)).await
+    }
+
+    /// With `disableOnDelete`: LDAP is switched off, everything else left as it is.
+    async fn delete(api: &IdentityClient, _res: &LdapSettings, _id: &str) -> Result<(), Error> {
+        let current = decode(api.call(Method::GET, PATH, None).await?.body)?;
+        if !current.enabled {
+            return Ok(());
+        }
+        let disabled = OrganizationLdapSettings {
+            enabled: false,
+            ..current.clone()
+        };
+        put(api, &put_body(&disabled, &current, false)).await?;
+        Ok(())
+    }
+
+    fn deletes_remote(res: &LdapSettings) -> bool {
+        res.spec.disable_on_delete
+    }
+
+    fn summary(observed: &OrganizationLdapSettings) -> BTreeMap<String, String> {
+        let mut s = BTreeMap::new();
+        s.insert("enabled".into(), observed.enabled.to_string());
+        if let Some(source) = &observed.settings_source {
+            s.insert("settingsSource".into(), source.clone());
+        }
+        if let Some(host) = observed
+            .defined_settings
+            .as_ref()
+            .and_then(|d| d.host_name.as_ref())
+        {
+            s.insert("hostName".into(), host.clone());
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec(extra: Value) -> LdapSettings {
+        let mut spec = json!({
+            "apiRef": {"name": "vcd"},
+            "enabled": true,
+            "settingsSource": "DEFINED",
+            "definedSettings": {
+                "hostName": "ldap.acme.example", "port": 636, "ssl": true,
+                "searchBase": "dc=acme,dc=example", "userName": "cn=bind,dc=acme,dc=example",
+                "passwordSecretRef": {"name": "ldap-bind", "key": "password"},
+                "userAttributes": {"objectClass": "inetOrgPerson", "userName": "uid"},
+            },
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            spec[k] = v.clone();
+        }
+        LdapSettings::new("acme", serde_json::from_value(spec).unwrap())
+    }
+
+    fn secrets(password: &str) -> SecretValues {
+        let mut values = SecretValues::default();
+        let r = SecretKeyRef {
+            name: "ldap-bind".into(),
+            key: "password".into(),
+        };
+        values.insert(r, SecretString::new(password));
+        values
+    }
+
+    /// What the simulator (and VCD) answer: every field, nulls included, never the password.
+    fn observed(host: &str) -> OrganizationLdapSettings {
+        decode(json!({
+            "enabled": true, "settingsSource": "DEFINED", "inheritedCustomUsersOu": null,
+            "definedSettings": {
+                "hostName": host, "port": 636, "ssl": true, "pagedSearchDisabled": false,
+                "pageSize": 200, "maxResults": 200, "maxUserGroups": 1015,
+                "searchBase": "dc=acme,dc=example", "userName": "cn=bind,dc=acme,dc=example",
+                "password": null, "groupSearchBase": null, "customUiButtonLabel": "Corporate login",
+                "userAttributes": {"objectClass": "inetOrgPerson", "userName": "uid", "email": "mail"},
+                "groupAttributes": null,
+            },
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn spec_maps_to_organization_ldap_settings() {
+        let res = spec(json!({}));
+        let wire = Vcd::desired(&res, Some(&secrets("s3cret"))).unwrap();
+        assert_eq!(
+            serde_json::to_value(&wire).unwrap(),
+            json!({
+                "enabled": true,
+                "settingsSource": "DEFINED",
+                "definedSettings": {
+                    "hostName": "ldap.acme.example", "port": 636, "ssl": true,
+                    "searchBase": "dc=acme,dc=example", "userName": "cn=bind,dc=acme,dc=example",
+                    "password": "s3cret",
+                    "userAttributes": {"objectClass": "inetOrgPerson", "userName": "uid"},
+                },
+            })
+        );
+        // Without Secrets (comparing only) there is no password at all.
+        let view = Vcd::desired(&res, None).unwrap();
+        assert!(view.defined_settings.unwrap().password.is_none());
+        let inherit = spec(json!({"settingsSource": "INHERIT_SYSTEM",
+            "inheritedCustomUsersOu": "ou=acme", "definedSettings": null}));
+        assert_eq!(
+            serde_json::to_value(Vcd::desired(&inherit, None).unwrap()).unwrap(),
+            json!({"enabled": true, "settingsSource": "INHERIT_SYSTEM", "inheritedCustomUsersOu": "ou=acme"})
+        );
+    }
+
+    #[test]
+    fn a_missing_secret_key_is_reported_by_name() {
+        let err = Vcd::desired(&spec(json!({})), Some(&SecretValues::default())).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "key \"password\" not found in Secret \"ldap-bind\""
+        );
+    }
+
+    #[test]
+    fn diff_compares_what_the_spec_states_and_never_the_password() {
+        let res = spec(json!({}));
+        let desired = Vcd::desired(&res, Some(&secrets("s3cret"))).unwrap();
+        assert!(Vcd::diff(&desired, &observed("ldap.acme.example")).is_empty());
+        assert_eq!(
+            Vcd::diff(&desired, &observed("rogue.example")),
+            vec!["spec.definedSettings.hostName"]
+        );
+        let disabled = spec(json!({"enabled": false}));
+        let desired = Vcd::desired(&disabled, None).unwrap();
+        assert_eq!(
+            Vcd::diff(&desired, &observed("ldap.acme.example")),
+            vec!["spec.enabled"]
+        );
+    }
+
+    #[test]
+    fn put_keeps_what_the_spec_leaves_out_and_sends_the_password_only_when_asked() {
+        let res = spec(json!({}));
+        let desired = Vcd::desired(&res, Some(&secrets("s3cret"))).unwrap();
+        let current = observed("old.example");
+        let body = put_body(&desired, &current, true);
+        assert_eq!(body["definedSettings"]["hostName"], "ldap.acme.example");
+        assert_eq!(body["definedSettings"]["password"], "s3cret");
+        assert_eq!(body["definedSettings"]["pageSize"], 200);
+        assert_eq!(
+            body["definedSettings"]["customUiButtonLabel"],
+            "Corporate login"
+        );
+        assert_eq!(
+            body["definedSettings"]["userAttributes"],
+            json!({"objectClass": "inetOrgPerson", "userName": "uid", "email": "mail"})
+        );
+        let body = put_body(&desired, &current, false);
+        let defined = body["definedSettings"].as_object().unwrap();
+        assert!(!defined.contains_key("password"), "{body}");
+        assert_eq!(body["enabled"], true);
+        // Nulls of the GET answer are never sent back.
+        assert!(!defined.contains_key("groupAttributes"), "{body}");
+        assert!(
+            !body
+                .as_object()
+                .unwrap()
+                .contains_key("inheritedCustomUsersOu")
+        );
+    }
+
+    #[test]
+    fn stranding_users_is_terminal_and_keeps_the_vendor_message() {
+        let err = explain_strand(ApiError::Status {
+            method: "PUT".into(),
+            path: PATH.into(),
+            status: 400,
+            message: "Performing this change would strand imported users or groups. [BAD_REQUEST]"
+                .into(),
+        });
+        assert!(err.is_terminal());
+        assert_eq!(err.reason(), "Rejected");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("Performing this change would strand imported users or groups.")
+                && msg.contains("imported from LDAP"),
+            "{msg}"
+        );
+        let other = explain_strand(ApiError::Status {
+            method: "PUT".into(),
+            path: PATH.into(),
+            status: 503,
+            message: "down".into(),
+        });
+        assert!(!other.is_terminal());
+    }
+
+    #[test]
+    fn a_finalizer_only_with_disable_on_delete() {
+        assert!(!Vcd::deletes_remote(&spec(json!({}))));
+        assert!(Vcd::deletes_remote(&spec(json!({"disableOnDelete": true}))));
+        assert_eq!(
+            Vcd::secret_refs(&spec(json!({}))),
+            vec![SecretKeyRef {
+                name: "ldap-bind".into(),
+                key: "password".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn summary_names_source_and_host() {
+        let s = Vcd::summary(&observed("ldap.acme.example"));
+        assert_eq!(s["enabled"], "true");
+        assert_eq!(s["settingsSource"], "DEFINED");
+        assert_eq!(s["hostName"], "ldap.acme.example");
+    }
+
+    fn cel_errors(spec: Value) -> Vec<String> {
+        use kube::CustomResourceExt;
+        let crd = serde_json::to_value(LdapSettings::crd()).unwrap();
+        let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+        let object = json!({"apiVersion": "identity.operator.dev/v1alpha1",
+            "kind": "LdapSettings", "metadata": {"name": "x"}, "spec": spec});
+        match kube::core::cel::Validator::new().validate(schema, &object, None) {
+            Ok(()) => vec![],
+            Err(errors) => errors.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn cel_rules() {
+        assert!(cel_errors(json!({"apiRef": {"name": "a"}, "enabled": false})).is_empty());
+        let errs = cel_errors(json!({"apiRef": {"name": "a"}, "enabled": true}));
+        assert!(
+            errs.iter().any(|e| e.contains("settingsSource")),
+            "{errs:?}"
+        );
+        let errs = cel_errors(
+            json!({"apiRef": {"name": "a"}, "enabled": false, "deletionPolicy": "Delete"}),
+        );
+        assert!(
+            errs.iter().any(|e| e.contains("disableOnDelete")),
+            "{errs:?}"
+        );
+    }
 }
