@@ -15,7 +15,6 @@ use crate::kinds::identity_api::IdentityApi;
 use crate::metrics::Metrics;
 
 /// Defaults of `spec.rateLimit` and `spec.timeoutSeconds`.
-pub const DEFAULT_REQUESTS_PER_SECOND: u32 = 100;
 pub const DEFAULT_MAX_CONCURRENT: u32 = 32;
 pub const DEFAULT_TIMEOUT_SECONDS: u32 = 30;
 
@@ -139,9 +138,7 @@ fn client_config(api: &IdentityApi, values: &secrets::SecretValues) -> Result<Cl
     };
     let tls = api.spec.tls.clone().unwrap_or_default();
     let rate = api.spec.rate_limit.clone().unwrap_or_default();
-    let rps = rate
-        .requests_per_second
-        .unwrap_or(DEFAULT_REQUESTS_PER_SECOND);
+    let rps = rate.requests_per_second;
     Ok(ClientConfig {
         provider: api.spec.provider,
         base_url: api.spec.url.clone(),
@@ -156,7 +153,7 @@ fn client_config(api: &IdentityApi, values: &secrets::SecretValues) -> Result<Cl
                 .into(),
         ),
         requests_per_second: rps,
-        burst: rate.burst.unwrap_or(rps),
+        burst: rate.burst.or(rps),
         max_concurrent: rate.max_concurrent.unwrap_or(DEFAULT_MAX_CONCURRENT),
         tenant_context,
     })

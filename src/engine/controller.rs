@@ -149,16 +149,21 @@ pub async fn run_scope(
 
     let (tx, rx) = mpsc::unbounded_channel();
     ctx.dependents.register("IdentityApi", tx);
-    let apis = Controller::for_stream(api_stream, api_reader)
+    let apis = Controller::for_stream(api_stream, api_reader.clone())
         .with_config(controller::Config::default().concurrency(concurrency))
         .reconcile_on(requeues(rx))
         .graceful_shutdown_on(shutdown.clone())
         .run(reconcile_api, api_error_policy, ctx.clone())
         .for_each(|_| future::ready(()));
 
+    // The managed kinds start once the IdentityApis are known, so none of them reports a
+    // missing IdentityApi (and writes a status and an Event for it) only because its watch
+    // answered first.
+    let apis = tokio::spawn(apis);
+    until_ready(&api_reader).await;
     info!(namespace = ?scope.namespace, "controllers starting");
     use crate::kinds::*;
-    tokio::join!(
+    let _ = tokio::join!(
         apis,
         run_kind::<identity_backend::Boruta>(&client, &scope, &ctx, concurrency, shutdown.clone()),
         run_kind::<org_connection::Auth0>(&client, &scope, &ctx, concurrency, shutdown.clone()),
@@ -173,6 +178,30 @@ pub async fn run_scope(
         ),
     );
     secrets_task.abort();
+}
+
+/// `Store::wait_until_ready` remembers only the last task waiting (a oneshot channel keeps one
+/// waker), and the IdentityApi controller waits on the same store: ask again every 50 ms.
+async fn until_ready<K>(store: &reflector::Store<K>)
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        match tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            store.wait_until_ready(),
+        )
+        .await
+        {
+            Ok(Ok(())) => return,
+            Ok(Err(_)) => {
+                warn!("a watch ended before its first list");
+                return;
+            }
+            Err(_elapsed) => continue,
+        }
+    }
 }
 
 fn requeues<K>(

@@ -58,8 +58,10 @@ pub struct ClientConfig {
     pub ca_pem: Option<SecretString>,
     pub insecure_skip_verify: bool,
     pub timeout: Duration,
-    pub requests_per_second: u32,
-    pub burst: u32,
+    /// Client-side limit; `None`: only the concurrency cap and the API's own 429s and
+    /// rate-limit headers pace the calls.
+    pub requests_per_second: Option<u32>,
+    pub burst: Option<u32>,
     pub max_concurrent: u32,
     /// VCD provider session acting for a tenant organisation.
     pub tenant_context: Option<String>,
@@ -81,7 +83,7 @@ pub struct IdentityClient {
     http: reqwest::Client,
     credentials: Credentials,
     token: tokio::sync::Mutex<Option<Token>>,
-    limiter: DefaultDirectRateLimiter,
+    limiter: Option<DefaultDirectRateLimiter>,
     in_flight: Semaphore,
     paused_until: Mutex<Option<Instant>>,
     budget: Mutex<Budget>,
@@ -173,8 +175,11 @@ impl IdentityClient {
             builder = builder.danger_accept_invalid_certs(true);
         }
         let http = builder.build().map_err(ApiError::from_reqwest)?;
-        let rps = NonZeroU32::new(config.requests_per_second.max(1)).expect("max(1)");
-        let burst = NonZeroU32::new(config.burst.max(1)).expect("max(1)");
+        let limiter = config.requests_per_second.map(|rps| {
+            let rps = NonZeroU32::new(rps.max(1)).expect("max(1)");
+            let burst = NonZeroU32::new(config.burst.unwrap_or(rps.get()).max(1)).expect("max(1)");
+            RateLimiter::direct(Quota::per_second(rps).allow_burst(burst))
+        });
         Ok(Self {
             provider: config.provider,
             base_url: config.base_url,
@@ -183,7 +188,7 @@ impl IdentityClient {
             http,
             credentials: config.credentials,
             token: tokio::sync::Mutex::new(None),
-            limiter: RateLimiter::direct(Quota::per_second(rps).allow_burst(burst)),
+            limiter,
             in_flight: Semaphore::new(config.max_concurrent.max(1) as usize),
             paused_until: Mutex::new(None),
             budget: Mutex::default(),
@@ -349,7 +354,9 @@ impl IdentityClient {
         let mut rate_limited_once = false;
         loop {
             self.wait_for_pause().await;
-            self.limiter.until_ready().await;
+            if let Some(limiter) = &self.limiter {
+                limiter.until_ready().await;
+            }
             self.wait_for_budget().await;
             let _permit = self
                 .in_flight

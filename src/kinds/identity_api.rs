@@ -197,7 +197,8 @@ pub struct TlsSettings {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RateLimit {
-    /// Sustained requests per second (default 20).
+    /// Sustained requests per second. Default: no client-side limit — the concurrency cap and
+    /// the API's own 429 answers and rate-limit headers pace the calls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 10000))]
     pub requests_per_second: Option<u32>,
@@ -205,7 +206,7 @@ pub struct RateLimit {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 10000))]
     pub burst: Option<u32>,
-    /// Maximum calls in flight at once (default 16).
+    /// Maximum calls in flight at once (default 32).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1000))]
     pub max_concurrent: Option<u32>,
