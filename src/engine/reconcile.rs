@@ -647,9 +647,18 @@ pub async fn publish<K: Resource<DynamicType = ()>>(
         action: action.into(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &res.object_ref(&())).await {
-        warn!(error = %e, "could not publish an Event");
-    }
+    // Sent in the background: an Event is a report, and the reconcile (the remote write, the
+    // status) should not wait for one more round trip to the API server.
+    let recorder = ctx.recorder.clone();
+    let reference = res.object_ref(&());
+    tokio::spawn(
+        async move {
+            if let Err(e) = recorder.publish(&event, &reference).await {
+                warn!(error = %e, "could not publish an Event");
+            }
+        }
+        .in_current_span(),
+    );
 }
 
 /// Events notes are limited to 1 kB by the API server.
