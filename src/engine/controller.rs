@@ -241,11 +241,7 @@ async fn run_kind<A: Adapter>(
         .applied_objects()
         .predicate_filter(significant_change, Default::default());
     let (tx, rx) = mpsc::unbounded_channel();
-    let kind: &'static str = match A::Resource::kind(&()) {
-        std::borrow::Cow::Borrowed(k) => k,
-        std::borrow::Cow::Owned(k) => Box::leak(k.into_boxed_str()),
-    };
-    ctx.dependents.register(kind, tx);
+    ctx.dependents.register(super::reconcile::kind::<A>(), tx);
     ctx.register_store(reader.clone());
     Controller::for_stream(stream, reader)
         .with_config(controller::Config::default().concurrency(concurrency))

@@ -28,7 +28,7 @@ pub struct Dependents {
 }
 
 impl Dependents {
-    pub fn register(&self, kind: &'static str, tx: UnboundedSender<(String, String)>) {
+    pub fn register(&self, kind: &'static str, tx: Requeue) {
         self.senders
             .write()
             .expect("lock")

@@ -70,7 +70,7 @@ pub fn error_policy<A: Adapter>(res: Arc<A::Resource>, err: &Error, ctx: Arc<Con
     Action::requeue(ctx.next_backoff(key))
 }
 
-fn kind<A: Adapter>() -> &'static str {
+pub(crate) fn kind<A: Adapter>() -> &'static str {
     // Kinds are static strings in the derived CRD types; leak-free since the Cow is Borrowed.
     match A::Resource::kind(&()) {
         std::borrow::Cow::Borrowed(k) => k,
