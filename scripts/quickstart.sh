@@ -16,6 +16,8 @@ RUN=$CACHE/quickstart
 NAMESPACE=identity-demo
 SIM_ADDR=127.0.0.1:18080 # examples/*.yaml point their IdentityApis here
 METRICS_ADDR=127.0.0.1:18081
+# Where cargo puts the binaries (CARGO_TARGET_DIR moves them).
+BIN=${CARGO_TARGET_DIR:-target}/debug
 
 stop_pid() {
 	local file=$RUN/$1.pid pid
@@ -52,7 +54,7 @@ start() {
 	if (: >"/dev/tcp/${SIM_ADDR%:*}/${SIM_ADDR#*:}") 2>/dev/null; then
 		die "something already listens on $SIM_ADDR; stop it (or run: scripts/quickstart.sh stop)"
 	fi
-	target/debug/identity-api-sim --listen "$SIM_ADDR" --client-id demo --client-secret demo-secret \
+	"$BIN/identity-api-sim" --listen "$SIM_ADDR" --client-id demo --client-secret demo-secret \
 		>"$RUN/simulator.log" 2>&1 &
 	echo $! >"$RUN/simulator.pid"
 	for _ in $(seq 100); do grep -q 'listening on' "$RUN/simulator.log" && break; sleep 0.1; done
@@ -64,15 +66,15 @@ start() {
 
 	# Kubernetes 1.20's published schema does not know x-kubernetes-validations (CEL), so
 	# kubectl's client-side check is switched off for the CRDs; current servers enforce them.
-	target/debug/identity-operator crds | "$kubectl" apply --validate=false -f - >/dev/null
+	"$BIN/identity-operator" crds | "$kubectl" apply --validate=false -f - >/dev/null
 	local crds
-	crds=$(target/debug/identity-operator crds | awk '/^  name: /{print "crd/" $2}')
+	crds=$("$BIN/identity-operator" crds | awk '/^  name: /{print "crd/" $2}')
 	# shellcheck disable=SC2086 # one argument per CRD
 	"$kubectl" wait --for=condition=Established --timeout=60s $crds >/dev/null
 	"$kubectl" create namespace "$NAMESPACE" --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
 	"$kubectl" apply -n "$NAMESPACE" -f examples/
 
-	RUST_LOG=${RUST_LOG:-info} target/debug/identity-operator run --namespace "$NAMESPACE" \
+	RUST_LOG=${RUST_LOG:-info} "$BIN/identity-operator" run --namespace "$NAMESPACE" \
 		--metrics-addr "$METRICS_ADDR" >"$RUN/operator.log" 2>&1 &
 	echo $! >"$RUN/operator.pid"
 	log "operator running (log: $RUN/operator.log, metrics: http://$METRICS_ADDR/metrics)"
