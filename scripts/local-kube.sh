@@ -5,6 +5,8 @@
 #                                     kube-controller-manager if not running; prints the
 #                                     admin kubeconfig path as its last line (on stdout)
 #   scripts/local-kube.sh stop        stop what `start` started (by PID file)
+#   scripts/local-kube.sh stop-apiserver  stop only kube-apiserver (an outage, for the
+#                                     reliability tests); `start` brings it back
 #   scripts/local-kube.sh status      say what runs
 #   scripts/local-kube.sh kubeconfig  print the admin kubeconfig path
 #   scripts/local-kube.sh reset       stop and wipe the cluster state (keeps the binaries)
@@ -46,7 +48,7 @@ LOCK_FILE=$CACHE/local-kube.lock
 COMPONENTS=(etcd kube-apiserver kube-controller-manager)
 
 usage() {
-	sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -510,6 +512,7 @@ main() {
 	case $1 in
 	start) with_lock cmd_start ;;
 	stop) with_lock cmd_stop ;;
+	stop-apiserver) with_lock stop_component kube-apiserver ;;
 	status) cmd_status ;;
 	kubeconfig)
 		[ -f "$KUBECONFIG_FILE" ] || die "no kubeconfig yet: run '$0 start'"

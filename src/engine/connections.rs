@@ -21,15 +21,28 @@ pub const DEFAULT_TIMEOUT_SECONDS: u32 = 30;
 /// (namespace, name) of an IdentityApi → (fingerprint of its spec and Secrets, its client).
 type ClientCache = HashMap<(String, String), (String, Arc<IdentityClient>)>;
 
-#[derive(Default)]
 pub struct Connections {
     clients: Mutex<ClientCache>,
+    /// `identity-operator/VERSION (INSTANCE)`: tells the vendor (and the simulator's call log)
+    /// which replica made a call.
+    user_agent: String,
     /// Held while a client is built, so reconciles starting together share one client (one
     /// login, one rate-limit budget) instead of each building its own.
     building: tokio::sync::Mutex<()>,
 }
 
 impl Connections {
+    pub fn new(instance: &str) -> Self {
+        Connections {
+            clients: Mutex::default(),
+            user_agent: format!(
+                "identity-operator/{} ({instance})",
+                env!("CARGO_PKG_VERSION")
+            ),
+            building: tokio::sync::Mutex::default(),
+        }
+    }
+
     /// The client of `api`, built anew when its generation or one of its Secrets changed.
     pub async fn get(
         &self,
@@ -62,7 +75,8 @@ impl Connections {
             return Ok(client);
         }
         let values = secrets::read(kube, &ns, &refs).await?;
-        let config = client_config(api, &values)?;
+        let mut config = client_config(api, &values)?;
+        config.user_agent = self.user_agent.clone();
         let client = Arc::new(IdentityClient::new(config, metrics.clone()).map_err(Error::Api)?);
         let replaced = self
             .clients
@@ -156,5 +170,6 @@ fn client_config(api: &IdentityApi, values: &secrets::SecretValues) -> Result<Cl
         burst: rate.burst.or(rps),
         max_concurrent: rate.max_concurrent.unwrap_or(DEFAULT_MAX_CONCURRENT),
         tenant_context,
+        user_agent: concat!("identity-operator/", env!("CARGO_PKG_VERSION")).into(),
     })
 }

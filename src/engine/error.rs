@@ -106,6 +106,18 @@ impl Error {
         }
     }
 
+    /// Failures that say nothing about the remote object and clear by themselves: the
+    /// identity API or Kubernetes unreachable, slow, overloaded or rate limiting.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Api(ApiError::RateLimited { .. } | ApiError::Transport(_)) | Error::Kube(_) => {
+                true
+            }
+            Error::Api(ApiError::Status { status, .. }) => *status == 408 || *status >= 500,
+            _ => false,
+        }
+    }
+
     /// Terminal errors are remembered in status so the same spec is not sent again.
     pub fn is_terminal(&self) -> bool {
         matches!(self, Error::Rejected(_) | Error::InvalidSpec(_))

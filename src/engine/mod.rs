@@ -38,6 +38,9 @@ use secrets::{SecretMetaStore, SecretValues};
 pub const FINALIZER: &str = "identity.operator.dev/cleanup";
 /// `identity.operator.dev/paused: "true"` stops all writes to the identity API.
 pub const PAUSED_ANNOTATION: &str = "identity.operator.dev/paused";
+/// Set by the operator (with its finalizer) just before it creates a remote object, so that
+/// the object is known as its own even when the create's answer is lost (crash, timeout).
+pub const CREATES_ANNOTATION: &str = "identity.operator.dev/creates-remote";
 /// Field manager of every write the operator makes.
 pub const MANAGER: &str = "identity-operator";
 
@@ -237,7 +240,7 @@ impl Context {
             recorder,
             apis,
             secrets,
-            connections: Default::default(),
+            connections: connections::Connections::new(&settings.instance),
             dependents: Default::default(),
             memo: Default::default(),
             metrics,

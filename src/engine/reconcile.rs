@@ -17,7 +17,9 @@ use tracing::{Instrument, info, info_span, warn};
 use super::dependents::Target;
 use super::error::Next;
 use super::status::{now, set_condition, write_if_changed};
-use super::{Adapter, Context, Error, FINALIZER, Managed, PAUSED_ANNOTATION, secrets};
+use super::{
+    Adapter, CREATES_ANNOTATION, Context, Error, FINALIZER, Managed, PAUSED_ANNOTATION, secrets,
+};
 use crate::kinds::common::{DeletionPolicy, ManagedStatus, ManagementPolicy};
 use crate::kinds::identity_api::IdentityApi;
 
@@ -186,14 +188,24 @@ async fn report_failure<A: Adapter>(
         c.reason == err.reason() && c.message == message && c.observed_generation == generation
     });
     warn!(reason = err.reason(), error = %message, "reconcile failed");
-    set_condition(
-        &mut status.conditions,
-        "Ready",
-        false,
-        err.reason(),
-        message.clone(),
-        generation,
-    );
+    // A drift check that fails for a passing reason says nothing about the remote object: it
+    // stays Ready (only Synced tells) while the spec and Secrets it last matched are current.
+    let still_ready = err.is_transient()
+        && status
+            .condition("Ready")
+            .is_some_and(|c| c.status == "True" && c.observed_generation == generation)
+        && secrets::versions(&ctx.secrets, &key.1, &A::secret_refs(res))
+            .is_ok_and(|v| v == status.applied_secret_versions);
+    if !still_ready {
+        set_condition(
+            &mut status.conditions,
+            "Ready",
+            false,
+            err.reason(),
+            message.clone(),
+            generation,
+        );
+    }
     set_condition(
         &mut status.conditions,
         "Synced",
@@ -234,12 +246,13 @@ async fn sync<A: Adapter>(
     let (kind, ns, _) = key;
     let common = res.common();
     let policy = common.management_policy();
-    ensure_finalizer(
-        res,
-        ctx,
-        policy == ManagementPolicy::Apply && A::deletes_remote(res),
-    )
-    .await?;
+    let finalizer_wanted = policy == ManagementPolicy::Apply && A::deletes_remote(res);
+    // A resource never linked to a remote object gets its finalizer once the lookup is done:
+    // together with the creation record when it is about to create one (see below), and not
+    // at all while its IdentityApi or Secrets are missing (nothing remote to clean up then).
+    if !finalizer_wanted || status.external_id.is_some() || has_finalizer(res) {
+        ensure_finalizer(res, ctx, finalizer_wanted, false).await?;
+    }
 
     // Dereference: the IdentityApi and every Secret, recorded first so that creating a missing
     // one requeues this resource.
@@ -314,6 +327,10 @@ async fn sync<A: Adapter>(
                     "remote {kind} {id:?} to adopt does not exist"
                 )));
             }
+            // Recorded on the resource before the create call, in the finalizer's write: if the
+            // operator dies or the call times out after the vendor created the object, the next
+            // lookup finds it by name and still knows it is ours (deletionPolicy Delete).
+            ensure_finalizer(res, ctx, finalizer_wanted, A::CREATES).await?;
             if status.external_id.is_some() {
                 ctx.metrics.drift(kind);
                 info!("remote object was deleted behind the operator's back; creating it again");
@@ -330,7 +347,8 @@ async fn sync<A: Adapter>(
             (created, Outcome::Written)
         }
         Some(found) => {
-            status.created.get_or_insert(false);
+            ensure_finalizer(res, ctx, finalizer_wanted, false).await?;
+            status.created.get_or_insert(creation_recorded(res));
             let drift = A::diff(&view, &found.remote);
             if drift.is_empty() && !secrets_changed {
                 status.external_id = Some(found.id.clone());
@@ -585,21 +603,55 @@ fn gives_up<K: Resource>(res: &K, ctx: &Context, err: &Error) -> bool {
     unreachable && since >= ctx.settings.deletion_grace
 }
 
-async fn ensure_finalizer<K: Managed>(res: &K, ctx: &Context, wanted: bool) -> Result<(), Error> {
-    let has = res.finalizers().iter().any(|f| f == FINALIZER);
-    if has == wanted {
+fn has_finalizer<K: Resource>(res: &K) -> bool {
+    res.meta()
+        .finalizers
+        .iter()
+        .flatten()
+        .any(|f| f == FINALIZER)
+}
+
+/// Whether the operator recorded, before a create call, that it creates this remote object.
+fn creation_recorded<K: Resource>(res: &K) -> bool {
+    res.meta()
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(CREATES_ANNOTATION))
+}
+
+/// Adds or removes the finalizer as `wanted`, and with `record_creation` also sets
+/// [`CREATES_ANNOTATION`]: one write for both, and none when nothing changes.
+async fn ensure_finalizer<K: Managed>(
+    res: &K,
+    ctx: &Context,
+    wanted: bool,
+    record_creation: bool,
+) -> Result<(), Error> {
+    let mut ops = Vec::new();
+    if wanted && !has_finalizer(res) {
+        ops.push(if res.finalizers().is_empty() {
+            json!({"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]})
+        } else {
+            json!({"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER})
+        });
+    }
+    if record_creation && !creation_recorded(res) {
+        let path = format!(
+            "/metadata/annotations/{}",
+            CREATES_ANNOTATION.replace('/', "~1")
+        );
+        if res.meta().annotations.is_none() {
+            ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": {}}));
+        }
+        ops.push(json!({"op": "add", "path": path, "value": "true"}));
+    }
+    if !wanted && has_finalizer(res) {
+        return remove_finalizer(res, ctx).await;
+    }
+    if ops.is_empty() {
         return Ok(());
     }
-    if wanted {
-        let op = if res.finalizers().is_empty() {
-            json!([{"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}])
-        } else {
-            json!([{"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER}])
-        };
-        patch_json(res, ctx, op).await
-    } else {
-        remove_finalizer(res, ctx).await
-    }
+    patch_json(res, ctx, serde_json::Value::Array(ops)).await
 }
 
 async fn remove_finalizer<K: Managed>(res: &K, ctx: &Context) -> Result<(), Error> {

@@ -65,6 +65,7 @@ pub struct ClientConfig {
     pub max_concurrent: u32,
     /// VCD provider session acting for a tenant organisation.
     pub tenant_context: Option<String>,
+    pub user_agent: String,
 }
 
 /// A JSON answer of an identity API.
@@ -158,7 +159,7 @@ impl IdentityClient {
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(10)))
             .pool_max_idle_per_host(config.max_concurrent as usize)
-            .user_agent(concat!("identity-operator/", env!("CARGO_PKG_VERSION")));
+            .user_agent(config.user_agent.as_str());
         if let Some(pem) = &config.ca_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem.expose().as_bytes())
                 .map_err(|e| ApiError::Transport(format!("invalid CA bundle: {e}")))?;

@@ -31,6 +31,18 @@ pub struct FaultSpec {
     /// the server applied the change).
     #[serde(default)]
     pub response_delay_ms: u64,
+    /// That share of requests sleeps `slowMs` before being handled (with `slowMs` over the
+    /// client's timeout: a timeout on which nothing happened).
+    #[serde(default)]
+    pub slow_rate: f64,
+    #[serde(default)]
+    pub slow_ms: u64,
+    /// That share of requests sleeps `lateMs` after being handled (with `lateMs` over the
+    /// client's timeout: a timeout after the change was applied, the case that duplicates).
+    #[serde(default)]
+    pub late_rate: f64,
+    #[serde(default)]
+    pub late_ms: u64,
     #[serde(default)]
     pub error_rate: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -79,6 +91,17 @@ struct ApiFaults {
     burst_left: u32,
     window_second: u64,
     window_count: u32,
+    injected: Injected,
+}
+
+/// What the faults in force have done so far (reported by `GET /_sim/faults`).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Injected {
+    pub errors: u64,
+    pub too_many_requests: u64,
+    pub slow: u64,
+    pub late: u64,
 }
 
 #[derive(Default)]
@@ -88,8 +111,14 @@ pub struct Faults {
 
 impl Faults {
     pub fn set(&self, spec: FaultSpec) -> Result<(), String> {
-        if !(0.0..=1.0).contains(&spec.error_rate) {
-            return Err("errorRate must be between 0 and 1".into());
+        for (name, rate) in [
+            ("errorRate", spec.error_rate),
+            ("slowRate", spec.slow_rate),
+            ("lateRate", spec.late_rate),
+        ] {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(format!("{name} must be between 0 and 1"));
+            }
         }
         if let Some(status) = spec.error_status
             && !(400..=599).contains(&status)
@@ -125,6 +154,7 @@ impl Faults {
             if let Some(f) = inner.get(&api) {
                 let mut spec = serde_json::to_value(&f.spec).unwrap_or_default();
                 spec["burst429"] = f.burst_left.into();
+                spec["injected"] = serde_json::to_value(f.injected).unwrap_or_default();
                 out.insert(api.name().into(), spec);
             }
         }
@@ -142,6 +172,15 @@ impl Faults {
             response_delay: Duration::from_millis(f.spec.response_delay_ms),
             ..Default::default()
         };
+        let mut rng = rand::rng();
+        if f.spec.slow_rate > 0.0 && rng.random_bool(f.spec.slow_rate) {
+            decision.latency += Duration::from_millis(f.spec.slow_ms);
+            f.injected.slow += 1;
+        }
+        if f.spec.late_rate > 0.0 && rng.random_bool(f.spec.late_rate) {
+            decision.response_delay += Duration::from_millis(f.spec.late_ms);
+            f.injected.late += 1;
+        }
         let second = now_ms / 1000;
         if let Some(rl) = &f.spec.rate_limit {
             if f.window_second != second {
@@ -155,6 +194,7 @@ impl Faults {
                 reset: second + 1,
             };
             if f.window_count >= limit {
+                f.injected.too_many_requests += 1;
                 decision.reject = Some(Rejection::TooManyRequests(info));
                 return decision;
             }
@@ -174,10 +214,12 @@ impl Faults {
                 remaining: 0,
                 reset: second + 1,
             };
+            f.injected.too_many_requests += 1;
             decision.reject = Some(Rejection::TooManyRequests(info));
-        } else if f.spec.error_rate > 0.0 && rand::rng().random_bool(f.spec.error_rate) {
+        } else if f.spec.error_rate > 0.0 && rng.random_bool(f.spec.error_rate) {
             let status = f.spec.error_status.unwrap_or(503);
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            f.injected.errors += 1;
             decision.reject = Some(Rejection::Injected(status));
         }
         decision
@@ -216,12 +258,34 @@ mod tests {
         assert!(faults.decide(Api::Vcd, 0).reject.is_some());
         assert!(faults.decide(Api::Vcd, 0).reject.is_none());
         assert!(faults.decide(Api::Xelion, 0).reject.is_some());
+        assert_eq!(faults.snapshot()["vcd"]["injected"]["tooManyRequests"], 2);
+    }
+
+    #[test]
+    fn slow_and_late_shares_add_their_delays() {
+        let faults = Faults::default();
+        faults
+            .set(spec(
+                r#"{"api":"boruta","latencyMs":5,"slowRate":1,"slowMs":100,"lateRate":1,"lateMs":200}"#,
+            ))
+            .unwrap();
+        let d = faults.decide(Api::Boruta, 0);
+        assert_eq!(d.latency, Duration::from_millis(105));
+        assert_eq!(d.response_delay, Duration::from_millis(200));
+        faults
+            .set(spec(r#"{"api":"boruta","slowRate":0,"slowMs":100}"#))
+            .unwrap();
+        assert!(faults.decide(Api::Boruta, 0).latency.is_zero());
+        let injected = &faults.snapshot()["boruta"]["injected"];
+        assert_eq!(injected["slow"], 0, "counts restart with a new spec");
     }
 
     #[test]
     fn invalid_specs_are_refused() {
         let faults = Faults::default();
         assert!(faults.set(spec(r#"{"errorRate":2}"#)).is_err());
+        assert!(faults.set(spec(r#"{"slowRate":-0.5}"#)).is_err());
+        assert!(faults.set(spec(r#"{"lateRate":1.5}"#)).is_err());
         assert!(faults.set(spec(r#"{"api":"nope"}"#)).is_err());
         assert!(faults.set(spec(r#"{"errorStatus":200}"#)).is_err());
     }

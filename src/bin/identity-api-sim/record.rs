@@ -67,7 +67,11 @@ impl Recorder {
     pub fn record(&self, call: Call<'_>) {
         // Parsing and redaction happen before taking the lock.
         let body = logged_body(call.api, call.request);
-        let client = call.request.header("x-sim-client").map(str::to_string);
+        let client = call
+            .request
+            .header("x-sim-client")
+            .or_else(|| call.request.header("user-agent"))
+            .map(str::to_string);
         let mut entry = LogEntry {
             seq: 0,
             timestamp_ms: call.started_ms,
