@@ -67,7 +67,9 @@ pub struct AuthenticationSettingsSpec {
     /// OpenID connection objects. When set, the list is authoritative: links missing here are
     /// removed (the OpenID connection objects themselves stay). Leave it out to leave the
     /// links alone.
+    /// Each OID may appear once (the API server rejects a duplicate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["oid"]))]
     pub open_id_connections: Option<Vec<OpenIdConnectionLink>>,
 }
 
