@@ -16,6 +16,8 @@ mod boruta;
 mod control;
 mod entrust;
 mod faults;
+#[cfg(test)]
+mod fuzz;
 mod record;
 mod state;
 mod vcd;
