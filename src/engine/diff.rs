@@ -89,3 +89,118 @@ mod tests {
         assert_eq!(camel_case("roles"), "roles");
     }
 }
+
+/// Property tests: arbitrary JSON on both sides.
+#[cfg(test)]
+pub(crate) mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Small JSON values: a few keys, short arrays, integers and floats that compare equal.
+    pub(crate) fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            (-3i64..3).prop_map(Value::from),
+            (-3i64..3).prop_map(|i| Value::from(i as f64)),
+            "[a-c]{0,2}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Value::from),
+                prop::collection::btree_map("[a-d]", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// What a write of `desired` does to `observed` when the API merges objects field by field
+    /// and replaces everything else (arrays, scalars) whole.
+    pub(crate) fn overlay(observed: &Value, desired: &Value) -> Value {
+        match (observed, desired) {
+            (Value::Object(o), Value::Object(d)) => {
+                let mut out = o.clone();
+                for (k, dv) in d {
+                    let merged = overlay(o.get(k).unwrap_or(&Value::Null), dv);
+                    out.insert(k.clone(), merged);
+                }
+                Value::Object(out)
+            }
+            (_, d) => d.clone(),
+        }
+    }
+
+    /// Every path of `desired` down to its leaves (object keys joined by `.`, array indexes).
+    fn leaf_paths(v: &Value, path: String, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) if !m.is_empty() => {
+                for (k, child) in m {
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    leaf_paths(child, p, out);
+                }
+            }
+            _ => out.push(path),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn equal_values_have_no_diff(v in json_value()) {
+            prop_assert!(subset_diff(&v, &v).is_empty());
+        }
+
+        #[test]
+        fn writing_desired_leaves_no_diff(desired in json_value(), observed in json_value()) {
+            let written = overlay(&observed, &desired);
+            prop_assert_eq!(subset_diff(&desired, &written), Vec::<String>::new());
+        }
+
+        #[test]
+        fn fields_desired_does_not_state_are_never_compared(
+            desired in json_value(), extra in json_value(), key in "[e-f]"
+        ) {
+            // A server default or computed field beside the stated ones is no difference.
+            let mut observed = desired.clone();
+            if let Value::Object(m) = &mut observed {
+                m.insert(key, extra);
+            }
+            prop_assert!(subset_diff(&desired, &observed).is_empty());
+        }
+
+        #[test]
+        fn a_changed_leaf_is_reported_on_its_path(desired in json_value(), pick in any::<prop::sample::Index>()) {
+            let mut leaves = Vec::new();
+            leaf_paths(&desired, String::new(), &mut leaves);
+            let path = pick.get(&leaves).clone();
+            let pointer: String = if path.is_empty() {
+                String::new()
+            } else {
+                path.split('.').map(|k| format!("/{k}")).collect()
+            };
+            let mut observed = desired.clone();
+            // A value no generated leaf has (strings are at most 2 characters).
+            *observed.pointer_mut(&pointer).expect("a leaf path") = Value::from("changed!");
+            let diff = subset_diff(&desired, &observed);
+            // Reported at the leaf, or at the array that holds it (one entry per list).
+            prop_assert!(
+                diff.iter().any(|d| path == *d || path.starts_with(&format!("{d}."))),
+                "{:?} not in {:?}", path, diff
+            );
+        }
+
+        #[test]
+        fn arbitrary_pairs_never_panic_and_paths_are_unique(a in json_value(), b in json_value()) {
+            let diff = subset_diff(&a, &b);
+            let mut sorted = diff.clone();
+            sorted.sort();
+            sorted.dedup();
+            prop_assert_eq!(sorted.len(), diff.len());
+        }
+    }
+}

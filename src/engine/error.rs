@@ -78,6 +78,7 @@ impl Error {
             Error::Rejected(_) => "Rejected",
             Error::Api(ApiError::RateLimited { .. }) => "RateLimited",
             Error::Api(ApiError::Authentication(_)) => "AuthenticationFailed",
+            Error::Api(ApiError::UntrustedCertificate(_)) => "CertificateNotTrusted",
             Error::Api(ApiError::Status {
                 status: 401 | 403, ..
             }) => "Unauthorized",

@@ -24,6 +24,9 @@ pub enum ApiError {
     /// The call did not complete (connection refused, timeout, TLS).
     #[error("{0}")]
     Transport(String),
+    /// The server's TLS certificate failed verification (unknown CA, wrong host name, expired).
+    #[error("{0}")]
+    UntrustedCertificate(String),
     /// The API answered something we could not understand.
     #[error("unexpected response from {path}: {message}")]
     Decode { path: String, message: String },
@@ -48,6 +51,16 @@ impl ApiError {
 
     pub(crate) fn from_reqwest(err: reqwest::Error) -> Self {
         // reqwest's Display includes the URL, never the body or headers, so no secret leaks here.
+        if let Some(certificate) = certificate_error(&err) {
+            let url = err
+                .url()
+                .map(|u| format!("{}://{}", u.scheme(), u.authority()))
+                .unwrap_or_default();
+            return ApiError::UntrustedCertificate(format!(
+                "TLS certificate of {url} {}",
+                explain_certificate_error(certificate)
+            ));
+        }
         let kind = if err.is_timeout() {
             "timed out"
         } else if err.is_connect() {
@@ -64,6 +77,57 @@ impl ApiError {
         ApiError::Transport(msg)
     }
 }
+
+/// The rustls certificate error somewhere in `err`'s source chain. rustls' error reaches us
+/// wrapped in `io::Error`s (two, with reqwest 0.12), whose `source()` skips the wrapped error
+/// itself, so each link is also unwrapped.
+fn certificate_error<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a CertificateError> {
+    let mut next = Some(err);
+    while let Some(link) = next {
+        let mut e = link;
+        loop {
+            if let Some(rustls::Error::InvalidCertificate(c)) = e.downcast_ref() {
+                return Some(c);
+            }
+            match e
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+            {
+                Some(inner) => e = inner,
+                None => break,
+            }
+        }
+        next = link.source();
+    }
+    None
+}
+
+/// What went wrong with the certificate, and what to do about it, in the user's words.
+fn explain_certificate_error(err: &CertificateError) -> String {
+    const FIX_CA: &str = "put the PEM CA bundle that signed it in a Secret and point \
+        spec.tls.caSecretRef at it";
+    match err {
+        CertificateError::UnknownIssuer | CertificateError::BadSignature => {
+            format!("is not trusted: it is not signed by a known CA; {FIX_CA}")
+        }
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            "is not valid for this host name: use a spec.url whose host the certificate names"
+                .to_owned()
+        }
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            "has expired".to_owned()
+        }
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            "is not valid yet (check the clocks)".to_owned()
+        }
+        CertificateError::Revoked => "has been revoked".to_owned(),
+        other => format!("is not trusted ({other}); {FIX_CA}"),
+    }
+}
+
+use tokio_rustls::rustls::{self, CertificateError};
 
 /// The human-readable message of a vendor error body. Every vendor names it differently:
 /// Boruta `message` + `errors{field:[msg]}`, Auth0 `message`, Xelion `message`,

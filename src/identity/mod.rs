@@ -291,7 +291,7 @@ impl IdentityClient {
                 self.pause(*retry_after);
                 429
             }
-            Err(ApiError::Transport(_)) => 0,
+            Err(ApiError::Transport(_) | ApiError::UntrustedCertificate(_)) => 0,
             Err(_) => 401,
         };
         self.metrics

@@ -27,6 +27,7 @@ use super::common::{CommonSpec, ManagedStatus};
 )]
 #[x_kube(validation = Rule::new("has(self.roleId) != has(self.spRoleId)").message("set exactly one of roleId and spRoleId"))]
 #[x_kube(validation = Rule::new("!has(oldSelf.applicationId) || (has(self.applicationId) && self.applicationId == oldSelf.applicationId)").message("applicationId is immutable"))]
+#[x_kube(validation = Rule::new("!has(oldSelf.applicationTemplateId) || (has(self.applicationTemplateId) && self.applicationTemplateId == oldSelf.applicationTemplateId)").message("applicationTemplateId is immutable: Entrust cannot move an application to another template"))]
 #[x_kube(validation = Rule::new("!(has(self.logo) && has(self.logoFrom))").message("set at most one of logo and logoFrom"))]
 #[serde(rename_all = "camelCase")]
 pub struct AdminApiAppSpec {
@@ -61,9 +62,11 @@ pub struct AdminApiAppSpec {
     pub logo_from: Option<ConfigMapKeyRef>,
     /// Administrator role of the application (set exactly one of roleId and spRoleId).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
     pub role_id: Option<String>,
     /// Service-provider role of the application.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
     pub sp_role_id: Option<String>,
     /// Secret (owned by this resource) that receives the keys `applicationId` and
     /// `sharedSecret`. Re-created with a regenerated shared secret if it is deleted.

@@ -67,7 +67,9 @@ pub struct AuthenticationSettingsSpec {
     /// OpenID connection objects. When set, the list is authoritative: links missing here are
     /// removed (the OpenID connection objects themselves stay). Leave it out to leave the
     /// links alone.
+    /// Each OID may appear once (the API server rejects a duplicate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["oid"]))]
     pub open_id_connections: Option<Vec<OpenIdConnectionLink>>,
 }
 
@@ -808,5 +810,203 @@ mod tests {
         let s = Xelion::summary(&observed());
         assert_eq!(s["securityDomain"], "corp");
         assert_eq!(s["openIdConnections"], "2");
+    }
+}
+
+/// Property tests of the planner against a model of how Xelion applies an operation list.
+#[cfg(test)]
+mod props {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn text() -> impl Strategy<Value = Option<String>> {
+        prop::option::of("[a-c]{0,2}")
+    }
+
+    fn number() -> impl Strategy<Value = Option<i64>> {
+        prop::option::of(0i64..4)
+    }
+
+    fn connection(oid: String) -> impl Strategy<Value = OpenIdConnection> {
+        (text(), text(), prop::option::of(any::<bool>()), text()).prop_map(
+            move |(id, provider, live, group)| OpenIdConnection {
+                oid: oid.clone(),
+                object_type: None,
+                open_id_id: id,
+                open_id_provider: provider,
+                live_sync_on: live,
+                open_id_group_id: group,
+            },
+        )
+    }
+
+    /// Links with distinct OIDs from a small pool (so desired and observed overlap), in any order.
+    fn links() -> impl Strategy<Value = Vec<OpenIdConnection>> {
+        prop::collection::btree_set(1001u32..1007, 0..5)
+            .prop_flat_map(|oids: BTreeSet<u32>| {
+                oids.into_iter()
+                    .map(|o| connection(o.to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .prop_shuffle()
+    }
+
+    fn authentication() -> impl Strategy<Value = Authentication> {
+        (
+            (text(), text(), text(), text()),
+            (
+                prop::option::of(any::<bool>()),
+                number(),
+                number(),
+                number(),
+            ),
+            prop::option::of(links()),
+        )
+            .prop_map(
+                |((code, domain, dc1, dc2), (sync, days, len, falses), links)| Authentication {
+                    oid: None,
+                    object_type: None,
+                    code,
+                    security_domain: domain,
+                    domain_server1: dc1,
+                    domain_server2: dc2,
+                    synchronize_domain_time: sync,
+                    token_retention_days: days,
+                    minimum_password_length: len,
+                    max_number_of_false_logins: falses,
+                    open_id_connections: links,
+                },
+            )
+    }
+
+    fn set_scalar(a: &mut Authentication, field: &str, v: &Value) {
+        let s = || v.as_str().map(str::to_owned);
+        match field {
+            "code" => a.code = s(),
+            "securityDomain" => a.security_domain = s(),
+            "domainServer1" => a.domain_server1 = s(),
+            "domainServer2" => a.domain_server2 = s(),
+            "synchronizeDomainTime" => a.synchronize_domain_time = v.as_bool(),
+            "tokenRetentionDays" => a.token_retention_days = v.as_i64(),
+            "minimumPasswordLength" => a.minimum_password_length = v.as_i64(),
+            "maxNumberOfFalseLogins" => a.max_number_of_false_logins = v.as_i64(),
+            other => panic!("replace of unknown field /{other}"),
+        }
+    }
+
+    fn set_member(c: &mut OpenIdConnection, field: &str, v: &Value) {
+        let s = || v.as_str().map(str::to_owned);
+        match field {
+            "openIdId" => c.open_id_id = s(),
+            "openIdProvider" => c.open_id_provider = s(),
+            "liveSyncOn" => c.live_sync_on = v.as_bool(),
+            "openIdGroupId" => c.open_id_group_id = s(),
+            other => panic!("replace of unknown member field {other}"),
+        }
+    }
+
+    /// Xelion's PATCH as documented: replace a field, remove a link by OID, add a link (the
+    /// OID as value) under a virtual id that later operations of the same list may use.
+    /// `objects` holds the values of the OpenID connection objects a new link starts with.
+    fn apply(
+        observed: &Authentication,
+        ops: &[Operation],
+        objects: &BTreeMap<String, OpenIdConnection>,
+    ) -> Authentication {
+        let mut a = observed.clone();
+        let mut virtual_ids = BTreeMap::new();
+        for op in ops {
+            let segs: Vec<&str> = op.path.trim_start_matches('/').split('/').collect();
+            let value = op.value.clone().unwrap_or(Value::Null);
+            let links = a.open_id_connections.get_or_insert_with(Vec::new);
+            match (op.op, segs.as_slice()) {
+                ("replace", [field]) => set_scalar(&mut a, field, &value),
+                ("remove", ["openIdConnections", oid]) => {
+                    let before = links.len();
+                    links.retain(|c| c.oid != *oid);
+                    assert_eq!(before, links.len() + 1, "remove of an unlinked OID {oid}");
+                }
+                ("add", ["openIdConnections", id]) => {
+                    let oid = value.as_str().expect("add carries an OID").to_owned();
+                    assert!(
+                        !links.iter().any(|c| c.oid == oid),
+                        "add of a linked OID {oid}"
+                    );
+                    let start = objects.get(&oid).cloned().unwrap_or(OpenIdConnection {
+                        oid: oid.clone(),
+                        ..Default::default()
+                    });
+                    links.push(start);
+                    virtual_ids.insert(id.to_string(), oid);
+                }
+                ("replace", ["openIdConnections", id, field]) => {
+                    let oid = virtual_ids.get(*id).map_or(*id, String::as_str).to_owned();
+                    let link = links
+                        .iter_mut()
+                        .find(|c| c.oid == oid)
+                        .unwrap_or_else(|| panic!("replace on an unlinked OID {oid}"));
+                    set_member(link, field, &value);
+                }
+                other => panic!("unexpected operation {other:?}"),
+            }
+        }
+        a
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn applying_the_plan_converges(
+            desired in authentication(),
+            observed in authentication(),
+            objects in links(),
+        ) {
+            let objects = objects.into_iter().map(|c| (c.oid.clone(), c)).collect();
+            let first = plan(&desired, &observed);
+            let applied = apply(&observed, &first.operations, &objects);
+            let second = plan(&desired, &applied);
+            prop_assert!(second.operations.is_empty(), "left over: {:?}", second.operations);
+            // The linked set is exactly the desired one (when the spec lists links).
+            if let Some(want) = &desired.open_id_connections {
+                let mut want: Vec<&str> = want.iter().map(|c| c.oid.as_str()).collect();
+                let mut have: Vec<&str> = applied.open_id_connections.as_deref().unwrap_or_default()
+                    .iter().map(|c| c.oid.as_str()).collect();
+                want.sort();
+                have.sort();
+                prop_assert_eq!(want, have);
+            }
+        }
+
+        #[test]
+        fn no_operation_when_equal(desired in authentication()) {
+            prop_assert_eq!(plan(&desired, &desired), Plan::default());
+        }
+
+        #[test]
+        fn only_differing_stated_fields_are_sent(desired in authentication(), observed in authentication()) {
+            let p = plan(&desired, &observed);
+            let scalars: Vec<&Operation> = p.operations.iter()
+                .filter(|o| o.path.matches('/').count() == 1)
+                .collect();
+            let differing = scalar_fields(&desired).into_iter().zip(scalar_fields(&observed))
+                .filter(|((_, want), (_, have))| want.is_some() && want != have)
+                .count();
+            prop_assert_eq!(scalars.len(), differing);
+            // Every operation is reported as drift, and nothing is sent twice.
+            prop_assert_eq!(p.drift.is_empty(), p.operations.is_empty());
+            let mut paths: Vec<&str> = p.operations.iter().map(|o| o.path.as_str()).collect();
+            paths.sort();
+            let all = paths.len();
+            paths.dedup();
+            prop_assert_eq!(all, paths.len());
+            // Without a link list in the spec, links are left alone.
+            if desired.open_id_connections.is_none() {
+                prop_assert!(p.operations.iter().all(|o| !o.path.starts_with("/openIdConnections")));
+            }
+        }
     }
 }

@@ -52,8 +52,9 @@ pub struct IdentityBackendSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_default_organization: Option<bool>,
     /// Roles given to users of this backend. Always sent in full: Boruta clears the roles an
-    /// update leaves out.
+    /// update leaves out. Each role id may appear once.
     #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["id"]))]
     pub roles: Vec<BackendRole>,
     /// Metadata fields of user profiles, passed through as JSON objects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -83,12 +84,15 @@ pub struct IdentityBackendSpec {
     pub ldap_pool_size: Option<i64>,
     /// LDAP host (required for Ldap backends).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub ldap_host: Option<String>,
     /// LDAP attribute holding the user RDN, e.g. `uid` (required for Ldap backends).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub ldap_user_rdn_attribute: Option<String>,
     /// LDAP base DN (required for Ldap backends).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub ldap_base_dn: Option<String>,
     /// LDAP organisational unit of users.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -714,3 +714,36 @@ mod tests {
         );
     }
 }
+
+/// Property tests of the PUT body: VCD's PUT replaces the whole object, so the body must be the
+/// settings as they are with exactly the spec's fields overlaid.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::engine::diff::props::json_value;
+    use crate::engine::diff::subset_diff;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn merged_body_states_the_spec_and_keeps_the_rest(base in json_value(), patch in json_value()) {
+            let mut body = base.clone();
+            merge(&mut body, &patch);
+            // Everything the spec states is in the body ...
+            prop_assert!(subset_diff(&patch, &body).is_empty());
+            // ... and whatever the spec leaves out stays as VCD holds it.
+            if let (Value::Object(b), Value::Object(p), Value::Object(merged)) = (&base, &patch, &body) {
+                for (k, v) in b.iter().filter(|(k, _)| !p.contains_key(*k)) {
+                    prop_assert_eq!(merged.get(k), Some(v));
+                }
+            }
+            // Merging the same spec again changes nothing.
+            let mut again = body.clone();
+            merge(&mut again, &patch);
+            prop_assert_eq!(again, body);
+        }
+    }
+}

@@ -454,3 +454,83 @@ mod tests {
         );
     }
 }
+
+/// Property tests of the minimal PATCH body against Auth0's PATCH semantics.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn flag() -> impl Strategy<Value = Option<bool>> {
+        prop::option::of(any::<bool>())
+    }
+
+    fn connection() -> impl Strategy<Value = OrganizationConnection> {
+        (
+            prop::option::of("[a-c]{1,3}"),
+            (flag(), flag(), flag(), flag()),
+            prop::option::of(prop::sample::select(vec![
+                "none", "readonly", "limited", "full",
+            ])),
+        )
+            .prop_map(|(name, (assign, button, signup, enabled), level)| {
+                OrganizationConnection {
+                    connection_id: Some("con_1".into()),
+                    organization_connection_name: name,
+                    assign_membership_on_login: assign,
+                    show_as_button: button,
+                    is_signup_enabled: signup,
+                    organization_access_level: level.map(str::to_owned),
+                    is_enabled: enabled,
+                    connection: None,
+                }
+            })
+    }
+
+    /// What Auth0 holds after a PATCH: the sent fields replaced, the rest as they were.
+    fn patched(
+        observed: &OrganizationConnection,
+        body: &Map<String, Value>,
+    ) -> OrganizationConnection {
+        let mut value = serde_json::to_value(observed).unwrap();
+        for (k, v) in body {
+            value[k] = v.clone();
+        }
+        serde_json::from_value(value).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn patching_converges(desired in connection(), observed in connection()) {
+            let body = changes(&desired, &observed);
+            let after = patched(&observed, &body);
+            prop_assert!(changes(&desired, &after).is_empty());
+            prop_assert!(Auth0::diff(&desired, &after).is_empty());
+            // The body never carries a null, the read-only id or a field the spec leaves unset.
+            let stated = desired.settable();
+            for (k, v) in &body {
+                prop_assert!(!v.is_null());
+                prop_assert_eq!(Some(v), stated.get(k));
+            }
+            prop_assert_eq!(body.len(), Auth0::diff(&desired, &observed).len());
+        }
+
+        #[test]
+        fn no_patch_when_equal(desired in connection()) {
+            prop_assert!(changes(&desired, &desired).is_empty());
+        }
+
+        #[test]
+        fn absent_remote_fields_read_as_auth0_defaults(desired in connection()) {
+            // An answer that leaves out what equals Auth0's default is no difference.
+            let mut answer = serde_json::to_value(&desired).unwrap();
+            let fields = answer.as_object_mut().unwrap();
+            fields.retain(|k, v| auth0_default(k).as_ref() != Some(v));
+            let observed: OrganizationConnection = serde_json::from_value(answer).unwrap();
+            prop_assert!(changes(&desired, &observed).is_empty());
+        }
+    }
+}

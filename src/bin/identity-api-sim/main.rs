@@ -16,8 +16,11 @@ mod boruta;
 mod control;
 mod entrust;
 mod faults;
+#[cfg(test)]
+mod fuzz;
 mod record;
 mod state;
+mod tls;
 mod vcd;
 mod wire;
 mod xelion;
@@ -77,6 +80,12 @@ struct Args {
     /// Entries kept in the /_sim/log ring buffer.
     #[arg(long, default_value_t = 20_000)]
     log_capacity: usize,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key); plain HTTP without it.
+    #[arg(long, env = "SIM_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "SIM_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -112,6 +121,10 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(path) = args.state.as_deref().filter(|p| p.exists()) {
         load_state(&sim, path)?;
     }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+        _ => None,
+    };
     let listener = TcpListener::bind(&args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -122,10 +135,23 @@ async fn run(args: Args) -> Result<(), String> {
         .into_make_service_with_connect_info::<SocketAddr>();
     let stop = Arc::new(Notify::new());
     let stopped = stop.clone();
-    let server =
-        axum::serve(listener, app).with_graceful_shutdown(async move { stopped.notified().await });
-    let server = tokio::spawn(server.into_future());
-    println!("identity-api-sim listening on http://{addr}");
+    let shutdown = async move { stopped.notified().await };
+    let (server, scheme) = match tls {
+        None => {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown);
+            (tokio::spawn(serve.into_future()), "http")
+        }
+        Some(config) => {
+            use axum::serve::ListenerExt as _;
+            // tap_io: axum provides the peer address (ConnectInfo) for tapped listeners.
+            let listener = tls::TlsListener::new(listener, config)
+                .map_err(|e| e.to_string())?
+                .tap_io(|_| {});
+            let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown);
+            (tokio::spawn(serve.into_future()), "https")
+        }
+    };
+    println!("identity-api-sim listening on {scheme}://{addr}");
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
 
