@@ -353,6 +353,7 @@ impl IdentityClient {
     ) -> Result<Response, ApiError> {
         let mut stale: Option<SecretString> = None;
         let mut rate_limited_once = false;
+        let mut retries = retry_delays(&method);
         loop {
             self.wait_for_pause().await;
             if let Some(limiter) = &self.limiter {
@@ -365,7 +366,17 @@ impl IdentityClient {
                 .await
                 .expect("semaphore never closed");
             let token = self.current_token(stale.as_ref()).await?;
-            let resp = self.send(&method, path, body, &token).await?;
+            let sent = self.send(&method, path, body, &token).await;
+            let passing = matches!(
+                &sent,
+                Err(ApiError::Transport(_)) | Ok(Response { status: 500.., .. })
+            );
+            if passing && let Some(delay) = retries.next() {
+                drop(_permit);
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            let resp = sent?;
             match StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR) {
                 StatusCode::UNAUTHORIZED if stale.is_none() => {
                     // One re-authentication per call: the token may have expired server-side.
@@ -470,6 +481,22 @@ impl IdentityClient {
     }
 }
 
+/// Delays before sending a call again that failed for a passing reason (unreachable, timeout,
+/// 5xx): twice, about 0.2 s and 0.4 s later, and only for methods whose repetition changes
+/// nothing (GET, PUT, DELETE). A flaky API then costs a few calls instead of a failed reconcile
+/// and growing per-object backoff. A POST is never repeated (a create whose answer was lost is
+/// found by name on the next reconcile), nor a PATCH (Xelion's are operation lists).
+fn retry_delays(method: &Method) -> impl Iterator<Item = Duration> + use<> {
+    let idempotent = [Method::GET, Method::PUT, Method::DELETE].contains(method);
+    backon::BackoffBuilder::build(
+        backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_factor(2.0)
+            .with_jitter()
+            .with_max_times(if idempotent { 2 } else { 0 }),
+    )
+}
+
 /// One path segment, percent-encoded, so an id from a spec can never reach another path.
 pub fn path_segment(id: &str) -> String {
     let mut out = String::with_capacity(id.len());
@@ -524,6 +551,19 @@ fn truncate(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_idempotent_methods_are_sent_again() {
+        for method in [Method::GET, Method::PUT, Method::DELETE] {
+            let delays: Vec<Duration> = retry_delays(&method).collect();
+            assert_eq!(delays.len(), 2, "{method}");
+            assert!(delays[0] >= Duration::from_millis(200), "{delays:?}");
+            assert!(delays[1] < Duration::from_secs(1), "{delays:?}");
+        }
+        for method in [Method::POST, Method::PATCH] {
+            assert_eq!(retry_delays(&method).count(), 0, "{method}");
+        }
+    }
 
     fn headers(pairs: &[(&'static str, String)]) -> HeaderMap {
         let mut h = HeaderMap::new();
