@@ -12,17 +12,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::cluster::{Cluster, TestNamespace, ensure_cluster};
-use support::operator::{Operator, apply, get_json, install_crds, wait_condition};
+use support::operator::{KINDS, Operator, apply, get_json, install_crds, wait_condition};
 use support::sim::{SimOptions, SimProcess};
 
-const KINDS: [&str; 6] = [
-    "IdentityApi",
-    "IdentityBackend",
-    "OrgConnection",
-    "LdapSettings",
-    "AdminApiApp",
-    "AuthenticationSettings",
-];
 const HEALTH_DIR: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/charts/identity-operator/argocd/health"

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 use kube::core::cel::Validator;
 use serde_json::{Value, json};
 use support::cluster::{Cluster, TestNamespace, ensure_cluster};
-use support::operator::{Operator, apply, condition, get_json, install_crds, wait_condition};
+use support::operator::{
+    KINDS, Operator, apply, condition, get_json, install_crds, wait_condition,
+};
 use support::sim::{SimOptions, SimProcess};
 
 const GROUP_VERSION: &str = "identity.operator.dev/v1alpha1";
@@ -75,15 +77,6 @@ fn merge(target: &mut Value, patch: &Value) {
         (t, p) => *t = p.clone(),
     }
 }
-
-const KINDS: [&str; 6] = [
-    "IdentityApi",
-    "IdentityBackend",
-    "OrgConnection",
-    "LdapSettings",
-    "AdminApiApp",
-    "AuthenticationSettings",
-];
 
 const MANAGED: [&str; 5] = [
     "IdentityBackend",

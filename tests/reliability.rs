@@ -46,7 +46,9 @@ impl Scale {
             Ok("full") => Scale {
                 resources: 500,
                 kills: 20,
-                converge: Duration::from_secs(600),
+                // Under 30 % errors a few resources fail ten times in a row, and per-object
+                // backoff then retries them only every 5 minutes.
+                converge: Duration::from_secs(1800),
             },
             _ => Scale {
                 resources: 30,
@@ -453,6 +455,34 @@ impl World {
         }
     }
 
+    /// With no operator left to run them, the finalizers of the remaining resources would keep
+    /// the test namespace Terminating: they are dropped, as a user uninstalling would.
+    async fn release(&self) {
+        let live = self.list().await;
+        let patch = json!({"metadata": {"finalizers": null}});
+        stream::iter(live.into_values())
+            .map(|obj| {
+                let kind = Kind::ALL
+                    .into_iter()
+                    .find(|k| obj["kind"] == k.name())
+                    .expect("one of our kinds");
+                let api = self.api(kind);
+                let patch = patch.clone();
+                async move {
+                    let name = obj["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let _ = api
+                        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await;
+                }
+            })
+            .buffer_unordered(16)
+            .collect::<Vec<_>>()
+            .await;
+    }
+
     async fn identity_calls(&self) -> u64 {
         let calls = self.sim.calls().await;
         calls
@@ -469,7 +499,10 @@ impl World {
 /// The operator with a drift check every minute: the calls counted are those the scenario
 /// causes (and their retries), not periodic reads.
 fn start_operator(cluster: &Cluster, ns: &TestNamespace, extra: &[&str]) -> Operator {
-    let mut args = vec!["--resync-interval", "60s"];
+    let mut args = vec![];
+    if !extra.contains(&"--resync-interval") {
+        args.extend(["--resync-interval", "60s"]);
+    }
     args.extend_from_slice(extra);
     Operator::start(cluster, ns, &args)
 }
@@ -546,7 +579,9 @@ async fn faults(scale: Scale) -> Report {
         .sim
         .faults(json!([fault("boruta"), fault("auth0"), fault("entrust")]))
         .await;
-    let op = world.start_operator(&[]);
+    // The default drift-check interval: the calls counted are those the changes and their
+    // retries cost.
+    let op = world.start_operator(&["--resync-interval", "10m"]);
     world.apply(0..n, 0).await;
     let created = report.check(world.converge(scale.converge).await);
     world.apply(0..n, 1).await;
@@ -584,6 +619,7 @@ async fn faults(scale: Scale) -> Report {
     }
     world.stop_operator(op).await;
     world.leaks(&mut report).await;
+    world.release().await;
     report
 }
 
@@ -639,6 +675,7 @@ async fn crashes(scale: Scale) -> Report {
     );
     world.stop_operator(op).await;
     world.leaks(&mut report).await;
+    world.release().await;
     report
 }
 
@@ -672,6 +709,7 @@ async fn outage(scale: Scale) -> Report {
     );
     world.stop_operator(op).await;
     world.leaks(&mut report).await;
+    world.release().await;
     report
 }
 
@@ -770,6 +808,7 @@ async fn failover(scale: Scale) -> Report {
     );
     world.stop_operator(follower).await;
     world.leaks(&mut report).await;
+    world.release().await;
     report
 }
 

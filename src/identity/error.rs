@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use tokio_rustls::rustls::{self, CertificateError};
 
 /// An identity-API call that failed.
 #[derive(thiserror::Error, Debug)]
@@ -126,8 +127,6 @@ fn explain_certificate_error(err: &CertificateError) -> String {
         other => format!("is not trusted ({other}); {FIX_CA}"),
     }
 }
-
-use tokio_rustls::rustls::{self, CertificateError};
 
 /// The human-readable message of a vendor error body. Every vendor names it differently:
 /// Boruta `message` + `errors{field:[msg]}`, Auth0 `message`, Xelion `message`,

@@ -16,6 +16,16 @@ use super::cluster::{Cluster, TEST_LABEL, TestNamespace, eventually};
 
 static CRDS: OnceLock<()> = OnceLock::new();
 
+/// Every kind the operator defines.
+pub const KINDS: [&str; 6] = [
+    "IdentityApi",
+    "IdentityBackend",
+    "OrgConnection",
+    "LdapSettings",
+    "AdminApiApp",
+    "AuthenticationSettings",
+];
+
 /// Applies the operator's CRDs (printed by `identity-operator crds`) once per test process.
 pub fn install_crds(cluster: &Cluster) {
     CRDS.get_or_init(|| {
