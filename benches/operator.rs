@@ -911,6 +911,11 @@ async fn rate_limited(table: &mut Table, n: usize, limit: u64) {
     let _op = OperatorProcess::start(s.cluster, &s.ns.name, "10m", &[]);
     let wall = wait_all_ready(&s, &[Kind::OrgConnection], n, Duration::from_secs(600)).await;
     let log = s.sim.log_since("auth0", since).await;
+    // Kept for a closer look at the pacing (timestamps, statuses).
+    let _ = std::fs::write(
+        "/tmp/identity-operator-bench-ratelimit.json",
+        log.to_string(),
+    );
     let entries = log["entries"].as_array().cloned().unwrap_or_default();
     let refused: Vec<&Value> = entries.iter().filter(|e| e["status"] == 429).collect();
     let admitted = entries.len() - refused.len();
