@@ -148,7 +148,8 @@ pub async fn run_scope(
                     namespace: meta.namespace().unwrap_or_default(),
                     name: meta.name_any(),
                 };
-                ctx.dependents.trigger(&target);
+                ctx.dependents
+                    .changed(&target, meta.metadata.resource_version.as_deref());
             }
             future::ready(())
         })
@@ -339,11 +340,18 @@ async fn reconcile_api(api: Arc<IdentityApi>, ctx: Arc<Context>) -> Result<Actio
             }
         }
     }
-    let spec_changed = status.observed_generation != generation;
+    // New connection settings: every resource re-checks against them. A first reconcile or a
+    // change of readiness matters only to the resources that failed so far (those still
+    // running log in themselves), so they alone are requeued, not every resource at once.
+    let spec_changed =
+        status.observed_generation.is_some() && status.observed_generation != generation;
+    let first = status.observed_generation.is_none();
     status.observed_generation = generation;
     write_if_changed::<IdentityApi, IdentityApiStatus>(&ctx.kube, &api, old, &status).await?;
-    if spec_changed || ready != was_ready {
+    if spec_changed {
         ctx.dependents.trigger(&target);
+    } else if first || ready != was_ready {
+        ctx.dependents.trigger_failing(&target);
     }
     Ok(match result {
         Ok(()) => {

@@ -2,7 +2,7 @@
 //! resources that reference it (and nothing else).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -23,6 +23,12 @@ pub type Dependent = (&'static str, String, String);
 pub struct Dependents {
     by_target: RwLock<HashMap<Target, HashSet<Dependent>>>,
     by_dependent: RwLock<HashMap<Dependent, Vec<Target>>>,
+    /// Dependents whose last reconcile failed: the ones an IdentityApi that has just become
+    /// usable must requeue (the others either succeeded or are still running).
+    failing: RwLock<HashSet<Dependent>>,
+    /// The resourceVersion of each Secret as the operator last wrote it (the Secret of an
+    /// AdminApiApp): the watch event of that write is no change for the resource that made it.
+    written: Mutex<HashMap<Target, String>>,
     /// One channel per kind, feeding that kind's controller (`reconcile_on`).
     senders: RwLock<HashMap<&'static str, Vec<Requeue>>>,
 }
@@ -66,12 +72,62 @@ impl Dependents {
     }
 
     pub fn forget(&self, dependent: Dependent) {
+        self.failing.write().expect("lock").remove(&dependent);
         self.record(dependent, Vec::new());
+    }
+
+    /// Records whether the last reconcile of `dependent` failed.
+    pub fn settled(&self, dependent: &Dependent, failed: bool) {
+        let known = self.failing.read().expect("lock").contains(dependent);
+        if known != failed {
+            let mut failing = self.failing.write().expect("lock");
+            if failed {
+                failing.insert(dependent.clone());
+            } else {
+                failing.remove(dependent);
+            }
+        }
+    }
+
+    /// Remembers that the operator itself wrote `target` at `resource_version`.
+    pub fn wrote(&self, target: Target, resource_version: String) {
+        self.written
+            .lock()
+            .expect("lock")
+            .insert(target, resource_version);
+    }
+
+    /// Requeues the dependents of `target` seen at `resource_version`, unless that is the
+    /// operator's own last write of it.
+    pub fn changed(&self, target: &Target, resource_version: Option<&str>) -> usize {
+        let mut written = self.written.lock().expect("lock");
+        if let Some(ours) = written.get(target) {
+            let ours = ours.as_str() == resource_version.unwrap_or_default();
+            written.remove(target);
+            if ours {
+                return 0;
+            }
+        }
+        drop(written);
+        self.trigger(target)
     }
 
     /// Requeues every resource that depends on `target`.
     pub fn trigger(&self, target: &Target) -> usize {
+        self.send(target, false)
+    }
+
+    /// Requeues the resources that depend on `target` and whose last reconcile failed.
+    pub fn trigger_failing(&self, target: &Target) -> usize {
+        self.send(target, true)
+    }
+
+    fn send(&self, target: &Target, only_failing: bool) -> usize {
         let deps: Vec<Dependent> = match self.by_target.read().expect("lock").get(target) {
+            Some(set) if only_failing => {
+                let failing = self.failing.read().expect("lock");
+                set.intersection(&failing).cloned().collect()
+            }
             Some(set) => set.iter().cloned().collect(),
             None => return 0,
         };
@@ -121,5 +177,18 @@ mod tests {
         assert_eq!(d.trigger(&secret("s2")), 2);
         d.forget(("IdentityBackend", "ns".into(), "a".into()));
         assert_eq!(d.trigger(&secret("s2")), 1);
+        while rx.try_recv().is_ok() {}
+        // Only the failing ones, when asked.
+        let b = ("IdentityBackend", "ns".into(), "b".into());
+        assert_eq!(d.trigger_failing(&secret("s2")), 0);
+        d.settled(&b, true);
+        assert_eq!(d.trigger_failing(&secret("s2")), 1);
+        assert_eq!(rx.try_recv().unwrap(), ("ns".into(), "b".into()));
+        d.settled(&b, false);
+        assert_eq!(d.trigger_failing(&secret("s2")), 0);
+        // Our own write of a Secret is no change; the next one is.
+        d.wrote(secret("s2"), "7".into());
+        assert_eq!(d.changed(&secret("s2"), Some("7")), 0);
+        assert_eq!(d.changed(&secret("s2"), Some("8")), 1);
     }
 }

@@ -115,6 +115,7 @@ async fn apply<A: Adapter>(res: &A::Resource, ctx: &Context, key: &Key) -> Resul
         }
         Err(err) => Some(report_failure::<A>(res, ctx, key, &mut status, &err).await),
     };
+    ctx.dependents.settled(key, action.is_some());
     status.observed_generation = generation;
     let ready = status
         .condition("Ready")

@@ -2,6 +2,7 @@
 //! limit and concurrency cap, pacing from the vendors' rate-limit headers, and classified errors.
 
 pub mod auth;
+mod budget;
 pub mod error;
 pub mod lists;
 
@@ -87,7 +88,9 @@ pub struct IdentityClient {
     limiter: Option<DefaultDirectRateLimiter>,
     in_flight: Semaphore,
     paused_until: Mutex<Option<Instant>>,
-    budget: Mutex<Budget>,
+    budget: Mutex<budget::Budget>,
+    /// Wakes the calls waiting on the budget when an answer changes it.
+    budget_changed: tokio::sync::Notify,
     /// Set by `close`: a replaced client never logs in again.
     closed: std::sync::atomic::AtomicBool,
     metrics: Arc<Metrics>,
@@ -96,59 +99,6 @@ pub struct IdentityClient {
 
 /// How old a shared list snapshot may be when a resource looks up its remote object in it.
 const LIST_MAX_AGE: Duration = Duration::from_secs(2);
-/// What Auth0's rate-limit headers say about the current window: how many calls may still
-/// start before it resets. Without it every reconcile running at once would spend a call on a
-/// 429 as soon as a window is used up, and again right after each reset.
-#[derive(Debug, Default)]
-struct Budget {
-    /// Calls that may still start in this window (`None`: the vendor has said nothing).
-    left: Option<u64>,
-    reset: Option<Instant>,
-    /// `x-ratelimit-limit`: the budget of a window that has begun but not yet answered.
-    limit: Option<u64>,
-}
-
-/// Reset times are whole UNIX seconds, converted at slightly different moments.
-const SAME_RESET: Duration = Duration::from_millis(100);
-
-impl Budget {
-    /// Takes one call from the budget, or says until when to wait.
-    fn take(&mut self, now: Instant) -> Option<Instant> {
-        if self.reset.is_some_and(|r| now >= r) {
-            self.reset = None;
-            self.left = self.limit;
-        }
-        match self.left {
-            Some(0) => Some(self.reset.unwrap_or(now + Duration::from_secs(1))),
-            Some(n) => {
-                self.left = Some(n - 1);
-                None
-            }
-            None => None,
-        }
-    }
-
-    /// Learns from one answer's headers. Calls started since the server counted this one are
-    /// already taken from `left`, so within a window the lower count wins.
-    fn observe(&mut self, limit: Option<u64>, remaining: u64, reset: Instant) {
-        if limit.is_some() {
-            self.limit = limit;
-        }
-        match self.reset {
-            Some(r) if reset > r + SAME_RESET => {
-                self.reset = Some(reset);
-                self.left = Some(remaining);
-            }
-            // A late answer from a window already over.
-            Some(r) if reset + SAME_RESET < r => {}
-            _ => {
-                self.reset = Some(reset);
-                self.left = Some(self.left.map_or(remaining, |l| l.min(remaining)));
-            }
-        }
-    }
-}
-
 /// How long a single 429 may make a call wait before it gives up and lets the engine requeue.
 const MAX_INLINE_RATE_LIMIT_WAIT: Duration = Duration::from_secs(10);
 
@@ -193,6 +143,7 @@ impl IdentityClient {
             in_flight: Semaphore::new(config.max_concurrent.max(1) as usize),
             paused_until: Mutex::new(None),
             budget: Mutex::default(),
+            budget_changed: tokio::sync::Notify::new(),
             closed: Default::default(),
             metrics,
             lists: lists::Lists::new(LIST_MAX_AGE),
@@ -277,7 +228,7 @@ impl IdentityClient {
         *slot = None;
         // Callers queued on the lock behind a rate-limited login wait for the window too.
         self.wait_for_pause().await;
-        self.wait_for_budget().await;
+        self.wait_for_budget(true).await;
         let token = auth::login(
             &self.http,
             &self.base_url,
@@ -321,18 +272,44 @@ impl IdentityClient {
         }
     }
 
-    async fn wait_for_budget(&self) {
+    /// Waits until the budget allows one more call (`login`: a login a call needs, see
+    /// [`budget::Budget::take_login`]).
+    async fn wait_for_budget(&self, login: bool) {
         loop {
-            let wait = self
-                .budget
-                .lock()
-                .expect("budget lock")
-                .take(Instant::now());
-            match wait {
-                Some(at) => tokio::time::sleep_until(at.into()).await,
-                None => return,
+            // Registered before the budget is read, so an answer in between is not missed.
+            let changed = self.budget_changed.notified();
+            let take = {
+                let mut budget = self.budget.lock().expect("budget lock");
+                let (now, unix) = (Instant::now(), budget::unix_now());
+                if login {
+                    budget.take_login(now, unix)
+                } else {
+                    budget.take(now, unix)
+                }
+            };
+            match take {
+                budget::Take::Go => return,
+                budget::Take::Until(at) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(at.into()) => {}
+                        _ = changed => {}
+                    }
+                }
+                // The probe's answer; should it never come (a hung call), the timeout of
+                // that call ends it, and a second at most passes here.
+                budget::Take::Answer => {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), changed).await;
+                }
             }
         }
+    }
+
+    fn budget_answered(&self, headers: Option<(Option<u64>, u64, u64)>, announces: bool) {
+        self.budget
+            .lock()
+            .expect("budget lock")
+            .answered(headers, announces);
+        self.budget_changed.notify_waiters();
     }
 
     fn pause(&self, wait: Duration) {
@@ -359,13 +336,14 @@ impl IdentityClient {
             if let Some(limiter) = &self.limiter {
                 limiter.until_ready().await;
             }
-            self.wait_for_budget().await;
             let _permit = self
                 .in_flight
                 .acquire()
                 .await
                 .expect("semaphore never closed");
             let token = self.current_token(stale.as_ref()).await?;
+            // Last before sending: a call counted in one window must not leave in the next.
+            self.wait_for_budget(false).await;
             let sent = self.send(&method, path, body, &token).await;
             let passing = matches!(
                 &sent,
@@ -441,6 +419,7 @@ impl IdentityClient {
         let resp = match result {
             Ok(r) => r,
             Err(e) => {
+                self.budget_answered(None, false);
                 self.metrics
                     .api_call(self.provider.as_str(), method.as_str(), 0);
                 return Err(ApiError::from_reqwest(e));
@@ -468,16 +447,10 @@ impl IdentityClient {
     /// Auth0 says how many calls are left in the window and when it resets: start no more
     /// than that, instead of spending calls on 429s.
     fn pace_from_headers(&self, headers: &HeaderMap) {
-        if let Some(remaining) = header_u64(headers, "x-ratelimit-remaining")
-            && let Some(wait) = reset_wait(headers)
-        {
-            let limit = header_u64(headers, "x-ratelimit-limit");
-            self.budget.lock().expect("budget lock").observe(
-                limit,
-                remaining,
-                Instant::now() + wait,
-            );
-        }
+        let announced = header_u64(headers, "x-ratelimit-remaining")
+            .zip(header_u64(headers, "x-ratelimit-reset"))
+            .map(|(remaining, reset)| (header_u64(headers, "x-ratelimit-limit"), remaining, reset));
+        self.budget_answered(announced, true);
     }
 }
 
@@ -591,43 +564,6 @@ mod tests {
             "{wait:?}"
         );
         assert_eq!(retry_after(&HeaderMap::new()), None);
-    }
-
-    #[test]
-    fn the_budget_follows_the_rate_limit_headers() {
-        let t0 = Instant::now();
-        let reset = t0 + Duration::from_millis(600);
-        let mut b = Budget::default();
-        // Nothing known yet: calls go.
-        assert_eq!(b.take(t0), None);
-        assert_eq!(b.take(t0), None);
-        // The first answer: 2 left in this window, but one more call is already in flight.
-        b.observe(Some(4), 2, reset);
-        assert_eq!(b.take(t0), None);
-        assert_eq!(b.take(t0), None);
-        assert_eq!(
-            b.take(t0),
-            Some(reset),
-            "window used up: wait for its reset"
-        );
-        // A late answer of the same window does not give calls back.
-        b.observe(Some(4), 1, reset + Duration::from_millis(20));
-        assert!(b.take(t0).is_some());
-        // After the reset: as many calls as the limit, until the new window's answers come.
-        let later = reset + Duration::from_millis(50);
-        for _ in 0..4 {
-            assert_eq!(b.take(later), None);
-        }
-        assert!(b.take(later).is_some());
-        let next = reset + Duration::from_secs(1);
-        b.observe(Some(4), 3, next);
-        assert!(
-            b.take(later).is_some(),
-            "four already started in this window"
-        );
-        // An answer from the window before is ignored.
-        b.observe(Some(4), 4, reset);
-        assert!(b.take(later).is_some());
     }
 
     #[test]

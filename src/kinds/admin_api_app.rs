@@ -270,6 +270,37 @@ fn observed(app: AdminApiApplication, path: &str) -> Result<Observed<AdminApiApp
     Ok(Observed { id, remote: app })
 }
 
+/// Every application by id. The list never carries shared secrets; one that did would not be
+/// kept.
+async fn list_apps(
+    api: &IdentityClient,
+) -> Result<std::collections::HashMap<String, std::sync::Arc<Value>>, ApiError> {
+    let resp = api.call(Method::GET, APPLICATIONS, None).await?;
+    let Value::Array(items) = resp.body else {
+        return Err(ApiError::Decode {
+            path: APPLICATIONS.into(),
+            message: "expected an array of applications".into(),
+        });
+    };
+    Ok(items
+        .into_iter()
+        .filter_map(|mut a| {
+            let id = a["id"].as_str()?.to_owned();
+            if let Some(map) = a.as_object_mut() {
+                map.remove("sharedSecret");
+            }
+            Some((id, std::sync::Arc::new(a)))
+        })
+        .collect())
+}
+
+/// Overlays an application the operator just wrote on the shared list snapshot (without its
+/// shared secret, which serialization leaves out).
+fn remember(api: &IdentityClient, written: &Observed<AdminApiApplication>) {
+    let value = serde_json::to_value(&written.remote).expect("serializable");
+    api.lists().record(APPLICATIONS, &written.id, Some(value));
+}
+
 /// The logo named by `spec.logoFrom`: binaryData is encoded, data is taken as base64 text
 /// (line breaks of wrapped base64 removed).
 async fn logo_from(
@@ -338,7 +369,14 @@ impl Adapter for Entrust {
         res: &AdminApiApp,
         id: Option<&str>,
     ) -> Result<Option<Observed<AdminApiApplication>>, Error> {
+        // One list call serves every application of this IdentityApi looked up within a short
+        // window (a burst of creations, a resync) instead of one call each.
+        let listed = api.lists().get(APPLICATIONS, || list_apps(api)).await?;
         if let Some(id) = id {
+            if let Some(found) = listed.get(id) {
+                return observed(decode(found.clone(), APPLICATIONS)?, APPLICATIONS).map(Some);
+            }
+            // Created after the snapshot by someone else, or gone: ask for it directly.
             let path = format!("{APPLICATIONS}/{}", path_segment(id));
             return match api.call(Method::GET, &path, None).await {
                 Ok(resp) => observed(decode(resp.body, &path)?, &path).map(Some),
@@ -348,14 +386,12 @@ impl Adapter for Entrust {
         }
         // No id yet: find the application by name, so a crash between create and the status
         // write never creates a second one.
-        let resp = api.call(Method::GET, APPLICATIONS, None).await?;
-        let all: Vec<AdminApiApplication> = decode(resp.body, APPLICATIONS)?;
-        let mut named = all
-            .into_iter()
-            .filter(|a| a.name.as_deref() == Some(res.spec.name.as_str()));
+        let mut named = listed
+            .iter()
+            .filter(|a| a["name"].as_str() == Some(res.spec.name.as_str()));
         match (named.next(), named.next()) {
             (None, _) => Ok(None),
-            (Some(a), None) => observed(a, APPLICATIONS).map(Some),
+            (Some(a), None) => observed(decode(a.clone(), APPLICATIONS)?, APPLICATIONS).map(Some),
             (Some(_), Some(_)) => Err(Error::Conflict(format!(
                 "several Entrust admin API applications are named {:?}; set spec.applicationId to choose one",
                 res.spec.name
@@ -370,7 +406,9 @@ impl Adapter for Entrust {
     ) -> Result<Observed<AdminApiApplication>, Error> {
         let body = serde_json::to_value(desired.parms(true)).expect("serializable");
         let resp = api.call(Method::POST, APPLICATIONS, Some(&body)).await?;
-        observed(decode(resp.body, APPLICATIONS)?, APPLICATIONS)
+        let created = observed(decode(resp.body, APPLICATIONS)?, APPLICATIONS)?;
+        remember(api, &created);
+        Ok(created)
     }
 
     async fn update(
@@ -384,12 +422,18 @@ impl Adapter for Entrust {
         let path = format!("{APPLICATIONS}/{}", path_segment(id));
         let body = serde_json::to_value(desired.parms(false)).expect("serializable");
         let resp = api.call(Method::PUT, &path, Some(&body)).await?;
-        observed(decode(resp.body, &path)?, &path)
+        let updated = observed(decode(resp.body, &path)?, &path)?;
+        remember(api, &updated);
+        Ok(updated)
     }
 
     async fn delete(api: &IdentityClient, _res: &AdminApiApp, id: &str) -> Result<(), Error> {
         let path = format!("{APPLICATIONS}/{}", path_segment(id));
-        api.call(Method::DELETE, &path, None).await?;
+        let result = api.call(Method::DELETE, &path, None).await;
+        if result.is_ok() || result.as_ref().is_err_and(|e| e.is_not_found()) {
+            api.lists().record(APPLICATIONS, id, None);
+        }
+        result?;
         Ok(())
     }
 

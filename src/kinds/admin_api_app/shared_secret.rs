@@ -18,6 +18,7 @@ use serde_json::Value;
 use tracing::info;
 
 use super::{APPLICATIONS, AdminApiApp, AdminApiApplication};
+use crate::engine::dependents::Target;
 use crate::engine::reconcile::publish;
 use crate::engine::status::now;
 use crate::engine::{Context, Error, MANAGER, Observed};
@@ -101,7 +102,17 @@ pub async fn ensure(
             (new, why)
         }
     };
-    write(&secrets, res, &app.id, &secret, wanted.as_deref()).await?;
+    let version = write(&secrets, res, &app.id, &secret, wanted.as_deref()).await?;
+    // The watch event of this write must not requeue the AdminApiApp that made it.
+    if let Some(version) = version {
+        ctx.dependents.wrote(
+            Target::Secret {
+                namespace: ns.clone(),
+                name: target.clone(),
+            },
+            version,
+        );
+    }
     info!(id = %app.id, secret = %target, reason = why, "wrote the shared secret");
     let note = format!(
         "wrote applicationId and sharedSecret of application {} to Secret {target} ({why})",
@@ -195,14 +206,14 @@ async fn regenerate(api: &IdentityClient, id: &str) -> Result<SecretString, Erro
 }
 
 /// Writes the target Secret with server-side apply, controlled by the AdminApiApp (so the
-/// garbage collector deletes it with the resource).
+/// garbage collector deletes it with the resource). Returns the Secret's new resourceVersion.
 async fn write(
     secrets: &Api<Secret>,
     res: &AdminApiApp,
     id: &str,
     secret: &SecretString,
     rotation: Option<&str>,
-) -> Result<(), Error> {
+) -> Result<Option<String>, Error> {
     let name = &res.spec.shared_secret_target.name;
     let owner = OwnerReference {
         api_version: AdminApiApp::api_version(&()).into_owned(),
@@ -232,14 +243,14 @@ async fn write(
         ])),
         ..Secret::default()
     };
-    secrets
+    let written = secrets
         .patch(
             name,
             &PatchParams::apply(MANAGER).force(),
             &Patch::Apply(&doc),
         )
         .await?;
-    Ok(())
+    Ok(written.metadata.resource_version)
 }
 
 #[cfg(test)]
