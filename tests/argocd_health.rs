@@ -29,7 +29,7 @@ const ARGOCD_CM: &str = concat!(
 const TRANSIENT: [&str; 3] = ["RateLimited", "IdentityApiError", "KubernetesError"];
 /// Ready=False reasons that need a change (spec, Secret, IdentityApi, identity system, or the
 /// other resource of a singleton conflict): Degraded.
-const NEEDS_A_CHANGE: [&str; 14] = [
+const NEEDS_A_CHANGE: [&str; 15] = [
     "IdentityApiNotFound",
     "WrongProvider",
     "SecretNotFound",
@@ -43,6 +43,7 @@ const NEEDS_A_CHANGE: [&str; 14] = [
     "Rejected",
     "AuthenticationFailed",
     "Unauthorized",
+    "CertificateNotTrusted",
     "Drifted",
 ];
 

@@ -733,7 +733,11 @@ async fn failover(scale: Scale) -> Report {
     let n = scale.resources.min(90);
     let mut report = Report::new("failover", n);
     let mut world = World::new("rel-failover", n).await;
-    world.sim.faults(json!({"api": "*", "latencyMs": 20})).await;
+    // Calls slow enough that the leader is still working when it is killed.
+    world
+        .sim
+        .faults(json!({"api": "*", "latencyMs": 100}))
+        .await;
     let lease = LEASE_SECONDS.to_string();
     let replica = |name: &str| {
         world.start_operator(&[
@@ -757,9 +761,9 @@ async fn failover(scale: Scale) -> Report {
         report.fail("both replicas say they lead".into());
     }
     world.apply(0..n, 0).await;
-    // Kill the leader mid-work: once some, not all, resources are Ready.
+    // Kill the leader mid-work: as soon as the first resources are Ready.
     let deadline = Instant::now() + scale.converge;
-    while world.pending().await.len() > n * 2 / 3 && Instant::now() < deadline {
+    while world.pending().await.len() > n * 9 / 10 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let killed = Instant::now();
@@ -773,6 +777,8 @@ async fn failover(scale: Scale) -> Report {
             "the follower took over after {takeover:?} (lease {LEASE_SECONDS} s)"
         ));
     }
+    // Work only the new leader can do.
+    world.apply(0..n, 1).await;
     report.check(world.converge(scale.converge).await);
     world.verify(&mut report).await;
     // Writes per replica, in the simulator's order: all of the first before any of the second.
@@ -790,6 +796,9 @@ async fn failover(scale: Scale) -> Report {
         .collect();
     let mut switches = writers.windows(2).filter(|w| w[0] != w[1]).count();
     let distinct: BTreeSet<&String> = writers.iter().collect();
+    if distinct.len() < 2 {
+        report.fail(format!("the follower wrote nothing: writers {distinct:?}"));
+    }
     if distinct.len() > 1 && switches != 1 {
         report.fail(format!(
             "the replicas' writes interleave ({switches} switches)"
