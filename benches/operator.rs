@@ -140,7 +140,19 @@ struct OperatorProcess {
 impl OperatorProcess {
     fn start(cluster: &Cluster, ns: &str, resync: &str, extra: &[&str]) -> Self {
         let log = std::fs::File::create(format!("/tmp/identity-operator-bench-{ns}.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_identity-operator"))
+        // BENCH_OPERATOR_WRAPPER runs the operator under a profiler (e.g. `heaptrack -o
+        // /tmp/op`); the figures of such a run are the profiler's, not the operator's.
+        let wrapper = std::env::var("BENCH_OPERATOR_WRAPPER").unwrap_or_default();
+        let mut words = wrapper.split_whitespace();
+        let mut command = match words.next() {
+            Some(program) => {
+                let mut c = Command::new(program);
+                c.args(words).arg(env!("CARGO_BIN_EXE_identity-operator"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_identity-operator")),
+        };
+        let child = command
             .args([
                 "run",
                 "--namespace",

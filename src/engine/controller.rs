@@ -241,6 +241,9 @@ async fn run_kind<A: Adapter>(
         .modify(slim)
         .reflect(writer)
         .inspect_ok(move |event| {
+            if let watcher::Event::Apply(res) | watcher::Event::InitApply(res) = event {
+                handover.memo.seen(res);
+            }
             // A settings singleton without a finalizer is gone without a cleanup reconcile: the
             // next resource waiting for its IdentityApi may take over now, not at its resync.
             if let (true, watcher::Event::Delete(res)) = (A::SINGLETON, event) {

@@ -59,6 +59,21 @@ impl Memo {
         Some(fresh)
     }
 
+    /// The watch cache now holds `cached`: an entry it has caught up with is dropped, so the
+    /// memo does not keep a copy of every status until the object's next reconcile.
+    pub fn seen<K: Managed>(&self, cached: &K) {
+        let (Some(uid), Some(seen)) = (cached.uid(), version(cached)) else {
+            return;
+        };
+        let mut entries = self.0.lock().expect("lock");
+        if entries
+            .get(&uid)
+            .is_some_and(|w| seen >= w.resource_version)
+        {
+            entries.remove(&uid);
+        }
+    }
+
     pub fn forget<K: Managed>(&self, obj: &K) {
         if let Some(uid) = obj.uid() {
             self.0.lock().expect("lock").remove(&uid);
@@ -94,6 +109,12 @@ mod tests {
             .refresh(&backend("10", None))
             .expect("stale cache is refreshed");
         assert_eq!(fresh.status.unwrap().external_id.as_deref(), Some("id-1"));
+        memo.remember(&backend("13", Some("id-1")));
+        memo.seen(&backend("12", Some("id-1")));
+        assert!(memo.refresh(&backend("12", None)).is_some());
+        memo.seen(&backend("13", Some("id-1")));
+        assert!(memo.refresh(&backend("12", None)).is_none());
+        memo.remember(&backend("12", Some("id-1")));
         // Once the cache has caught up the entry is gone.
         assert!(memo.refresh(&backend("12", Some("id-1"))).is_none());
         assert!(memo.refresh(&backend("10", None)).is_none());

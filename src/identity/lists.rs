@@ -33,28 +33,32 @@ pub struct Lists {
     slots: Mutex<HashMap<String, Arc<Slot>>>,
 }
 
-/// A list as of a recent call, with the operator's later writes applied.
+/// A list as of a recent call, with the operator's later writes applied (looked up in place,
+/// not copied for every lookup).
 pub struct Listed {
     items: Items,
-    overlay: HashMap<String, Option<Arc<Value>>>,
+    slot: Arc<Slot>,
 }
 
 impl Listed {
-    pub fn get(&self, id: &str) -> Option<&Value> {
-        match self.overlay.get(id) {
-            Some(written) => written.as_deref(),
-            None => self.items.get(id).map(|v| v.as_ref()),
+    pub fn get(&self, id: &str) -> Option<Arc<Value>> {
+        match self.slot.writes.lock().expect("lock").get(id) {
+            Some((_, written)) => written.clone(),
+            None => self.items.get(id).cloned(),
         }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Value> {
-        let overlaid = self.overlay.values().filter_map(|v| v.as_deref());
+    pub fn iter(&self) -> impl Iterator<Item = Arc<Value>> + '_ {
+        let writes = self.slot.writes.lock().expect("lock");
+        let overlaid: Vec<Arc<Value>> = writes.values().filter_map(|(_, v)| v.clone()).collect();
+        let written: std::collections::HashSet<String> = writes.keys().cloned().collect();
+        drop(writes);
         let listed = self
             .items
             .iter()
-            .filter(|(id, _)| !self.overlay.contains_key(*id))
-            .map(|(_, v)| v.as_ref());
-        overlaid.chain(listed)
+            .filter(move |(id, _)| !written.contains(*id))
+            .map(|(_, v)| v.clone());
+        overlaid.into_iter().chain(listed)
     }
 }
 
@@ -98,19 +102,36 @@ impl Lists {
                             .lock()
                             .expect("lock")
                             .retain(|_, (at, _)| *at >= started);
+                        Self::expire_later(&slot, started, self.max_age);
                         items
                     }
                 }
             }
         };
-        let overlay = slot
-            .writes
-            .lock()
-            .expect("lock")
-            .iter()
-            .map(|(id, (_, v))| (id.clone(), v.clone()))
-            .collect();
-        Ok(Listed { items, overlay })
+        Ok(Listed { items, slot })
+    }
+
+    /// A snapshot serves lookups for `max_age` only: once older it is dropped (a list of
+    /// thousands of objects is most of the operator's memory), with the overlay of writes it
+    /// carried, unless a newer list has replaced it or is being fetched.
+    fn expire_later(slot: &Arc<Slot>, started: Instant, max_age: Duration) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let slot = Arc::downgrade(slot);
+        runtime.spawn(async move {
+            tokio::time::sleep(max_age).await;
+            let Some(slot) = slot.upgrade() else { return };
+            let Ok(_fetching) = slot.fetching.try_lock() else {
+                return;
+            };
+            let mut snapshot = slot.snapshot.lock().expect("lock");
+            if snapshot.as_ref().is_some_and(|(at, _)| *at == started) {
+                *snapshot = None;
+                // The next list is started after every write made so far.
+                slot.writes.lock().expect("lock").clear();
+            }
+        });
     }
 
     fn fresh(slot: &Slot, max_age: Duration) -> Option<Items> {
@@ -174,11 +195,17 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(listed.get("a").unwrap()["v"], 1);
+        // Writes after the lookup began are seen too.
+        lists.record("api/backends", "d", Some(json!({"id": "d"})));
+        assert!(listed.get("d").is_some());
         assert!(listed.get("b").is_none());
         assert!(listed.get("c").is_some());
-        let mut ids: Vec<&str> = listed.iter().map(|v| v["id"].as_str().unwrap()).collect();
+        let mut ids: Vec<String> = listed
+            .iter()
+            .map(|v| v["id"].as_str().unwrap().to_owned())
+            .collect();
         ids.sort();
-        assert_eq!(ids, ["a", "c"]);
+        assert_eq!(ids, ["a", "c", "d"]);
     }
 
     #[tokio::test]

@@ -374,7 +374,8 @@ impl Adapter for Entrust {
         let listed = api.lists().get(APPLICATIONS, || list_apps(api)).await?;
         if let Some(id) = id {
             if let Some(found) = listed.get(id) {
-                return observed(decode(found.clone(), APPLICATIONS)?, APPLICATIONS).map(Some);
+                return observed(decode(Value::clone(&found), APPLICATIONS)?, APPLICATIONS)
+                    .map(Some);
             }
             // Created after the snapshot by someone else, or gone: ask for it directly.
             let path = format!("{APPLICATIONS}/{}", path_segment(id));
@@ -391,7 +392,9 @@ impl Adapter for Entrust {
             .filter(|a| a["name"].as_str() == Some(res.spec.name.as_str()));
         match (named.next(), named.next()) {
             (None, _) => Ok(None),
-            (Some(a), None) => observed(decode(a.clone(), APPLICATIONS)?, APPLICATIONS).map(Some),
+            (Some(a), None) => {
+                observed(decode(Value::clone(&a), APPLICATIONS)?, APPLICATIONS).map(Some)
+            }
             (Some(_), Some(_)) => Err(Error::Conflict(format!(
                 "several Entrust admin API applications are named {:?}; set spec.applicationId to choose one",
                 res.spec.name

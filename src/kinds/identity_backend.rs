@@ -466,7 +466,7 @@ impl Adapter for Boruta {
         let listed = api.lists().get(BACKENDS, || list_backends(api)).await?;
         if let Some(id) = id {
             if let Some(found) = listed.get(id) {
-                return observed(decode_data(found.clone(), BACKENDS)?).map(Some);
+                return observed(decode_data(Value::clone(&found), BACKENDS)?).map(Some);
             }
             // Created after the snapshot by someone else, or gone: ask for it directly.
             let path = format!("{BACKENDS}/{id}");
@@ -483,7 +483,7 @@ impl Adapter for Boruta {
             .filter(|b| b["name"].as_str() == Some(res.spec.name.as_str()));
         match (named.next(), named.next()) {
             (None, _) => Ok(None),
-            (Some(b), None) => observed(decode_data(b.clone(), BACKENDS)?).map(Some),
+            (Some(b), None) => observed(decode_data(Value::clone(&b), BACKENDS)?).map(Some),
             (Some(_), Some(_)) => Err(Error::Conflict(format!(
                 "several Boruta backends are named {:?}; set spec.backendId to choose one",
                 res.spec.name
