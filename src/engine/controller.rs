@@ -51,8 +51,13 @@ const WATCH_TIMEOUT_SECONDS: u32 = 60;
 /// Lists are consistent reads, in pages. `any_semantic` (resourceVersion=0) would be served
 /// from the API server's cache, but after a restart that cache can be older than the watch
 /// window, and every relist then ends in 410 Gone again; it also ignores the page size.
+fn base_watch_config() -> watcher::Config {
+    watcher::Config::default().timeout(WATCH_TIMEOUT_SECONDS)
+}
+
+/// The watch of a kind of ours: the base, with the scope's label selector.
 fn watch_config(scope: &Scope) -> watcher::Config {
-    let cfg = watcher::Config::default().timeout(WATCH_TIMEOUT_SECONDS);
+    let cfg = base_watch_config();
     match &scope.label_selector {
         Some(sel) => cfg.labels(sel),
         None => cfg,
@@ -103,18 +108,15 @@ pub async fn run_scope(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let secret_stream = watcher(
-        secrets_api,
-        watcher::Config::default().timeout(WATCH_TIMEOUT_SECONDS),
-    )
-    .backoff(watch_backoff())
-    .modify(|s| {
-        s.metadata.annotations = None;
-        s.metadata.managed_fields = None;
-        s.metadata.labels = None;
-    })
-    .reflect(secret_writer)
-    .touched_objects();
+    let secret_stream = watcher(secrets_api, base_watch_config())
+        .backoff(watch_backoff())
+        .modify(|s| {
+            s.metadata.annotations = None;
+            s.metadata.managed_fields = None;
+            s.metadata.labels = None;
+        })
+        .reflect(secret_writer)
+        .touched_objects();
 
     let (api_reader, api_writer) = reflector::store();
     let api_stream = watcher(

@@ -413,9 +413,7 @@ fn check_singleton<A: Adapter>(ctx: &Context, res: &A::Resource, ns: &str) -> Re
         .filter(|r| r.namespace().as_deref() == Some(ns) && &r.common().api_ref.name == api)
         // An owner being deleted keeps the settings until its own cleanup (for example
         // disabling them) is done and its finalizer is gone.
-        .filter(|r| {
-            r.meta().deletion_timestamp.is_none() || r.finalizers().iter().any(|f| f == FINALIZER)
-        })
+        .filter(|r| r.meta().deletion_timestamp.is_none() || has_finalizer(r.as_ref()))
         .min_by_key(|r| age(r));
     match owner {
         Some(owner) if owner.name_any() != res.name_any() => Err(Error::Conflict(format!(
@@ -482,7 +480,7 @@ fn identity_api<A: Adapter>(
 }
 
 async fn cleanup<A: Adapter>(res: &A::Resource, ctx: &Context, key: &Key) -> Result<Action, Error> {
-    if !res.finalizers().iter().any(|f| f == FINALIZER) {
+    if !has_finalizer(res) {
         return Ok(Action::await_change());
     }
     let (kind, ns, _) = key;
@@ -605,11 +603,7 @@ fn gives_up<K: Resource>(res: &K, ctx: &Context, err: &Error) -> bool {
 }
 
 fn has_finalizer<K: Resource>(res: &K) -> bool {
-    res.meta()
-        .finalizers
-        .iter()
-        .flatten()
-        .any(|f| f == FINALIZER)
+    res.finalizers().iter().any(|f| f == FINALIZER)
 }
 
 /// Whether the operator recorded, before a create call, that it creates this remote object.
@@ -628,6 +622,9 @@ async fn ensure_finalizer<K: Managed>(
     wanted: bool,
     record_creation: bool,
 ) -> Result<(), Error> {
+    if !wanted && has_finalizer(res) {
+        return remove_finalizer(res, ctx).await;
+    }
     let mut ops = Vec::new();
     if wanted && !has_finalizer(res) {
         ops.push(if res.finalizers().is_empty() {
@@ -645,9 +642,6 @@ async fn ensure_finalizer<K: Managed>(
             ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": {}}));
         }
         ops.push(json!({"op": "add", "path": path, "value": "true"}));
-    }
-    if !wanted && has_finalizer(res) {
-        return remove_finalizer(res, ctx).await;
     }
     if ops.is_empty() {
         return Ok(());
