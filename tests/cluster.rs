@@ -448,3 +448,59 @@ async fn watches_deliver_events() {
     .await;
     assert_eq!(added, Ok(true), "no Added event for the ConfigMap");
 }
+
+/// The operator's Event publisher against the real API server: a repeat of the same Event
+/// within six minutes is counted in the first one's series; another note is another Event.
+#[tokio::test(flavor = "multi_thread")]
+async fn repeated_events_are_counted_in_a_series() {
+    use identity_operator::engine::events::{Events, Report};
+    use k8s_openapi::api::events::v1::Event;
+    use kube::Resource;
+    use kube::runtime::events::EventType;
+
+    let cluster = ensure_cluster();
+    let ns = TestNamespace::new(cluster, "events");
+    let client = cluster.client().await;
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns.name);
+    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "regarded"}})).unwrap();
+    let cm = configmaps.create(&Default::default(), &cm).await.unwrap();
+    let regarding = cm.object_ref(&());
+
+    let events = Events::new(client.clone(), "identity-operator", "test-replica");
+    let failing = Report {
+        type_: EventType::Warning,
+        reason: "Rejected",
+        action: "Update",
+        note: "name is taken",
+    };
+    for _ in 0..3 {
+        events.publish(&failing, &regarding).await.unwrap();
+    }
+    let other = Report {
+        note: "roles are invalid",
+        ..failing
+    };
+    events.publish(&other, &regarding).await.unwrap();
+
+    let api: Api<Event> = Api::namespaced(client, &ns.name);
+    let mut listed = api.list(&ListParams::default()).await.unwrap().items;
+    listed.sort_by_key(|e| e.note.clone());
+    let summary: Vec<(Option<String>, Option<i32>)> = listed
+        .iter()
+        .map(|e| (e.note.clone(), e.series.as_ref().map(|s| s.count)))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (Some("name is taken".into()), Some(3)),
+            (Some("roles are invalid".into()), None),
+        ]
+    );
+    let first = &listed[0];
+    assert_eq!(first.type_.as_deref(), Some("Warning"));
+    assert_eq!(first.reporting_instance.as_deref(), Some("test-replica"));
+    assert_eq!(
+        first.regarding.as_ref().and_then(|r| r.uid.clone()),
+        cm.metadata.uid
+    );
+}

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Action};
-use kube::runtime::events::{EventType, Recorder, Reporter};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -20,7 +20,7 @@ use tracing::{info, warn};
 use super::dependents::Target;
 use super::reconcile::{error_policy, publish, reconcile};
 use super::status::{set_condition, write_if_changed};
-use super::{Adapter, Context, Error, MANAGER, Managed, PAUSED_ANNOTATION, Settings};
+use super::{Adapter, Context, Error, Managed, PAUSED_ANNOTATION, Settings};
 use crate::kinds::identity_api::{IdentityApi, IdentityApiStatus};
 use crate::metrics::Metrics;
 
@@ -129,13 +129,8 @@ pub async fn run_scope(
     .applied_objects()
     .predicate_filter(significant_change, Default::default());
 
-    let reporter = Reporter {
-        controller: MANAGER.into(),
-        instance: Some(settings.instance.clone()),
-    };
     let ctx = Arc::new(Context::new(
         client.clone(),
-        Recorder::new(client.clone(), reporter),
         api_reader.clone(),
         secret_reader.clone(),
         metrics,

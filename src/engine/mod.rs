@@ -6,6 +6,7 @@ pub mod controller;
 pub mod dependents;
 pub mod diff;
 pub mod error;
+pub mod events;
 pub mod memo;
 pub mod reconcile;
 pub mod secrets;
@@ -19,7 +20,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::core::NamespaceResourceScope;
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 use kube::{Client, Resource};
 use rand::Rng;
@@ -214,7 +214,7 @@ pub struct Settings {
 /// Shared state of all controllers.
 pub struct Context {
     pub kube: Client,
-    pub recorder: Recorder,
+    pub events: Arc<events::Events>,
     pub apis: Store<IdentityApi>,
     pub secrets: SecretMetaStore,
     pub connections: connections::Connections,
@@ -229,15 +229,18 @@ pub struct Context {
 impl Context {
     pub fn new(
         kube: Client,
-        recorder: Recorder,
         apis: Store<IdentityApi>,
         secrets: SecretMetaStore,
         metrics: Arc<Metrics>,
         settings: Settings,
     ) -> Self {
         Self {
+            events: Arc::new(events::Events::new(
+                kube.clone(),
+                MANAGER,
+                &settings.instance,
+            )),
             kube,
-            recorder,
             apis,
             secrets,
             connections: connections::Connections::new(&settings.instance),

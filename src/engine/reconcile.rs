@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
@@ -16,6 +16,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use super::dependents::Target;
 use super::error::Next;
+use super::events::Report;
 use super::status::{now, set_condition, write_if_changed};
 use super::{
     Adapter, CREATES_ANNOTATION, Context, Error, FINALIZER, Managed, PAUSED_ANNOTATION, secrets,
@@ -687,20 +688,20 @@ pub async fn publish<K: Resource<DynamicType = ()>>(
     action: &str,
     note: String,
 ) {
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(truncate_note(note)),
-        action: action.into(),
-        secondary: None,
-    };
+    let (reason, action, note) = (reason.to_owned(), action.to_owned(), truncate_note(note));
     // Sent in the background: an Event is a report, and the reconcile (the remote write, the
     // status) should not wait for one more round trip to the API server.
-    let recorder = ctx.recorder.clone();
+    let events = ctx.events.clone();
     let reference = res.object_ref(&());
     tokio::spawn(
         async move {
-            if let Err(e) = recorder.publish(&event, &reference).await {
+            let report = Report {
+                type_,
+                reason: &reason,
+                action: &action,
+                note: &note,
+            };
+            if let Err(e) = events.publish(&report, &reference).await {
                 warn!(error = %e, "could not publish an Event");
             }
         }

@@ -69,12 +69,32 @@ pub struct ClientConfig {
     pub user_agent: String,
 }
 
-/// A JSON answer of an identity API.
+/// A JSON answer of an identity API, kept as the bytes received: a list of thousands of
+/// objects is decoded straight into typed items, never into a `Value` tree first.
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,
     pub headers: HeaderMap,
-    pub body: Value,
+    raw: bytes::Bytes,
+}
+
+impl Response {
+    /// The answer as JSON: nothing is `null`, text that is not JSON a JSON string.
+    pub fn body(&self) -> Value {
+        if self.raw.is_empty() {
+            return Value::Null;
+        }
+        serde_json::from_slice(&self.raw)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&self.raw).into_owned()))
+    }
+
+    /// The answer decoded as `T`; `path` names the call in the error.
+    pub fn decode<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
+        serde_json::from_slice(&self.raw).map_err(|e| ApiError::Decode {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
 }
 
 pub struct IdentityClient {
@@ -372,12 +392,13 @@ impl IdentityClient {
                 }
                 s if s.is_success() => return Ok(resp),
                 _ => {
+                    let body = resp.body();
                     return Err(ApiError::Status {
                         method: method.to_string(),
                         path: path.to_owned(),
                         status: resp.status,
-                        message: error::vendor_message(&resp.body)
-                            .unwrap_or_else(|| truncate(&resp.body.to_string(), 300)),
+                        message: error::vendor_message(&body)
+                            .unwrap_or_else(|| truncate(&body.to_string(), 300)),
                     });
                 }
             }
@@ -430,17 +451,11 @@ impl IdentityClient {
             .api_call(self.provider.as_str(), method.as_str(), status);
         let headers = resp.headers().clone();
         self.pace_from_headers(&headers);
-        let bytes = resp.bytes().await.map_err(ApiError::from_reqwest)?;
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-        };
+        let raw = resp.bytes().await.map_err(ApiError::from_reqwest)?;
         Ok(Response {
             status,
             headers,
-            body,
+            raw,
         })
     }
 

@@ -251,15 +251,6 @@ pub fn differences(desired: &AdminApiApplication, observed: &AdminApiApplication
 /// Reconciles AdminApiApps against the Entrust administration API.
 pub struct Entrust;
 
-fn decode<T: serde::de::DeserializeOwned>(body: Value, path: &str) -> Result<T, Error> {
-    serde_json::from_value(body).map_err(|e| {
-        Error::Api(ApiError::Decode {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })
-    })
-}
-
 fn observed(app: AdminApiApplication, path: &str) -> Result<Observed<AdminApiApplication>, Error> {
     let id = app.id.clone().ok_or_else(|| {
         Error::Api(ApiError::Decode {
@@ -270,35 +261,31 @@ fn observed(app: AdminApiApplication, path: &str) -> Result<Observed<AdminApiApp
     Ok(Observed { id, remote: app })
 }
 
-/// Every application by id. The list never carries shared secrets; one that did would not be
-/// kept.
-async fn list_apps(
-    api: &IdentityClient,
-) -> Result<std::collections::HashMap<String, std::sync::Arc<Value>>, ApiError> {
+/// Every application. The list never carries shared secrets; one that did would not be kept.
+async fn list_apps(api: &IdentityClient) -> Result<Vec<AdminApiApplication>, ApiError> {
     let resp = api.call(Method::GET, APPLICATIONS, None).await?;
-    let Value::Array(items) = resp.body else {
-        return Err(ApiError::Decode {
-            path: APPLICATIONS.into(),
-            message: "expected an array of applications".into(),
-        });
-    };
-    Ok(items
-        .into_iter()
-        .filter_map(|mut a| {
-            let id = a["id"].as_str()?.to_owned();
-            if let Some(map) = a.as_object_mut() {
-                map.remove("sharedSecret");
-            }
-            Some((id, std::sync::Arc::new(a)))
-        })
-        .collect())
+    let mut apps: Vec<AdminApiApplication> = resp.decode(APPLICATIONS)?;
+    for app in &mut apps {
+        app.shared_secret = None;
+    }
+    Ok(apps)
+}
+
+impl crate::identity::lists::Item for AdminApiApplication {
+    fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+    fn key(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
 }
 
 /// Overlays an application the operator just wrote on the shared list snapshot (without its
-/// shared secret, which serialization leaves out).
+/// shared secret).
 fn remember(api: &IdentityClient, written: &Observed<AdminApiApplication>) {
-    let value = serde_json::to_value(&written.remote).expect("serializable");
-    api.lists().record(APPLICATIONS, &written.id, Some(value));
+    let mut app = written.remote.clone();
+    app.shared_secret = None;
+    api.lists().record(APPLICATIONS, &written.id, Some(app));
 }
 
 /// The logo named by `spec.logoFrom`: binaryData is encoded, data is taken as base64 text
@@ -374,28 +361,22 @@ impl Adapter for Entrust {
         let listed = api.lists().get(APPLICATIONS, || list_apps(api)).await?;
         if let Some(id) = id {
             if let Some(found) = listed.get(id) {
-                return observed(decode(Value::clone(&found), APPLICATIONS)?, APPLICATIONS)
-                    .map(Some);
+                return observed(AdminApiApplication::clone(&found), APPLICATIONS).map(Some);
             }
             // Created after the snapshot by someone else, or gone: ask for it directly.
             let path = format!("{APPLICATIONS}/{}", path_segment(id));
             return match api.call(Method::GET, &path, None).await {
-                Ok(resp) => observed(decode(resp.body, &path)?, &path).map(Some),
+                Ok(resp) => observed(resp.decode(&path)?, &path).map(Some),
                 Err(e) if e.is_not_found() => Ok(None),
                 Err(e) => Err(e.into()),
             };
         }
         // No id yet: find the application by name, so a crash between create and the status
         // write never creates a second one.
-        let mut named = listed
-            .iter()
-            .filter(|a| a["name"].as_str() == Some(res.spec.name.as_str()));
-        match (named.next(), named.next()) {
-            (None, _) => Ok(None),
-            (Some(a), None) => {
-                observed(decode(Value::clone(&a), APPLICATIONS)?, APPLICATIONS).map(Some)
-            }
-            (Some(_), Some(_)) => Err(Error::Conflict(format!(
+        match listed.named(&res.spec.name).as_slice() {
+            [] => Ok(None),
+            [a] => observed(AdminApiApplication::clone(a), APPLICATIONS).map(Some),
+            _ => Err(Error::Conflict(format!(
                 "several Entrust admin API applications are named {:?}; set spec.applicationId to choose one",
                 res.spec.name
             ))),
@@ -409,7 +390,7 @@ impl Adapter for Entrust {
     ) -> Result<Observed<AdminApiApplication>, Error> {
         let body = serde_json::to_value(desired.parms(true)).expect("serializable");
         let resp = api.call(Method::POST, APPLICATIONS, Some(&body)).await?;
-        let created = observed(decode(resp.body, APPLICATIONS)?, APPLICATIONS)?;
+        let created = observed(resp.decode(APPLICATIONS)?, APPLICATIONS)?;
         remember(api, &created);
         Ok(created)
     }
@@ -425,7 +406,7 @@ impl Adapter for Entrust {
         let path = format!("{APPLICATIONS}/{}", path_segment(id));
         let body = serde_json::to_value(desired.parms(false)).expect("serializable");
         let resp = api.call(Method::PUT, &path, Some(&body)).await?;
-        let updated = observed(decode(resp.body, &path)?, &path)?;
+        let updated = observed(resp.decode(&path)?, &path)?;
         remember(api, &updated);
         Ok(updated)
     }
@@ -434,7 +415,8 @@ impl Adapter for Entrust {
         let path = format!("{APPLICATIONS}/{}", path_segment(id));
         let result = api.call(Method::DELETE, &path, None).await;
         if result.is_ok() || result.as_ref().is_err_and(|e| e.is_not_found()) {
-            api.lists().record(APPLICATIONS, id, None);
+            api.lists()
+                .record::<AdminApiApplication>(APPLICATIONS, id, None);
         }
         result?;
         Ok(())

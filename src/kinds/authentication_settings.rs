@@ -372,7 +372,7 @@ fn path(api: &IdentityClient) -> String {
 async fn read(api: &IdentityClient) -> Result<Observed<Authentication>, Error> {
     let path = path(api);
     let resp = api.call(Method::GET, &path, None).await?;
-    let object = resp.body.get("object").cloned().unwrap_or(Value::Null);
+    let object = resp.body().get("object").cloned().unwrap_or(Value::Null);
     let remote = serde_json::from_value(object).map_err(|e| {
         Error::Api(ApiError::Decode {
             path: path.clone(),

@@ -348,45 +348,43 @@ pub struct Boruta;
 
 const BACKENDS: &str = "api/backends";
 
-/// Every backend by id, without the passwords Boruta returns in plain text: they are never
-/// compared, so they are not kept.
-async fn list_backends(
-    api: &IdentityClient,
-) -> Result<std::collections::HashMap<String, std::sync::Arc<Value>>, crate::identity::ApiError> {
+/// Every backend, without the passwords Boruta returns in plain text: they are never compared,
+/// so they are not kept.
+async fn list_backends(api: &IdentityClient) -> Result<Vec<Backend>, crate::identity::ApiError> {
+    /// `{"data": [...]}`, decoded straight from the answer's bytes.
+    #[derive(Deserialize)]
+    struct Data {
+        data: Vec<Backend>,
+    }
     let resp = api.call(Method::GET, BACKENDS, None).await?;
-    let items = match resp.body {
-        Value::Object(mut map) => map.remove("data").unwrap_or_default(),
-        other => other,
-    };
-    let Value::Array(items) = items else {
-        return Err(crate::identity::ApiError::Decode {
-            path: BACKENDS.into(),
-            message: "expected {\"data\": [...]}".into(),
-        });
-    };
-    Ok(items
-        .into_iter()
-        .filter_map(|mut b| {
-            let id = b["id"].as_str()?.to_owned();
-            if let Some(map) = b.as_object_mut() {
-                for k in WRITE_ONLY {
-                    map.remove(*k);
-                }
-            }
-            Some((id, std::sync::Arc::new(b)))
-        })
-        .collect())
+    let mut backends = resp.decode::<Data>(BACKENDS)?.data;
+    for b in &mut backends {
+        b.forget_passwords();
+    }
+    Ok(backends)
+}
+
+impl crate::identity::lists::Item for Backend {
+    fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+    fn key(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+}
+
+impl Backend {
+    fn forget_passwords(&mut self) {
+        self.ldap_master_password = None;
+        self.smtp_password = None;
+    }
 }
 
 /// Overlays a backend the operator just wrote on the shared list snapshot.
 fn remember(api: &IdentityClient, written: &Observed<Backend>) {
-    let mut value = serde_json::to_value(&written.remote).expect("serializable");
-    if let Some(map) = value.as_object_mut() {
-        for k in WRITE_ONLY {
-            map.remove(*k);
-        }
-    }
-    api.lists().record(BACKENDS, &written.id, Some(value));
+    let mut backend = written.remote.clone();
+    backend.forget_passwords();
+    api.lists().record(BACKENDS, &written.id, Some(backend));
 }
 
 fn decode_data<T: serde::de::DeserializeOwned>(body: Value, path: &str) -> Result<T, Error> {
@@ -466,25 +464,22 @@ impl Adapter for Boruta {
         let listed = api.lists().get(BACKENDS, || list_backends(api)).await?;
         if let Some(id) = id {
             if let Some(found) = listed.get(id) {
-                return observed(decode_data(Value::clone(&found), BACKENDS)?).map(Some);
+                return observed(Backend::clone(&found)).map(Some);
             }
             // Created after the snapshot by someone else, or gone: ask for it directly.
             let path = format!("{BACKENDS}/{id}");
             return match api.call(Method::GET, &path, None).await {
-                Ok(resp) => observed(decode_data(resp.body, &path)?).map(Some),
+                Ok(resp) => observed(decode_data(resp.body(), &path)?).map(Some),
                 Err(e) if e.is_not_found() => Ok(None),
                 Err(e) => Err(e.into()),
             };
         }
         // No id yet: find the backend by name, so a crash between create and the status write
         // never creates a second one.
-        let mut named = listed
-            .iter()
-            .filter(|b| b["name"].as_str() == Some(res.spec.name.as_str()));
-        match (named.next(), named.next()) {
-            (None, _) => Ok(None),
-            (Some(b), None) => observed(decode_data(Value::clone(&b), BACKENDS)?).map(Some),
-            (Some(_), Some(_)) => Err(Error::Conflict(format!(
+        match listed.named(&res.spec.name).as_slice() {
+            [] => Ok(None),
+            [b] => observed(Backend::clone(b)).map(Some),
+            _ => Err(Error::Conflict(format!(
                 "several Boruta backends are named {:?}; set spec.backendId to choose one",
                 res.spec.name
             ))),
@@ -498,8 +493,8 @@ impl Adapter for Boruta {
     ) -> Result<Observed<Backend>, Error> {
         let body = json!({"backend": desired});
         let resp = api.call(Method::POST, BACKENDS, Some(&body)).await?;
-        let created = if resp.body.get("data").is_some() {
-            observed(decode_data(resp.body, BACKENDS)?)?
+        let created = if resp.body().get("data").is_some() {
+            observed(decode_data(resp.body(), BACKENDS)?)?
         } else {
             // Only a location header: read the new backend from it.
             let location = resp
@@ -516,7 +511,7 @@ impl Adapter for Boruta {
                 })?;
             let path = format!("{BACKENDS}/{location}");
             let resp = api.call(Method::GET, &path, None).await?;
-            observed(decode_data(resp.body, &path)?)?
+            observed(decode_data(resp.body(), &path)?)?
         };
         remember(api, &created);
         Ok(created)
@@ -534,7 +529,7 @@ impl Adapter for Boruta {
         let resp = api
             .call(Method::PUT, &path, Some(&json!({"backend": desired})))
             .await?;
-        let updated = observed(decode_data(resp.body, &path)?)?;
+        let updated = observed(decode_data(resp.body(), &path)?)?;
         remember(api, &updated);
         Ok(updated)
     }
@@ -544,7 +539,7 @@ impl Adapter for Boruta {
             .call(Method::DELETE, &format!("{BACKENDS}/{id}"), None)
             .await;
         if result.is_ok() || result.as_ref().is_err_and(|e| e.is_not_found()) {
-            api.lists().record(BACKENDS, id, None);
+            api.lists().record::<Backend>(BACKENDS, id, None);
         }
         result?;
         Ok(())

@@ -356,15 +356,6 @@ fn explain_strand(err: ApiError) -> Error {
     }
 }
 
-fn decode(body: Value) -> Result<OrganizationLdapSettings, Error> {
-    serde_json::from_value(body).map_err(|e| {
-        Error::Api(ApiError::Decode {
-            path: PATH.into(),
-            message: e.to_string(),
-        })
-    })
-}
-
 /// The organisation the settings belong to: the remote identity shown in status.externalId.
 fn org(api: &IdentityClient) -> String {
     api.organization().unwrap_or("organisation").to_owned()
@@ -380,7 +371,7 @@ async fn put(
         .map_err(explain_strand)?;
     Ok(Observed {
         id: org(api),
-        remote: decode(resp.body)?,
+        remote: resp.decode(PATH)?,
     })
 }
 
@@ -443,7 +434,7 @@ impl Adapter for Vcd {
         let resp = api.call(Method::GET, PATH, None).await?;
         Ok(Some(Observed {
             id: org(api),
-            remote: decode(resp.body)?,
+            remote: resp.decode(PATH)?,
         }))
     }
 
@@ -471,7 +462,8 @@ impl Adapter for Vcd {
 
     /// With `disableOnDelete`: LDAP is switched off, everything else left as it is.
     async fn delete(api: &IdentityClient, _res: &LdapSettings, _id: &str) -> Result<(), Error> {
-        let current = decode(api.call(Method::GET, PATH, None).await?.body)?;
+        let current: OrganizationLdapSettings =
+            api.call(Method::GET, PATH, None).await?.decode(PATH)?;
         if !current.enabled {
             return Ok(());
         }
@@ -539,7 +531,7 @@ mod tests {
 
     /// What the simulator (and VCD) answer: every field, nulls included, never the password.
     fn observed(host: &str) -> OrganizationLdapSettings {
-        decode(json!({
+        serde_json::from_value(json!({
             "enabled": true, "settingsSource": "DEFINED", "inheritedCustomUsersOu": null,
             "definedSettings": {
                 "hostName": host, "port": 636, "ssl": true, "pagedSearchDisabled": false,

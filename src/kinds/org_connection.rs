@@ -91,7 +91,7 @@ use super::common::SecretKeyRef;
 use crate::engine::diff::camel_case;
 use crate::engine::secrets::SecretValues;
 use crate::engine::{Adapter, Error, Observed};
-use crate::identity::{ApiError, IdentityClient, path_segment};
+use crate::identity::{IdentityClient, path_segment};
 use crate::kinds::identity_api::Provider;
 
 /// A connection enabled for an organization, as the Management API names it (the answer of
@@ -211,15 +211,6 @@ impl OrgConnectionSpec {
 /// Reconciles OrgConnections against the Auth0 Management API v2.
 pub struct Auth0;
 
-fn decode(body: Value, path: &str) -> Result<OrganizationConnection, Error> {
-    serde_json::from_value(body).map_err(|e| {
-        Error::Api(ApiError::Decode {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })
-    })
-}
-
 impl Adapter for Auth0 {
     type Resource = OrgConnection;
     type Remote = OrganizationConnection;
@@ -254,7 +245,7 @@ impl Adapter for Auth0 {
         match api.call(Method::GET, &path, None).await {
             Ok(resp) => Ok(Some(Observed {
                 id: res.spec.external_id(),
-                remote: decode(resp.body, &path)?,
+                remote: resp.decode(&path)?,
             })),
             // Not enabled for the organization (or no such organization: the POST says which).
             Err(e) if e.is_not_found() => Ok(None),
@@ -279,7 +270,7 @@ impl Adapter for Auth0 {
         {
             Ok(resp) => Ok(Observed {
                 id: res.spec.external_id(),
-                remote: decode(resp.body, &path)?,
+                remote: resp.decode(&path)?,
             }),
             // No such organization or connection in the tenant: nothing the spec can fix by
             // retrying at once, but it may appear.
@@ -310,7 +301,7 @@ impl Adapter for Auth0 {
             .await?;
         Ok(Observed {
             id: id.to_owned(),
-            remote: decode(resp.body, &path)?,
+            remote: resp.decode(&path)?,
         })
     }
 

@@ -195,7 +195,7 @@ fn inspect(secret: Option<Secret>, res: &AdminApiApp, id: &str) -> Result<Held, 
 async fn regenerate(api: &IdentityClient, id: &str) -> Result<SecretString, Error> {
     let path = format!("{APPLICATIONS}/regenerate/{}", path_segment(id));
     let resp = api.call(Method::PUT, &path, None).await?;
-    match resp.body {
+    match resp.body() {
         Value::String(s) if !s.is_empty() => Ok(SecretString::new(s)),
         // The answer is never quoted: if it held the secret in an unknown shape, it would leak.
         _ => Err(Error::Api(ApiError::Decode {

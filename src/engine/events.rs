@@ -1,0 +1,166 @@
+//! Kubernetes Events, published without kube's `Recorder`. The recorder keeps every Event it
+//! sent, whole, for six minutes to count repeats, and scans them all on every publish: at
+//! 10,000 resources that was megabytes of memory and a quadratic cost. Here a repeat is known by
+//! a hash of what makes two Events the same, and only its name, count and time are kept.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::{Event, EventSeries};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::events::EventType;
+use kube::{Api, Client};
+use serde_json::json;
+
+/// How long a repeat of an Event counts in the series of the first, as kube's recorder does.
+const SERIES_TTL: Duration = Duration::from_secs(6 * 60);
+/// How often the record of sent Events is swept of expired entries.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+pub struct Events {
+    client: Client,
+    controller: String,
+    instance: String,
+    sent: Mutex<Sent>,
+}
+
+struct Sent {
+    by_key: HashMap<u64, Series>,
+    hasher: RandomState,
+    swept: Instant,
+}
+
+struct Series {
+    name: Box<str>,
+    count: i32,
+    last: Instant,
+}
+
+/// One Event to publish about `regarding`.
+#[derive(Clone, Copy)]
+pub struct Report<'a> {
+    pub type_: EventType,
+    pub reason: &'a str,
+    pub action: &'a str,
+    pub note: &'a str,
+}
+
+impl Events {
+    pub fn new(client: Client, controller: &str, instance: &str) -> Self {
+        Self {
+            client,
+            controller: controller.to_owned(),
+            instance: instance.to_owned(),
+            sent: Mutex::new(Sent {
+                by_key: HashMap::new(),
+                hasher: RandomState::new(),
+                swept: Instant::now(),
+            }),
+        }
+    }
+
+    /// Creates the Event, or, when the same one was sent within the last six minutes, counts
+    /// it in that Event's series.
+    pub async fn publish(
+        &self,
+        report: &Report<'_>,
+        regarding: &ObjectReference,
+    ) -> Result<(), kube::Error> {
+        let namespace = regarding.namespace.as_deref().unwrap_or("default");
+        let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
+        let (key, repeat) = self.repeat_of(report, regarding);
+        if let Some((name, count)) = repeat {
+            let series = json!({"series": EventSeries {
+                count,
+                last_observed_time: MicroTime(k8s_openapi::jiff::Timestamp::now()),
+            }});
+            match api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&series))
+                .await
+            {
+                Err(kube::Error::Api(e)) if e.code == 404 => {} // gone: start a new one
+                other => return other.map(|_| ()),
+            }
+        }
+        let event = self.event(report, regarding);
+        let name = event.metadata.name.clone().unwrap_or_default();
+        api.create(&PostParams::default(), &event).await?;
+        let mut sent = self.sent.lock().expect("lock");
+        sent.by_key.insert(
+            key,
+            Series {
+                name: name.into(),
+                count: 1,
+                last: Instant::now(),
+            },
+        );
+        Ok(())
+    }
+
+    /// The key of this Event, and the name and new count of the series it repeats, if any.
+    fn repeat_of(
+        &self,
+        report: &Report<'_>,
+        regarding: &ObjectReference,
+    ) -> (u64, Option<(String, i32)>) {
+        let mut sent = self.sent.lock().expect("lock");
+        if sent.swept.elapsed() > SWEEP_EVERY {
+            sent.by_key.retain(|_, s| s.last.elapsed() < SERIES_TTL);
+            sent.swept = Instant::now();
+        }
+        let key = sent.hasher.hash_one((
+            matches!(report.type_, EventType::Warning),
+            report.reason,
+            report.action,
+            report.note,
+            &regarding.uid,
+            &regarding.kind,
+            &regarding.namespace,
+            &regarding.name,
+        ));
+        let repeat = sent
+            .by_key
+            .get_mut(&key)
+            .filter(|s| s.last.elapsed() < SERIES_TTL)
+            .map(|s| {
+                s.count += 1;
+                s.last = Instant::now();
+                (s.name.to_string(), s.count)
+            });
+        (key, repeat)
+    }
+
+    fn event(&self, report: &Report<'_>, regarding: &ObjectReference) -> Event {
+        let now = k8s_openapi::jiff::Timestamp::now();
+        Event {
+            metadata: ObjectMeta {
+                name: Some(format!(
+                    "{}.{:x}",
+                    regarding.name.as_deref().unwrap_or(&self.controller),
+                    now.as_nanosecond()
+                )),
+                namespace: regarding.namespace.clone(),
+                ..Default::default()
+            },
+            event_time: Some(MicroTime(now)),
+            type_: Some(
+                match report.type_ {
+                    EventType::Normal => "Normal",
+                    EventType::Warning => "Warning",
+                }
+                .into(),
+            ),
+            reason: Some(report.reason.into()),
+            action: Some(report.action.into()),
+            note: Some(report.note.into()),
+            regarding: Some(regarding.clone()),
+            reporting_controller: Some(self.controller.clone()),
+            reporting_instance: Some(self.instance.clone()),
+            ..Default::default()
+        }
+    }
+}
