@@ -118,8 +118,29 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    tune_allocator();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the Tokio runtime starts")
+        .block_on(command());
+}
+
+/// glibc's malloc gives every thread that allocates an arena of its own and keeps what is
+/// freed there: the operator's resident memory stayed about 80 % above what it used. One
+/// arena, and large buffers (list answers) mapped and returned at once (README,
+/// "Performance"). Called before any thread starts.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; no other thread exists yet.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+    }
+}
+
+async fn command() {
     let cli = Cli::parse();
     match cli.command {
         Command::Crds => print!("{}", identity_operator::kinds::crds_yaml()),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use kube::{Client, ResourceExt};
 
 use super::error::Error;
-use super::secrets::{self, SecretMetaStore};
+use super::secrets::{self, SecretVersions};
 use crate::identity::{ClientConfig, Credentials, IdentityClient};
 use crate::kinds::common::SecretKeyRef;
 use crate::kinds::identity_api::IdentityApi;
@@ -48,7 +48,7 @@ impl Connections {
         &self,
         api: &IdentityApi,
         kube: &Client,
-        secret_store: &SecretMetaStore,
+        secret_store: &SecretVersions,
         metrics: &Arc<Metrics>,
     ) -> Result<Arc<IdentityClient>, Error> {
         let ns = api.namespace().unwrap_or_default();

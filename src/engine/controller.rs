@@ -101,22 +101,12 @@ pub async fn run_scope(
     concurrency: u16,
     shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
 ) {
-    // Secrets: metadata only, stripped of annotations and managed fields (kubectl's
-    // last-applied annotation would otherwise hold the Secret's data).
-    let (secret_reader, secret_writer) = reflector::store();
+    // Secrets: metadata only, and of that only the resourceVersion is kept.
     let secrets_api: Api<PartialObjectMeta<Secret>> = match &scope.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let secret_stream = watcher(secrets_api, base_watch_config())
-        .backoff(watch_backoff())
-        .modify(|s| {
-            s.metadata.annotations = None;
-            s.metadata.managed_fields = None;
-            s.metadata.labels = None;
-        })
-        .reflect(secret_writer)
-        .touched_objects();
+    let secret_stream = watcher(secrets_api, base_watch_config()).backoff(watch_backoff());
 
     let (api_reader, api_writer) = reflector::store();
     let api_stream = watcher(
@@ -132,7 +122,6 @@ pub async fn run_scope(
     let ctx = Arc::new(Context::new(
         client.clone(),
         api_reader.clone(),
-        secret_reader.clone(),
         metrics,
         settings,
     ));
@@ -140,21 +129,26 @@ pub async fn run_scope(
     let secrets_task = {
         let ctx = ctx.clone();
         secret_stream.for_each(move |event| {
-            if let Ok(meta) = event {
-                let target = Target::Secret {
-                    namespace: meta.namespace().unwrap_or_default(),
-                    name: meta.name_any(),
-                };
-                ctx.dependents
-                    .changed(&target, meta.metadata.resource_version.as_deref());
+            if let Ok(event) = event {
+                ctx.secrets.apply(&event);
+                // A re-list (after a watch ended) shows a Secret changed meanwhile as InitApply.
+                if let watcher::Event::Apply(meta)
+                | watcher::Event::InitApply(meta)
+                | watcher::Event::Delete(meta) = &event
+                {
+                    let target = Target::Secret {
+                        namespace: meta.namespace().unwrap_or_default(),
+                        name: meta.name_any(),
+                    };
+                    ctx.dependents
+                        .changed(&target, meta.metadata.resource_version.as_deref());
+                }
             }
             future::ready(())
         })
     };
     let secrets_task = tokio::spawn(secrets_task);
-    if secret_reader.wait_until_ready().await.is_err() {
-        warn!("the Secret watch ended before its first list");
-    }
+    ctx.secrets.wait_until_ready().await;
 
     let (tx, rx) = mpsc::unbounded_channel();
     ctx.dependents.register("IdentityApi", tx);

@@ -20,12 +20,16 @@ use serde_json::json;
 const SERIES_TTL: Duration = Duration::from_secs(6 * 60);
 /// How often the record of sent Events is swept of expired entries.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// Events in flight at once: the kube client speaks HTTP/1.1, so each is a connection to the
+/// API server; a burst of thousands (10,000 new resources) would open hundreds.
+const IN_FLIGHT: usize = 8;
 
 pub struct Events {
     client: Client,
     controller: String,
     instance: String,
     sent: Mutex<Sent>,
+    in_flight: tokio::sync::Semaphore,
 }
 
 struct Sent {
@@ -60,6 +64,7 @@ impl Events {
                 hasher: RandomState::new(),
                 swept: Instant::now(),
             }),
+            in_flight: tokio::sync::Semaphore::new(IN_FLIGHT),
         }
     }
 
@@ -70,6 +75,7 @@ impl Events {
         report: &Report<'_>,
         regarding: &ObjectReference,
     ) -> Result<(), kube::Error> {
+        let _permit = self.in_flight.acquire().await.expect("never closed");
         let namespace = regarding.namespace.as_deref().unwrap_or("default");
         let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
         let (key, repeat) = self.repeat_of(report, regarding);

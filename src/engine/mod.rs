@@ -32,7 +32,7 @@ use crate::identity::IdentityClient;
 use crate::kinds::common::{CommonSpec, ManagedStatus, SecretKeyRef};
 use crate::kinds::identity_api::{IdentityApi, Provider};
 use crate::metrics::Metrics;
-use secrets::{SecretMetaStore, SecretValues};
+use secrets::{SecretValues, SecretVersions};
 
 /// The finalizer the operator holds while it may still have to delete something remote.
 pub const FINALIZER: &str = "identity.operator.dev/cleanup";
@@ -216,7 +216,7 @@ pub struct Context {
     pub kube: Client,
     pub events: Arc<events::Events>,
     pub apis: Store<IdentityApi>,
-    pub secrets: SecretMetaStore,
+    pub secrets: SecretVersions,
     pub connections: connections::Connections,
     pub dependents: dependents::Dependents,
     pub memo: memo::Memo,
@@ -230,7 +230,6 @@ impl Context {
     pub fn new(
         kube: Client,
         apis: Store<IdentityApi>,
-        secrets: SecretMetaStore,
         metrics: Arc<Metrics>,
         settings: Settings,
     ) -> Self {
@@ -242,7 +241,7 @@ impl Context {
             )),
             kube,
             apis,
-            secrets,
+            secrets: SecretVersions::default(),
             connections: connections::Connections::new(&settings.instance),
             dependents: Default::default(),
             memo: Default::default(),

@@ -37,7 +37,7 @@ struct Snapshot<T> {
 }
 
 impl<T: Item> Snapshot<T> {
-    fn new(started: Instant, items: Vec<T>) -> Self {
+    fn new(started: Instant, items: Vec<Arc<T>>) -> Self {
         let hasher = RandomState::new();
         let mut by_id = HashMap::with_capacity(items.len());
         let mut by_key: HashMap<u64, Vec<Arc<T>>> = HashMap::with_capacity(items.len());
@@ -45,7 +45,6 @@ impl<T: Item> Snapshot<T> {
             let Some(id) = item.id().map(Box::from) else {
                 continue;
             };
-            let item = Arc::new(item);
             if let Some(key) = item.key() {
                 by_key
                     .entry(hasher.hash_one(key))
@@ -150,12 +149,13 @@ impl Lists {
     }
 
     /// The list at `path`, from a snapshot younger than `max_age` or from one new call (which
-    /// concurrent callers share). `fetch` returns the items.
+    /// concurrent callers share). `fetch` returns the items, each decoded straight into its
+    /// `Arc` (serde's `rc`): a list of thousands is never held twice.
     pub async fn get<T, F, Fut>(&self, path: &str, fetch: F) -> Result<Listed<T>, ApiError>
     where
         T: Item,
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Vec<T>, ApiError>>,
+        Fut: Future<Output = Result<Vec<Arc<T>>, ApiError>>,
     {
         let slot = self.slot::<T>(path);
         let snapshot = match Self::fresh(&slot, self.max_age) {
@@ -252,8 +252,8 @@ mod tests {
         Obj { id, name, v }
     }
 
-    fn items(ids: &[&'static str]) -> Vec<Obj> {
-        ids.iter().map(|id| obj(id, id, 0)).collect()
+    fn items(ids: &[&'static str]) -> Vec<Arc<Obj>> {
+        ids.iter().map(|id| Arc::new(obj(id, id, 0))).collect()
     }
 
     #[tokio::test]
@@ -306,7 +306,9 @@ mod tests {
         let lists = Lists::new(Duration::from_secs(60));
         let listed = lists
             .get("p", || async {
-                Ok(vec![obj("1", "x", 0), obj("2", "x", 0), obj("3", "y", 0)])
+                Ok([obj("1", "x", 0), obj("2", "x", 0), obj("3", "y", 0)]
+                    .map(Arc::new)
+                    .into())
             })
             .await
             .unwrap();

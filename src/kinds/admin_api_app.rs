@@ -262,10 +262,12 @@ fn observed(app: AdminApiApplication, path: &str) -> Result<Observed<AdminApiApp
 }
 
 /// Every application. The list never carries shared secrets; one that did would not be kept.
-async fn list_apps(api: &IdentityClient) -> Result<Vec<AdminApiApplication>, ApiError> {
+async fn list_apps(
+    api: &IdentityClient,
+) -> Result<Vec<std::sync::Arc<AdminApiApplication>>, ApiError> {
     let resp = api.call(Method::GET, APPLICATIONS, None).await?;
-    let mut apps: Vec<AdminApiApplication> = resp.decode(APPLICATIONS)?;
-    for app in &mut apps {
+    let mut apps: Vec<std::sync::Arc<AdminApiApplication>> = resp.decode(APPLICATIONS)?;
+    for app in apps.iter_mut().filter_map(std::sync::Arc::get_mut) {
         app.shared_secret = None;
     }
     Ok(apps)

@@ -350,15 +350,17 @@ const BACKENDS: &str = "api/backends";
 
 /// Every backend, without the passwords Boruta returns in plain text: they are never compared,
 /// so they are not kept.
-async fn list_backends(api: &IdentityClient) -> Result<Vec<Backend>, crate::identity::ApiError> {
+async fn list_backends(
+    api: &IdentityClient,
+) -> Result<Vec<std::sync::Arc<Backend>>, crate::identity::ApiError> {
     /// `{"data": [...]}`, decoded straight from the answer's bytes.
     #[derive(Deserialize)]
     struct Data {
-        data: Vec<Backend>,
+        data: Vec<std::sync::Arc<Backend>>,
     }
     let resp = api.call(Method::GET, BACKENDS, None).await?;
     let mut backends = resp.decode::<Data>(BACKENDS)?.data;
-    for b in &mut backends {
+    for b in backends.iter_mut().filter_map(std::sync::Arc::get_mut) {
         b.forget_passwords();
     }
     Ok(backends)

@@ -91,7 +91,7 @@ use super::common::SecretKeyRef;
 use crate::engine::diff::camel_case;
 use crate::engine::secrets::SecretValues;
 use crate::engine::{Adapter, Error, Observed};
-use crate::identity::{IdentityClient, path_segment};
+use crate::identity::{ApiError, IdentityClient, path_segment};
 use crate::kinds::identity_api::Provider;
 
 /// A connection enabled for an organization, as the Management API names it (the answer of
@@ -211,6 +211,65 @@ impl OrgConnectionSpec {
 /// Reconciles OrgConnections against the Auth0 Management API v2.
 pub struct Auth0;
 
+/// Connections per page of an organization's list. Auth0 documents a default of 50 [C] and
+/// refuses more than 100 per page [I].
+const PER_PAGE: usize = 100;
+
+impl crate::identity::lists::Item for OrganizationConnection {
+    fn id(&self) -> Option<&str> {
+        self.connection_id.as_deref()
+    }
+    fn key(&self) -> Option<&str> {
+        self.connection_id.as_deref()
+    }
+}
+
+/// Overlays a connection the operator just wrote on its organization's list snapshot.
+fn remember(
+    api: &IdentityClient,
+    res: &OrgConnection,
+    written: OrganizationConnection,
+) -> Observed<OrganizationConnection> {
+    api.lists().record(
+        &res.spec.connections_path(),
+        &res.spec.connection_id,
+        Some(written.clone()),
+    );
+    Observed {
+        id: res.spec.external_id(),
+        remote: written,
+    }
+}
+
+/// Every connection enabled for the organization at `path`, page by page (`[]` when Auth0
+/// knows no such organization: the create then says which of the two is missing).
+async fn list_connections(
+    api: &IdentityClient,
+    path: &str,
+) -> Result<Vec<std::sync::Arc<OrganizationConnection>>, ApiError> {
+    #[derive(Deserialize)]
+    struct Page {
+        connections: Vec<std::sync::Arc<OrganizationConnection>>,
+        #[serde(default)]
+        total: Option<usize>,
+    }
+    let mut all = Vec::new();
+    for page in 0.. {
+        let query = format!("{path}?page={page}&per_page={PER_PAGE}&include_totals=true");
+        let page: Page = match api.call(Method::GET, &query, None).await {
+            Ok(resp) => resp.decode(path)?,
+            Err(e) if e.is_not_found() => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let short = page.connections.len() < PER_PAGE;
+        all.extend(page.connections);
+        if short || page.total.is_some_and(|total| all.len() >= total) {
+            break;
+        }
+    }
+    Ok(all)
+}
+
 impl Adapter for Auth0 {
     type Resource = OrgConnection;
     type Remote = OrganizationConnection;
@@ -235,22 +294,23 @@ impl Adapter for Auth0 {
             .collect()
     }
 
-    /// Always by the natural key (organization, connection) from the spec, which is immutable.
+    /// Always by the natural key (organization, connection) from the spec, which is immutable,
+    /// in the organization's list: one list call serves every connection of the organization
+    /// looked up within a short window (a burst of creations, a resync).
     async fn find(
         api: &IdentityClient,
         res: &OrgConnection,
         _id: Option<&str>,
     ) -> Result<Option<Observed<OrganizationConnection>>, Error> {
-        let path = res.spec.connection_path();
-        match api.call(Method::GET, &path, None).await {
-            Ok(resp) => Ok(Some(Observed {
-                id: res.spec.external_id(),
-                remote: resp.decode(&path)?,
-            })),
-            // Not enabled for the organization (or no such organization: the POST says which).
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        let path = res.spec.connections_path();
+        let listed = api
+            .lists()
+            .get(&path, || list_connections(api, &path))
+            .await?;
+        Ok(listed.get(&res.spec.connection_id).map(|found| Observed {
+            id: res.spec.external_id(),
+            remote: OrganizationConnection::clone(&found),
+        }))
     }
 
     async fn create(
@@ -268,10 +328,7 @@ impl Adapter for Auth0 {
             .call(Method::POST, &path, Some(&Value::Object(body)))
             .await
         {
-            Ok(resp) => Ok(Observed {
-                id: res.spec.external_id(),
-                remote: resp.decode(&path)?,
-            }),
+            Ok(resp) => Ok(remember(api, res, resp.decode(&path)?)),
             // No such organization or connection in the tenant: nothing the spec can fix by
             // retrying at once, but it may appear.
             Err(e) if e.is_not_found() => Err(Error::RemoteNotFound(e.to_string())),
@@ -299,16 +356,22 @@ impl Adapter for Auth0 {
         let resp = api
             .call(Method::PATCH, &path, Some(&Value::Object(body)))
             .await?;
-        Ok(Observed {
-            id: id.to_owned(),
-            remote: resp.decode(&path)?,
-        })
+        Ok(remember(api, res, resp.decode(&path)?))
     }
 
     /// Both ids are immutable, so the spec names the pair recorded in status.
     async fn delete(api: &IdentityClient, res: &OrgConnection, _id: &str) -> Result<(), Error> {
-        api.call(Method::DELETE, &res.spec.connection_path(), None)
-            .await?;
+        let result = api
+            .call(Method::DELETE, &res.spec.connection_path(), None)
+            .await;
+        if result.is_ok() || result.as_ref().is_err_and(|e| e.is_not_found()) {
+            api.lists().record::<OrganizationConnection>(
+                &res.spec.connections_path(),
+                &res.spec.connection_id,
+                None,
+            );
+        }
+        result?;
         Ok(())
     }
 
