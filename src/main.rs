@@ -193,8 +193,16 @@ async fn shutdown_signal() {
     info!("shutting down");
 }
 
+/// Requests to the Kubernetes API awaiting their answer at once. kube's client speaks
+/// HTTP/1.1, so each is a connection (with its TLS state and buffers); without a cap a burst of
+/// reconciles opened about 200. The API server gains nothing from more (the watches' streams
+/// are not counted: a watch holds its place only until its answer starts).
+const KUBE_IN_FLIGHT: usize = 32;
+
 async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let client = kube::Client::try_default().await?;
+    let client = kube::client::ClientBuilder::try_from(kube::Config::infer().await?)?
+        .with_layer(&tower::limit::ConcurrencyLimitLayer::new(KUBE_IN_FLIGHT))
+        .build();
     let version = client.apiserver_version().await?;
     info!(kubernetes = %version.git_version, "connected to the Kubernetes API");
     let metrics = Arc::new(Metrics::default());

@@ -41,6 +41,7 @@ pub struct Metrics {
     pub rate_limited: Family<ApiLabel, Counter>,
     pub drift_detected: Family<KindLabel, Counter>,
     pub resources_ready: Family<KindLabel, Gauge>,
+    pub events_dropped: Counter,
     ready_objects: Mutex<HashMap<(String, String), bool>>,
 }
 
@@ -87,8 +88,15 @@ impl Default for Metrics {
             "Resources whose Ready condition is True",
             resources_ready.clone(),
         );
+        let events_dropped = Counter::default();
+        registry.register(
+            "events_dropped",
+            "Kubernetes Events not published because too many were waiting",
+            events_dropped.clone(),
+        );
         Self {
             registry,
+            events_dropped,
             reconciles,
             reconcile_duration,
             api_calls,

@@ -466,7 +466,8 @@ async fn repeated_events_are_counted_in_a_series() {
     let cm = configmaps.create(&Default::default(), &cm).await.unwrap();
     let regarding = cm.object_ref(&());
 
-    let events = Events::new(client.clone(), "identity-operator", "test-replica");
+    let dropped = prometheus_client::metrics::counter::Counter::default();
+    let events = Events::new(client.clone(), "identity-operator", "test-replica", dropped);
     let failing = Report {
         type_: EventType::Warning,
         reason: "Rejected",
@@ -481,9 +482,23 @@ async fn repeated_events_are_counted_in_a_series() {
         ..failing
     };
     events.publish(&other, &regarding).await.unwrap();
+    // Queued: published in the background.
+    let queued = Report {
+        type_: EventType::Normal,
+        note: "sent later",
+        ..failing
+    };
+    events.send(&queued, regarding.clone());
 
     let api: Api<Event> = Api::namespaced(client, &ns.name);
-    let mut listed = api.list(&ListParams::default()).await.unwrap().items;
+    let mut listed = Vec::new();
+    for _ in 0..100 {
+        listed = api.list(&ListParams::default()).await.unwrap().items;
+        if listed.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     listed.sort_by_key(|e| e.note.clone());
     let summary: Vec<(Option<String>, Option<i32>)> = listed
         .iter()
@@ -494,6 +509,7 @@ async fn repeated_events_are_counted_in_a_series() {
         [
             (Some("name is taken".into()), Some(3)),
             (Some("roles are invalid".into()), None),
+            (Some("sent later".into()), None),
         ]
     );
     let first = &listed[0];

@@ -2,11 +2,18 @@
 //! sent, whole, for six minutes to count repeats, and scans them all on every publish: at
 //! 10,000 resources that was megabytes of memory and a quadratic cost. Here a repeat is known by
 //! a hash of what makes two Events the same, and only its name, count and time are kept.
+//!
+//! Reconciles do not wait for their Events: they queue them (a bounded queue of small records),
+//! and one task publishes them, a few at a time. When more than `QUEUED` wait, as client-go's
+//! broadcaster does, the newest is dropped and counted
+//! (`identity_operator_events_dropped_total`): an Event is a report, never state.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use futures::StreamExt;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::{Event, EventSeries};
@@ -21,15 +28,33 @@ const SERIES_TTL: Duration = Duration::from_secs(6 * 60);
 /// How often the record of sent Events is swept of expired entries.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// Events in flight at once: the kube client speaks HTTP/1.1, so each is a connection to the
-/// API server; a burst of thousands (10,000 new resources) would open hundreds.
+/// API server.
 const IN_FLIGHT: usize = 8;
+/// Events waiting to be published.
+const QUEUED: usize = 1024;
 
+/// Queues Events for the publishing task.
 pub struct Events {
+    publisher: Arc<Publisher>,
+    queue: tokio::sync::mpsc::Sender<Queued>,
+    dropped: prometheus_client::metrics::counter::Counter,
+}
+
+/// An Event waiting to be published.
+struct Queued {
+    type_: EventType,
+    reason: String,
+    action: String,
+    note: String,
+    regarding: ObjectReference,
+}
+
+/// Publishes Events, counting repeats in series.
+pub struct Publisher {
     client: Client,
     controller: String,
     instance: String,
     sent: Mutex<Sent>,
-    in_flight: tokio::sync::Semaphore,
 }
 
 struct Sent {
@@ -54,8 +79,15 @@ pub struct Report<'a> {
 }
 
 impl Events {
-    pub fn new(client: Client, controller: &str, instance: &str) -> Self {
-        Self {
+    /// Starts the publishing task (it ends when `Events` is dropped); `dropped` counts the
+    /// Events a full queue refused.
+    pub fn new(
+        client: Client,
+        controller: &str,
+        instance: &str,
+        dropped: prometheus_client::metrics::counter::Counter,
+    ) -> Self {
+        let publisher = Arc::new(Publisher {
             client,
             controller: controller.to_owned(),
             instance: instance.to_owned(),
@@ -64,10 +96,66 @@ impl Events {
                 hasher: RandomState::new(),
                 swept: Instant::now(),
             }),
-            in_flight: tokio::sync::Semaphore::new(IN_FLIGHT),
+        });
+        let (queue, rx) = tokio::sync::mpsc::channel::<Queued>(QUEUED);
+        let worker = publisher.clone();
+        tokio::spawn(
+            tokio_stream::wrappers::ReceiverStream::new(rx)
+                .map(move |q| {
+                    let worker = worker.clone();
+                    async move {
+                        let report = Report {
+                            type_: q.type_,
+                            reason: &q.reason,
+                            action: &q.action,
+                            note: &q.note,
+                        };
+                        if let Err(e) = worker.publish(&report, &q.regarding).await {
+                            tracing::warn!(
+                                error = %e,
+                                namespace = q.regarding.namespace.as_deref().unwrap_or_default(),
+                                name = q.regarding.name.as_deref().unwrap_or_default(),
+                                "could not publish an Event"
+                            );
+                        }
+                    }
+                })
+                .buffer_unordered(IN_FLIGHT)
+                .for_each(|()| futures::future::ready(())),
+        );
+        Self {
+            publisher,
+            queue,
+            dropped,
         }
     }
 
+    /// Queues the Event; the caller never waits for the API server.
+    pub fn send(&self, report: &Report<'_>, regarding: ObjectReference) {
+        let queued = Queued {
+            type_: report.type_,
+            reason: report.reason.to_owned(),
+            action: report.action.to_owned(),
+            note: report.note.to_owned(),
+            regarding,
+        };
+        if self.queue.try_send(queued).is_err() {
+            self.dropped.inc();
+            tracing::debug!(reason = report.reason, "Event dropped: too many waiting");
+        }
+    }
+
+    /// Publishes the Event now.
+    pub async fn publish(
+        &self,
+        report: &Report<'_>,
+        regarding: &ObjectReference,
+    ) -> Result<(), kube::Error> {
+        self.publisher.publish(report, regarding).await
+    }
+}
+
+impl Publisher {
     /// Creates the Event, or, when the same one was sent within the last six minutes, counts
     /// it in that Event's series.
     pub async fn publish(
@@ -75,7 +163,6 @@ impl Events {
         report: &Report<'_>,
         regarding: &ObjectReference,
     ) -> Result<(), kube::Error> {
-        let _permit = self.in_flight.acquire().await.expect("never closed");
         let namespace = regarding.namespace.as_deref().unwrap_or("default");
         let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
         let (key, repeat) = self.repeat_of(report, regarding);

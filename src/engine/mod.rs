@@ -214,7 +214,7 @@ pub struct Settings {
 /// Shared state of all controllers.
 pub struct Context {
     pub kube: Client,
-    pub events: Arc<events::Events>,
+    pub events: events::Events,
     pub apis: Store<IdentityApi>,
     pub secrets: SecretVersions,
     pub connections: connections::Connections,
@@ -234,11 +234,12 @@ impl Context {
         settings: Settings,
     ) -> Self {
         Self {
-            events: Arc::new(events::Events::new(
+            events: events::Events::new(
                 kube.clone(),
                 MANAGER,
                 &settings.instance,
-            )),
+                metrics.events_dropped.clone(),
+            ),
             kube,
             apis,
             secrets: SecretVersions::default(),

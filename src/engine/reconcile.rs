@@ -688,25 +688,16 @@ pub async fn publish<K: Resource<DynamicType = ()>>(
     action: &str,
     note: String,
 ) {
-    let (reason, action, note) = (reason.to_owned(), action.to_owned(), truncate_note(note));
-    // Sent in the background: an Event is a report, and the reconcile (the remote write, the
-    // status) should not wait for one more round trip to the API server.
-    let events = ctx.events.clone();
-    let reference = res.object_ref(&());
-    tokio::spawn(
-        async move {
-            let report = Report {
-                type_,
-                reason: &reason,
-                action: &action,
-                note: &note,
-            };
-            if let Err(e) = events.publish(&report, &reference).await {
-                warn!(error = %e, "could not publish an Event");
-            }
-        }
-        .in_current_span(),
-    );
+    // Queued: an Event is a report, and the reconcile (the remote write, the status) should
+    // not wait for one more round trip to the API server.
+    let note = truncate_note(note);
+    let report = Report {
+        type_,
+        reason,
+        action,
+        note: &note,
+    };
+    ctx.events.send(&report, res.object_ref(&()));
 }
 
 /// Events notes are limited to 1 kB by the API server.

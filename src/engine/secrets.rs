@@ -175,7 +175,11 @@ mod tests {
         v.apply(&watcher::Event::Init);
         v.apply(&watcher::Event::InitApply(secret("a", "one", "1")));
         v.apply(&watcher::Event::InitApply(secret("a", "two", "2")));
-        assert_eq!(v.version("a", "one"), None, "not before the list is complete");
+        assert_eq!(
+            v.version("a", "one"),
+            None,
+            "not before the list is complete"
+        );
         v.apply(&watcher::Event::InitDone);
         v.wait_until_ready().await;
         assert_eq!(v.version("a", "one").as_deref(), Some("1"));
