@@ -264,16 +264,15 @@ fn observed(app: AdminApiApplication, path: &str) -> Result<Observed<AdminApiApp
 /// Every application. The list never carries shared secrets; one that did would not be kept.
 async fn list_apps(
     api: &IdentityClient,
-) -> Result<Vec<std::sync::Arc<AdminApiApplication>>, ApiError> {
-    let resp = api.call(Method::GET, APPLICATIONS, None).await?;
-    let mut apps: Vec<std::sync::Arc<AdminApiApplication>> = resp.decode(APPLICATIONS)?;
-    for app in apps.iter_mut().filter_map(std::sync::Arc::get_mut) {
-        app.shared_secret = None;
-    }
-    Ok(apps)
+) -> Result<crate::identity::lists::Items<AdminApiApplication>, ApiError> {
+    api.call(Method::GET, APPLICATIONS, None)
+        .await?
+        .decode(APPLICATIONS)
 }
 
 impl crate::identity::lists::Item for AdminApiApplication {
+    const FORGET: &'static [&'static str] = &["sharedSecret"];
+
     fn id(&self) -> Option<&str> {
         self.id.as_deref()
     }
@@ -363,7 +362,7 @@ impl Adapter for Entrust {
         let listed = api.lists().get(APPLICATIONS, || list_apps(api)).await?;
         if let Some(id) = id {
             if let Some(found) = listed.get(id) {
-                return observed(AdminApiApplication::clone(&found), APPLICATIONS).map(Some);
+                return observed(found, APPLICATIONS).map(Some);
             }
             // Created after the snapshot by someone else, or gone: ask for it directly.
             let path = format!("{APPLICATIONS}/{}", path_segment(id));
@@ -375,9 +374,10 @@ impl Adapter for Entrust {
         }
         // No id yet: find the application by name, so a crash between create and the status
         // write never creates a second one.
-        match listed.named(&res.spec.name).as_slice() {
-            [] => Ok(None),
-            [a] => observed(AdminApiApplication::clone(a), APPLICATIONS).map(Some),
+        let mut named = listed.named(&res.spec.name);
+        match (named.pop(), named.is_empty()) {
+            (None, _) => Ok(None),
+            (Some(a), true) => observed(a, APPLICATIONS).map(Some),
             _ => Err(Error::Conflict(format!(
                 "several Entrust admin API applications are named {:?}; set spec.applicationId to choose one",
                 res.spec.name

@@ -174,6 +174,7 @@ use crate::engine::diff::{camel_case, subset_diff};
 use crate::engine::secrets::SecretValues;
 use crate::engine::{Adapter, Error, Observed};
 use crate::identity::IdentityClient;
+use crate::identity::lists::Items;
 use crate::kinds::identity_api::Provider;
 
 /// A backend as the Boruta admin API names it (`{"backend": …}` in, `{"data": …}` out).
@@ -350,23 +351,19 @@ const BACKENDS: &str = "api/backends";
 
 /// Every backend, without the passwords Boruta returns in plain text: they are never compared,
 /// so they are not kept.
-async fn list_backends(
-    api: &IdentityClient,
-) -> Result<Vec<std::sync::Arc<Backend>>, crate::identity::ApiError> {
+async fn list_backends(api: &IdentityClient) -> Result<Items<Backend>, crate::identity::ApiError> {
     /// `{"data": [...]}`, decoded straight from the answer's bytes.
     #[derive(Deserialize)]
     struct Data {
-        data: Vec<std::sync::Arc<Backend>>,
+        data: Items<Backend>,
     }
     let resp = api.call(Method::GET, BACKENDS, None).await?;
-    let mut backends = resp.decode::<Data>(BACKENDS)?.data;
-    for b in backends.iter_mut().filter_map(std::sync::Arc::get_mut) {
-        b.forget_passwords();
-    }
-    Ok(backends)
+    Ok(resp.decode::<Data>(BACKENDS)?.data)
 }
 
 impl crate::identity::lists::Item for Backend {
+    const FORGET: &'static [&'static str] = WRITE_ONLY;
+
     fn id(&self) -> Option<&str> {
         self.id.as_deref()
     }
@@ -466,7 +463,7 @@ impl Adapter for Boruta {
         let listed = api.lists().get(BACKENDS, || list_backends(api)).await?;
         if let Some(id) = id {
             if let Some(found) = listed.get(id) {
-                return observed(Backend::clone(&found)).map(Some);
+                return observed(found).map(Some);
             }
             // Created after the snapshot by someone else, or gone: ask for it directly.
             let path = format!("{BACKENDS}/{id}");
@@ -478,9 +475,10 @@ impl Adapter for Boruta {
         }
         // No id yet: find the backend by name, so a crash between create and the status write
         // never creates a second one.
-        match listed.named(&res.spec.name).as_slice() {
-            [] => Ok(None),
-            [b] => observed(Backend::clone(b)).map(Some),
+        let mut named = listed.named(&res.spec.name);
+        match (named.pop(), named.is_empty()) {
+            (None, _) => Ok(None),
+            (Some(b), true) => observed(b).map(Some),
             _ => Err(Error::Conflict(format!(
                 "several Boruta backends are named {:?}; set spec.backendId to choose one",
                 res.spec.name

@@ -91,6 +91,7 @@ use super::common::SecretKeyRef;
 use crate::engine::diff::camel_case;
 use crate::engine::secrets::SecretValues;
 use crate::engine::{Adapter, Error, Observed};
+use crate::identity::lists::Items;
 use crate::identity::{ApiError, IdentityClient, path_segment};
 use crate::kinds::identity_api::Provider;
 
@@ -246,23 +247,23 @@ fn remember(
 async fn list_connections(
     api: &IdentityClient,
     path: &str,
-) -> Result<Vec<std::sync::Arc<OrganizationConnection>>, ApiError> {
+) -> Result<Items<OrganizationConnection>, ApiError> {
     #[derive(Deserialize)]
     struct Page {
-        connections: Vec<std::sync::Arc<OrganizationConnection>>,
+        connections: Items<OrganizationConnection>,
         #[serde(default)]
         total: Option<usize>,
     }
-    let mut all = Vec::new();
+    let mut all = Items::default();
     for page in 0.. {
         let query = format!("{path}?page={page}&per_page={PER_PAGE}&include_totals=true");
         let page: Page = match api.call(Method::GET, &query, None).await {
             Ok(resp) => resp.decode(path)?,
-            Err(e) if e.is_not_found() => return Ok(Vec::new()),
+            Err(e) if e.is_not_found() => return Ok(Items::default()),
             Err(e) => return Err(e),
         };
         let short = page.connections.len() < PER_PAGE;
-        all.extend(page.connections);
+        all.append(page.connections);
         if short || page.total.is_some_and(|total| all.len() >= total) {
             break;
         }
@@ -307,9 +308,9 @@ impl Adapter for Auth0 {
             .lists()
             .get(&path, || list_connections(api, &path))
             .await?;
-        Ok(listed.get(&res.spec.connection_id).map(|found| Observed {
+        Ok(listed.get(&res.spec.connection_id).map(|remote| Observed {
             id: res.spec.external_id(),
-            remote: OrganizationConnection::clone(&found),
+            remote,
         }))
     }
 
