@@ -31,7 +31,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// API server.
 const IN_FLIGHT: usize = 8;
 /// Events waiting to be published.
-const QUEUED: usize = 1024;
+const QUEUED: usize = 4096;
 
 /// Queues Events for the publishing task.
 pub struct Events {

@@ -69,28 +69,59 @@ pub struct ClientConfig {
     pub user_agent: String,
 }
 
-/// A JSON answer of an identity API, kept as the bytes received: a list of thousands of
-/// objects is decoded straight into typed items, never into a `Value` tree first.
+/// A JSON answer of an identity API, kept as the chunks of bytes received: a list of thousands
+/// of objects is decoded from them in place, straight into typed items, never copied into one
+/// buffer or parsed into a `Value` tree first.
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,
     pub headers: HeaderMap,
-    raw: bytes::Bytes,
+    chunks: Vec<bytes::Bytes>,
+}
+
+/// Reads a body's chunks one after another.
+struct ChunkReader<'a> {
+    chunks: &'a [bytes::Bytes],
+    at: usize,
+}
+
+impl std::io::Read for ChunkReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while let Some((first, rest)) = self.chunks.split_first() {
+            if self.at < first.len() {
+                let n = buf.len().min(first.len() - self.at);
+                buf[..n].copy_from_slice(&first[self.at..self.at + n]);
+                self.at += n;
+                return Ok(n);
+            }
+            (self.chunks, self.at) = (rest, 0);
+        }
+        Ok(0)
+    }
 }
 
 impl Response {
+    fn parse<T: serde::de::DeserializeOwned>(&self) -> serde_json::Result<T> {
+        match self.chunks.as_slice() {
+            [one] => serde_json::from_slice(one),
+            chunks => serde_json::from_reader(ChunkReader { chunks, at: 0 }),
+        }
+    }
+
     /// The answer as JSON: nothing is `null`, text that is not JSON a JSON string.
     pub fn body(&self) -> Value {
-        if self.raw.is_empty() {
+        if self.chunks.iter().all(|c| c.is_empty()) {
             return Value::Null;
         }
-        serde_json::from_slice(&self.raw)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&self.raw).into_owned()))
+        self.parse().unwrap_or_else(|_| {
+            let text: Vec<u8> = self.chunks.concat();
+            Value::String(String::from_utf8_lossy(&text).into_owned())
+        })
     }
 
     /// The answer decoded as `T`; `path` names the call in the error.
     pub fn decode<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
-        serde_json::from_slice(&self.raw).map_err(|e| ApiError::Decode {
+        self.parse().map_err(|e| ApiError::Decode {
             path: path.to_owned(),
             message: e.to_string(),
         })
@@ -451,11 +482,15 @@ impl IdentityClient {
             .api_call(self.provider.as_str(), method.as_str(), status);
         let headers = resp.headers().clone();
         self.pace_from_headers(&headers);
-        let raw = resp.bytes().await.map_err(ApiError::from_reqwest)?;
+        let mut chunks = Vec::new();
+        let mut resp = resp;
+        while let Some(chunk) = resp.chunk().await.map_err(ApiError::from_reqwest)? {
+            chunks.push(chunk);
+        }
         Ok(Response {
             status,
             headers,
-            raw,
+            chunks,
         })
     }
 
@@ -534,6 +569,37 @@ fn truncate(s: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod response_tests {
+    use super::*;
+
+    fn response(chunks: &[&str]) -> Response {
+        Response {
+            status: 200,
+            headers: HeaderMap::new(),
+            chunks: chunks
+                .iter()
+                .map(|c| bytes::Bytes::copy_from_slice(c.as_bytes()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_body_in_chunks_reads_as_one() {
+        let r = response(&[r#"{"data": [{"id""#, r#": "a"}, {"id": "#, r#""b"}]}"#]);
+        assert_eq!(
+            r.body(),
+            serde_json::json!({"data": [{"id": "a"}, {"id": "b"}]})
+        );
+        let v: Value = r.decode("p").unwrap();
+        assert_eq!(v["data"][1]["id"], "b");
+        assert_eq!(response(&[]).body(), Value::Null);
+        assert_eq!(response(&["", ""]).body(), Value::Null);
+        assert_eq!(response(&["not ", "json"]).body(), Value::from("not json"));
+        assert!(response(&["{", "}x"]).decode::<Value>("p").is_err());
+    }
 }
 
 #[cfg(test)]
