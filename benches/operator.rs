@@ -42,6 +42,16 @@ enum Kind {
 const MIX: [Kind; 3] = [Kind::Backend, Kind::OrgConnection, Kind::AdminApp];
 
 impl Kind {
+    fn resource(self) -> kube::api::ApiResource {
+        kube::api::ApiResource {
+            group: "identity.operator.dev".into(),
+            version: "v1alpha1".into(),
+            api_version: "identity.operator.dev/v1alpha1".into(),
+            kind: self.kind().into(),
+            plural: self.plural().into(),
+        }
+    }
+
     fn kind(self) -> &'static str {
         match self {
             Kind::Backend => "IdentityBackend",
@@ -311,15 +321,8 @@ impl Drop for Setup {
             runtime.block_on(async move {
                 let client = cluster.client().await;
                 for kind in MIX {
-                    let ar = kube::api::ApiResource {
-                        group: "identity.operator.dev".into(),
-                        version: "v1alpha1".into(),
-                        api_version: "identity.operator.dev/v1alpha1".into(),
-                        kind: kind.kind().into(),
-                        plural: kind.plural().into(),
-                    };
                     let api: Api<kube::api::DynamicObject> =
-                        Api::namespaced_with(client.clone(), &ns, &ar);
+                        Api::namespaced_with(client.clone(), &ns, &kind.resource());
                     let Ok(list) = api.list_metadata(&ListParams::default()).await else {
                         continue;
                     };
@@ -414,14 +417,7 @@ const CONCURRENCY: usize = 64;
 const AUTH0_AUDIENCE: &str = "https://tenant.example/api/v2/";
 
 fn kind_api(s: &Setup, kind: Kind) -> Api<kube::api::DynamicObject> {
-    let ar = kube::api::ApiResource {
-        group: "identity.operator.dev".into(),
-        version: "v1alpha1".into(),
-        api_version: "identity.operator.dev/v1alpha1".into(),
-        kind: kind.kind().into(),
-        plural: kind.plural().into(),
-    };
-    Api::namespaced_with(s.client.clone(), &s.ns.name, &ar)
+    Api::namespaced_with(s.client.clone(), &s.ns.name, &kind.resource())
 }
 
 fn backends_api(s: &Setup) -> Api<kube::api::DynamicObject> {
