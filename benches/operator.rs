@@ -307,44 +307,6 @@ struct Setup {
     client: kube::Client,
 }
 
-impl Drop for Setup {
-    /// Takes the operator's finalizers off the resources left (the operator is stopped by now),
-    /// so that the namespace goes away: otherwise it stays Terminating for good, and its
-    /// thousands of objects load the API server that the next runs measure.
-    fn drop(&mut self) {
-        let (cluster, ns) = (self.cluster, self.ns.name.clone());
-        let released = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            runtime.block_on(async move {
-                let client = cluster.client().await;
-                for kind in MIX {
-                    let api: Api<kube::api::DynamicObject> =
-                        Api::namespaced_with(client.clone(), &ns, &kind.resource());
-                    let Ok(list) = api.list_metadata(&ListParams::default()).await else {
-                        continue;
-                    };
-                    stream::iter(list.items)
-                        .for_each_concurrent(32, |o| {
-                            let api = api.clone();
-                            async move {
-                                let name = o.metadata.name.unwrap_or_default();
-                                let unset = json!({"metadata": {"finalizers": null}});
-                                let _ = api
-                                    .patch(&name, &PatchParams::default(), &Patch::Merge(&unset))
-                                    .await;
-                            }
-                        })
-                        .await;
-                }
-            });
-        });
-        let _ = released.join();
-    }
-}
-
 /// A namespace with one IdentityApi per API the mix uses (boruta, auth0, entrust), and a
 /// simulator whose Auth0 tenant has the organisations and connections for `n` resources.
 async fn setup(prefix: &str, n: usize) -> Setup {

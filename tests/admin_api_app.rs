@@ -33,6 +33,8 @@ struct Held {
 impl Env {
     async fn new(prefix: &str) -> Env {
         let cluster = ensure_cluster();
+        // The CRDs before the first apply: on a fresh cluster, no operator has installed them yet.
+        support::operator::install_crds(cluster);
         let ns = TestNamespace::new(cluster, prefix);
         let sim = SimProcess::start(SimOptions::default());
         let env = Env {
@@ -726,6 +728,8 @@ async fn crash_during_creation_never_duplicates() {
 #[tokio::test(flavor = "multi_thread")]
 async fn example_applies_as_is() {
     let cluster = ensure_cluster();
+    // The CRDs before the first apply: on a fresh cluster, no operator has installed them yet.
+    support::operator::install_crds(cluster);
     let ns = TestNamespace::new(cluster, "adminapp-example");
     let sim = SimProcess::start(SimOptions {
         client_id: "demo".into(),

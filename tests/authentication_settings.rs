@@ -29,6 +29,8 @@ impl Env {
 
     async fn with_sim(prefix: &str, options: SimOptions) -> Env {
         let cluster = ensure_cluster();
+        // The CRDs before the first apply: on a fresh cluster, no operator has installed them yet.
+        support::operator::install_crds(cluster);
         let ns = TestNamespace::new(cluster, prefix);
         let sim = SimProcess::start(options);
         sim.seed(seed()).await;
@@ -516,6 +518,8 @@ async fn the_example_manifest_works_as_is() {
     )
     .unwrap();
     let cluster = ensure_cluster();
+    // The CRDs before the first apply: on a fresh cluster, no operator has installed them yet.
+    support::operator::install_crds(cluster);
     let ns = TestNamespace::new(cluster, "authset-example");
     let sim = SimProcess::start(SimOptions {
         client_id: "demo".into(),

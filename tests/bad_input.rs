@@ -906,8 +906,10 @@ async fn deletion_without_identity_api_or_credentials_finishes_after_the_grace_p
     for ((kind, t), m) in took.iter().zip(&kinds) {
         assert!(*t < GRACE + Duration::from_secs(30), "{kind} took {t:?}");
         if m.finalizer {
+            // deletionTimestamp has whole seconds, so the operator may count up to a second
+            // more than this test's clock did.
             assert!(
-                *t >= GRACE,
+                *t >= GRACE - Duration::from_secs(1),
                 "{kind} finished in {t:?}, before the grace period"
             );
         }

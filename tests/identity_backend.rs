@@ -25,6 +25,8 @@ struct Env {
 impl Env {
     async fn new(prefix: &str) -> Env {
         let cluster = ensure_cluster();
+        // The CRDs before the first apply: on a fresh cluster, no operator has installed them yet.
+        support::operator::install_crds(cluster);
         let ns = TestNamespace::new(cluster, prefix);
         let sim = SimProcess::start(SimOptions {
             extra_args: vec!["--boruta-oauth-rate-limit".into(), "0".into()],

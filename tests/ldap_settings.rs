@@ -31,6 +31,8 @@ impl Env {
 
     async fn with_sim(prefix: &str, options: SimOptions, org: Value) -> Env {
         let cluster = ensure_cluster();
+        // The CRDs before the first apply: on a fresh cluster, no operator has installed them yet.
+        support::operator::install_crds(cluster);
         let ns = TestNamespace::new(cluster, prefix);
         let sim = SimProcess::start(options);
         let mut org = org;
@@ -529,6 +531,8 @@ async fn the_example_manifest_works_as_is() {
     )
     .unwrap();
     let cluster = ensure_cluster();
+    // The CRDs before the first apply: on a fresh cluster, no operator has installed them yet.
+    support::operator::install_crds(cluster);
     let ns = TestNamespace::new(cluster, "ldaps-example");
     let sim = SimProcess::start(SimOptions {
         client_id: "demo".into(),

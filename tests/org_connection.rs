@@ -26,6 +26,8 @@ impl Env {
     /// A simulator with organizations org_acme and org_beta, and four tenant connections.
     async fn new(prefix: &str) -> Env {
         let cluster = ensure_cluster();
+        // The CRDs before the first apply: on a fresh cluster, no operator has installed them yet.
+        support::operator::install_crds(cluster);
         let ns = TestNamespace::new(cluster, prefix);
         let sim = SimProcess::start(SimOptions::default());
         sim.seed(json!({"auth0": {
@@ -635,6 +637,8 @@ async fn identity_api_credentials_are_rotated_and_never_shown() {
 #[tokio::test(flavor = "multi_thread")]
 async fn example_applies_as_is() {
     let cluster = ensure_cluster();
+    // The CRDs before the first apply: on a fresh cluster, no operator has installed them yet.
+    support::operator::install_crds(cluster);
     let ns = TestNamespace::new(cluster, "orgconn-example");
     let sim = SimProcess::start(SimOptions {
         client_id: "demo".into(),

@@ -55,6 +55,10 @@ async fn certificate_verification_follows_the_configured_ca() {
     assert!(sim.base_url().starts_with("https://"), "{}", sim.base_url());
 
     let cluster = ensure_cluster();
+
+    // The CRDs before the first apply: on a fresh cluster, no operator has installed them yet.
+
+    support::operator::install_crds(cluster);
     let ns = TestNamespace::new(cluster, "tls");
     let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "boruta-client"},
                         "stringData": {"secret": sim.options.client_secret}});

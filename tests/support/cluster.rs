@@ -13,6 +13,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+
 /// Label put on every namespace a test creates, to find leftovers:
 /// `kubectl delete ns -l identity-operator.dev/test=true`.
 pub const TEST_LABEL: &str = "identity-operator.dev/test";
@@ -204,6 +206,7 @@ impl Drop for TestNamespace {
             return;
         }
         // Never panic here: a panic while unwinding a failed test would abort the run.
+        release_finalizers(&self.cluster, &self.name);
         let _ = Command::new(&self.cluster.kubectl)
             .args(["delete", "namespace", &self.name, "--wait=false"])
             .arg("--ignore-not-found")
@@ -213,6 +216,78 @@ impl Drop for TestNamespace {
             .stderr(Stdio::null())
             .status();
     }
+}
+
+/// The operator's kinds, as (kind, plural).
+const MANAGED: [(&str, &str); 6] = [
+    ("IdentityApi", "identityapis"),
+    ("IdentityBackend", "identitybackends"),
+    ("OrgConnection", "orgconnections"),
+    ("LdapSettings", "ldapsettings"),
+    ("AdminApiApp", "adminapiapps"),
+    ("AuthenticationSettings", "authenticationsettings"),
+];
+
+/// Takes the operator's finalizers off the resources left in `ns`: the operator of a test is
+/// stopped (or about to be), and the namespace would otherwise stay Terminating for good, its
+/// objects loading the API server that later tests and benchmarks share. Never panics; in a
+/// thread of its own, so that it works from sync and async tests alike.
+fn release_finalizers(cluster: &Cluster, ns: &str) {
+    let kubeconfig = cluster.kubeconfig.clone();
+    let ns = ns.to_owned();
+    let released = std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async move {
+            let Ok(kubeconfig) = kube::config::Kubeconfig::read_from(&kubeconfig) else {
+                return;
+            };
+            let options = kube::config::KubeConfigOptions::default();
+            let Ok(config) = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await
+            else {
+                return;
+            };
+            let Ok(client) = kube::Client::try_from(config) else {
+                return;
+            };
+            for (kind, plural) in MANAGED {
+                let ar = kube::api::ApiResource {
+                    group: "identity.operator.dev".into(),
+                    version: "v1alpha1".into(),
+                    api_version: "identity.operator.dev/v1alpha1".into(),
+                    kind: kind.into(),
+                    plural: plural.into(),
+                };
+                let api: kube::Api<kube::api::DynamicObject> =
+                    kube::Api::namespaced_with(client.clone(), &ns, &ar);
+                let Ok(list) = api.list_metadata(&Default::default()).await else {
+                    continue;
+                };
+                let unset = serde_json::json!({"metadata": {"finalizers": null}});
+                let held = list.items.into_iter().filter(|o| {
+                    o.metadata
+                        .finalizers
+                        .as_ref()
+                        .is_some_and(|f| !f.is_empty())
+                });
+                futures::stream::iter(held)
+                    .for_each_concurrent(32, |o| {
+                        let (api, unset) = (api.clone(), &unset);
+                        async move {
+                            let name = o.metadata.name.unwrap_or_default();
+                            let patch = kube::api::Patch::Merge(unset);
+                            let _ = api.patch(&name, &Default::default(), &patch).await;
+                        }
+                    })
+                    .await;
+            }
+        });
+    });
+    let _ = released.join();
 }
 
 /// A valid namespace name (DNS label, ≤ 63 chars) from a free-form prefix.

@@ -52,6 +52,19 @@ pub fn install_crds(cluster: &Cluster) {
                 "--timeout=60s",
                 &format!("crd/{plural}.identity.operator.dev"),
             ]);
+            // A brand-new CRD can be Established a moment before the API server serves it
+            // (Kubernetes 1.20 answered 404 to the first test's apply on a fresh cluster).
+            let resource = format!("{plural}.identity.operator.dev");
+            crate::support::cluster::eventually(
+                Duration::from_secs(30),
+                &format!("{resource} served"),
+                || {
+                    cluster
+                        .kubectl(&["get", &resource, "--all-namespaces"])
+                        .status
+                        .success()
+                },
+            );
         }
     });
 }
