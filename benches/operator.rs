@@ -24,7 +24,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use support::cluster::{Cluster, TestNamespace, ensure_cluster};
 use support::operator::install_crds;
-use support::sim::{SimOptions, SimProcess};
+use support::sim::{AUTH0_AUDIENCE, SimOptions, SimProcess};
 
 const LATENCY_MS: u64 = 20;
 /// Auth0 connections per seeded organisation: OrgConnection i enables connection `i % 50` in
@@ -376,8 +376,6 @@ const MAX_CONCURRENT: usize = 32;
 /// The operator's default number of concurrent reconciles per kind (`--concurrency`).
 const CONCURRENCY: usize = 64;
 
-const AUTH0_AUDIENCE: &str = "https://tenant.example/api/v2/";
-
 fn kind_api(s: &Setup, kind: Kind) -> Api<kube::api::DynamicObject> {
     Api::namespaced_with(s.client.clone(), &s.ns.name, &kind.resource())
 }
@@ -467,48 +465,11 @@ struct FloorTokens {
     entrust: String,
 }
 
-async fn floor_tokens(http: &reqwest::Client, sim: &SimProcess) -> FloorTokens {
-    let (id, secret) = (&sim.options.client_id, &sim.options.client_secret);
-    let boruta: Value = http
-        .post(format!("{}/oauth/token", sim.url("boruta")))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", id.as_str()),
-            ("client_secret", secret.as_str()),
-            ("scope", "identity-providers:manage:all"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let auth0: Value = http
-        .post(format!("{}/oauth/token", sim.url("auth0")))
-        .json(&json!({"grant_type": "client_credentials", "client_id": id,
-            "client_secret": secret, "audience": AUTH0_AUDIENCE}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let entrust: Value = http
-        .post(format!(
-            "{}/api/web/v1/adminapi/authenticate",
-            sim.url("entrust")
-        ))
-        .json(&json!({"applicationId": id, "sharedSecret": secret}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+async fn floor_tokens(sim: &SimProcess) -> FloorTokens {
     FloorTokens {
-        boruta: boruta["access_token"].as_str().unwrap().to_owned(),
-        auth0: auth0["access_token"].as_str().unwrap().to_owned(),
-        entrust: entrust["authToken"].as_str().unwrap().to_owned(),
+        boruta: sim.token("boruta").await,
+        auth0: sim.token("auth0").await,
+        entrust: sim.token("entrust").await,
     }
 }
 
@@ -520,7 +481,7 @@ async fn floor(mix: &[Kind], n: usize, concurrency: usize) -> Duration {
     let s = setup("bench-floor", n).await;
     create_resources(&s, mix, n).await;
     let http = reqwest::Client::new();
-    let tokens = Arc::new(floor_tokens(&http, &s.sim).await);
+    let tokens = Arc::new(floor_tokens(&s.sim).await);
     let secrets: Api<Secret> = Api::namespaced(s.client.clone(), &s.ns.name);
     let start = Instant::now();
     // The necessary lookups: one list per API that has one (what the operator's shared

@@ -127,19 +127,7 @@ impl Env {
     }
 
     async fn token(&self, application_id: &str, shared_secret: &str) -> Option<String> {
-        let resp: Value = reqwest::Client::new()
-            .post(format!(
-                "{}/api/web/v1/adminapi/authenticate",
-                self.sim.url("entrust")
-            ))
-            .json(&json!({"applicationId": application_id, "sharedSecret": shared_secret}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        resp["authToken"].as_str().map(str::to_owned)
+        self.sim.entrust_token(application_id, shared_secret).await
     }
 
     /// Changes an application behind the operator's back, through the vendor API itself.

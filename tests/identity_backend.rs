@@ -83,27 +83,14 @@ impl Env {
     /// Changes a backend behind the operator's back, through the vendor API itself.
     async fn edit_remote(&self, id: &str, changes: Value) {
         let http = reqwest::Client::new();
-        let token: Value = http
-            .post(format!("{}/oauth/token", self.sim.url("boruta")))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", self.sim.options.client_id.as_str()),
-                ("client_secret", self.sim.options.client_secret.as_str()),
-                ("scope", "identity-providers:manage:all"),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let token = self.sim.token("boruta").await;
         let mut backend = self.backend(id).await.expect("backend exists");
         for (k, v) in changes.as_object().unwrap() {
             backend[k] = v.clone();
         }
         let resp = http
             .put(format!("{}/api/backends/{id}", self.sim.url("boruta")))
-            .bearer_auth(token["access_token"].as_str().unwrap())
+            .bearer_auth(&token)
             .json(&json!({"backend": backend}))
             .send()
             .await

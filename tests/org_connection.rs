@@ -10,10 +10,9 @@ use support::cluster::{Cluster, TestNamespace, ensure_cluster};
 use support::operator::{
     Operator, apply, condition, count_calls, count_writes, get_json, wait_condition, wait_for,
 };
-use support::sim::{SimOptions, SimProcess};
+use support::sim::{AUTH0_AUDIENCE, SimOptions, SimProcess};
 
 const READY: Duration = Duration::from_secs(45);
-const AUDIENCE: &str = "https://tenant.example/api/v2/";
 
 struct Env {
     cluster: &'static Cluster,
@@ -57,7 +56,7 @@ impl Env {
                     "tokenUrl": "oauth/token",
                     "clientId": env.sim.options.client_id,
                     "clientSecretRef": {"name": "auth0-client", "key": "clientSecret"},
-                    "audience": AUDIENCE,
+                    "audience": AUTH0_AUDIENCE,
                 }},
             },
         }));
@@ -125,26 +124,13 @@ impl Env {
     /// Changes a connection behind the operator's back, through the vendor API itself.
     async fn edit_remote(&self, org: &str, conn: &str, body: Value) {
         let http = reqwest::Client::new();
-        let token: Value = http
-            .post(format!("{}/oauth/token", self.sim.url("auth0")))
-            .json(&json!({
-                "grant_type": "client_credentials",
-                "client_id": self.sim.options.client_id,
-                "client_secret": self.sim.options.client_secret,
-                "audience": AUDIENCE,
-            }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let token = self.sim.token("auth0").await;
         let resp = http
             .patch(format!(
                 "{}/api/v2/organizations/{org}/connections/{conn}",
                 self.sim.url("auth0")
             ))
-            .bearer_auth(token["access_token"].as_str().unwrap())
+            .bearer_auth(&token)
             .json(&body)
             .send()
             .await

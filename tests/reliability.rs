@@ -27,10 +27,9 @@ use rand::Rng;
 use serde_json::{Value, json};
 use support::cluster::{Cluster, TestNamespace, ensure_cluster};
 use support::operator::Operator;
-use support::sim::{SimOptions, SimProcess};
+use support::sim::{AUTH0_AUDIENCE, SimOptions, SimProcess};
 
 const GROUP_VERSION: &str = "identity.operator.dev/v1alpha1";
-const AUDIENCE: &str = "https://tenant.example/api/v2/";
 const ORG: &str = "org_reliability";
 
 #[derive(Clone, Copy, Debug)]
@@ -233,7 +232,7 @@ impl World {
             api(
                 "auth0",
                 json!({"oauth2ClientCredentials": {"tokenUrl": "oauth/token", "clientId": client_id,
-                    "clientSecretRef": {"name": "api-client", "key": "secret"}, "audience": AUDIENCE}}),
+                    "clientSecretRef": {"name": "api-client", "key": "secret"}, "audience": AUTH0_AUDIENCE}}),
             ),
             api(
                 "entrust",

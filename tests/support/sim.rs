@@ -12,7 +12,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
+
+/// The Auth0 audience (`https://{tenant}/api/v2/`) of the simulator's tenant.
+pub const AUTH0_AUDIENCE: &str = "https://tenant.example/api/v2/";
 
 const LISTENING: &str = "identity-api-sim listening on ";
 
@@ -101,6 +104,57 @@ impl SimProcess {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// A token of `api` (`boruta`, `auth0` or `entrust`) for the simulator's client
+    /// credentials: how a test or the benchmark acts on an API beside the operator.
+    pub async fn token(&self, api: &str) -> String {
+        let (id, secret) = (&self.options.client_id, &self.options.client_secret);
+        let url = format!("{}/oauth/token", self.url(api));
+        let request = match api {
+            "boruta" => self.http.post(url).form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", id.as_str()),
+                ("client_secret", secret.as_str()),
+                ("scope", "identity-providers:manage:all"),
+            ]),
+            "auth0" => self.http.post(url).json(&json!({
+                "grant_type": "client_credentials",
+                "client_id": id,
+                "client_secret": secret,
+                "audience": AUTH0_AUDIENCE,
+            })),
+            "entrust" => {
+                return self
+                    .entrust_token(id, secret)
+                    .await
+                    .expect("the simulator's own Entrust credentials are accepted");
+            }
+            other => panic!("no token flow for {other}"),
+        };
+        let answer: Value = request.send().await.unwrap().json().await.unwrap();
+        answer["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {api} token: {answer}"))
+            .to_owned()
+    }
+
+    /// An Entrust admin API token for an application; `None` when Entrust refuses the pair.
+    pub async fn entrust_token(&self, application_id: &str, shared_secret: &str) -> Option<String> {
+        let answer: Value = self
+            .http
+            .post(format!(
+                "{}/api/web/v1/adminapi/authenticate",
+                self.url("entrust")
+            ))
+            .json(&json!({"applicationId": application_id, "sharedSecret": shared_secret}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["authToken"].as_str().map(str::to_owned)
     }
 
     pub async fn state(&self) -> Value {
