@@ -4,3 +4,4 @@ pub mod engine;
 pub mod identity;
 pub mod kinds;
 pub mod metrics;
+pub mod operator;

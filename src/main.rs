@@ -12,8 +12,9 @@ use axum::routing::get;
 use clap::{Parser, Subcommand, ValueEnum};
 use futures::FutureExt;
 use identity_operator::engine::Settings;
-use identity_operator::engine::controller::{Scope, run_scope};
+use identity_operator::engine::controller::{Scope, Shutdown};
 use identity_operator::metrics::Metrics;
+use identity_operator::operator::run_scope;
 use kube_lease_manager::LeaseManagerBuilder;
 use tracing::{error, info};
 
@@ -219,7 +220,7 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         .clone()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| format!("identity-operator-{}", std::process::id()));
-    let shutdown = shutdown_signal().shared();
+    let shutdown: Shutdown = shutdown_signal().boxed().shared();
 
     let mut leadership = None;
     if args.leader_election {

@@ -40,6 +40,7 @@ pub struct Metrics {
     pub api_calls: Family<ApiCall, Counter>,
     pub rate_limited: Family<ApiLabel, Counter>,
     pub drift_detected: Family<KindLabel, Counter>,
+    pub write_loops: Family<KindLabel, Counter>,
     pub resources_ready: Family<KindLabel, Gauge>,
     pub events_dropped: Counter,
     ready_objects: Mutex<HashMap<(String, String), bool>>,
@@ -82,6 +83,12 @@ impl Default for Metrics {
             "Remote objects found changed behind the operator's back",
             drift_detected.clone(),
         );
+        let write_loops = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "write_loops",
+            "Resources whose writes stopped because the remote object still differed after them",
+            write_loops.clone(),
+        );
         let resources_ready = Family::<KindLabel, Gauge>::default();
         registry.register(
             "resources_ready",
@@ -102,6 +109,7 @@ impl Default for Metrics {
             api_calls,
             rate_limited,
             drift_detected,
+            write_loops,
             resources_ready,
             ready_objects: Mutex::default(),
         }
@@ -154,6 +162,14 @@ impl Metrics {
 
     pub fn drift(&self, kind: &str) {
         self.drift_detected
+            .get_or_create(&KindLabel {
+                kind: kind.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn write_loop(&self, kind: &str) {
+        self.write_loops
             .get_or_create(&KindLabel {
                 kind: kind.to_owned(),
             })

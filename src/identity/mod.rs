@@ -13,14 +13,43 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
 pub use auth::{Credentials, Token};
 pub use error::ApiError;
 
-use crate::kinds::identity_api::Provider;
 use crate::metrics::Metrics;
+
+/// The identity system family a connection speaks. Each managed kind needs one provider.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// Boruta admin API (IdentityBackend).
+    Boruta,
+    /// Auth0 Management API v2 (OrgConnection).
+    Auth0,
+    /// VMware Cloud Director / VCF Automation cloudapi (LdapSettings).
+    Vcd,
+    /// Entrust Identity as a Service administration API (AdminApiApp).
+    Entrust,
+    /// Xelion REST API v1 (AuthenticationSettings).
+    Xelion,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Boruta => "boruta",
+            Provider::Auth0 => "auth0",
+            Provider::Vcd => "vcd",
+            Provider::Entrust => "entrust",
+            Provider::Xelion => "xelion",
+        }
+    }
+}
 
 /// The media type VCD's cloudapi 9.1 expects in `Accept` and `Content-Type`.
 pub const VCD_MEDIA_TYPE: &str = "application/json;version=9.1.0";

@@ -73,6 +73,12 @@ pub struct AuthenticationSettingsSpec {
     pub open_id_connections: Option<Vec<OpenIdConnectionLink>>,
 }
 
+impl crate::engine::ManagedSpec for AuthenticationSettingsSpec {
+    fn common(&self) -> &CommonSpec {
+        &self.common
+    }
+}
+
 /// A link to an existing Xelion OpenID connection object, with the values to give it. Fields
 /// left out keep their current value.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]

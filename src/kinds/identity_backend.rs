@@ -127,6 +127,12 @@ pub struct IdentityBackendSpec {
     pub smtp_port: Option<i64>,
 }
 
+impl crate::engine::ManagedSpec for IdentityBackendSpec {
+    fn common(&self) -> &CommonSpec {
+        &self.common
+    }
+}
+
 /// Kind of Boruta backend.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum BackendType {
