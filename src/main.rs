@@ -14,7 +14,6 @@ use futures::FutureExt;
 use identity_operator::engine::Settings;
 use identity_operator::engine::controller::{Scope, Shutdown};
 use identity_operator::metrics::Metrics;
-use identity_operator::operator::run_scope;
 use kube_lease_manager::LeaseManagerBuilder;
 use tracing::{error, info};
 
@@ -271,16 +270,14 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
             })
             .collect()
     };
-    let controllers = futures::future::join_all(scopes.into_iter().map(|scope| {
-        run_scope(
-            client.clone(),
-            scope,
-            settings.clone(),
-            metrics.clone(),
-            args.max_concurrent_reconciles,
-            shutdown.clone(),
-        )
-    }));
+    let controllers = identity_operator::operator::run(
+        client.clone(),
+        scopes,
+        settings,
+        metrics.clone(),
+        args.max_concurrent_reconciles,
+        shutdown.clone(),
+    );
 
     match leadership {
         Some((mut rx, _task)) => {

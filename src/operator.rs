@@ -1,6 +1,6 @@
-//! The operator's wiring for one scope (a namespace, or all): the Secret watch, the
-//! IdentityApi controller (the connections), then every managed kind's controller, all
-//! sharing one engine [`Context`].
+//! The operator's wiring: per scope (a namespace, or all) the Secret watch, the IdentityApi
+//! controller (the connections), then every managed kind's controller, all sharing one engine
+//! [`Context`]; across scopes, the index of which resources still need which connection.
 
 use std::sync::Arc;
 
@@ -10,19 +10,55 @@ use kube::runtime::reflector;
 use tracing::info;
 
 use crate::engine::controller::{Scope, Shutdown, until_ready, watch_secrets};
+use crate::engine::protection::Protector;
 use crate::engine::secrets::SecretVersions;
+use crate::engine::usage::Usage;
 use crate::engine::{Context, Settings};
 use crate::kinds::MANAGED;
 use crate::kinds::identity_api::connection::IdentityApis;
 use crate::kinds::identity_api::reconcile::{self as identity_api, ApiContext};
 use crate::metrics::Metrics;
 
+/// Every scope's controllers, until `shutdown` resolves. The scopes share what spans
+/// namespaces: which resources may still need which connection.
+pub async fn run(
+    client: Client,
+    scopes: Vec<Scope>,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    concurrency: u16,
+    shutdown: Shutdown,
+) {
+    let usage = Arc::new(Usage::expecting(scopes.len() * MANAGED.len()));
+    let scopes = scopes.into_iter().map(|scope| {
+        let shared = Shared {
+            usage: usage.clone(),
+        };
+        run_scope(
+            client.clone(),
+            scope,
+            settings.clone(),
+            metrics.clone(),
+            shared,
+            concurrency,
+            shutdown.clone(),
+        )
+    });
+    future::join_all(scopes).await;
+}
+
+/// What the scopes of one operator share.
+struct Shared {
+    usage: Arc<Usage>,
+}
+
 /// Everything a scope runs, until `shutdown` resolves.
-pub async fn run_scope(
+async fn run_scope(
     client: Client,
     scope: Scope,
     settings: Settings,
     metrics: Arc<Metrics>,
+    shared: Shared,
     concurrency: u16,
     shutdown: Shutdown,
 ) {
@@ -37,19 +73,17 @@ pub async fn run_scope(
         metrics.clone(),
         &settings.instance,
     ));
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        apis.clone(),
-        secrets,
-        metrics,
-        settings,
-    ));
+    let ctx = Arc::new(
+        Context::new(client.clone(), apis.clone(), secrets, metrics, settings)
+            .with_usage(shared.usage),
+    );
     let secrets_task = watch_secrets(&client, &scope, ctx.clone());
     ctx.secrets.wait_until_ready().await;
 
     let api_ctx = Arc::new(ApiContext {
         engine: ctx.clone(),
         apis,
+        protector: Protector::new(client.clone()),
     });
     let api_controller = tokio::spawn(identity_api::run(
         api_stream,

@@ -473,9 +473,10 @@ fn rbac_is_least_privilege() {
     );
     assert_eq!(verbs(&all, "", "configmaps"), ["get"]);
     assert_eq!(verbs(&all, "events.k8s.io", "events"), ["create", "patch"]);
+    // The in-use finalizer of IdentityApis and their credential Secrets is patched in.
     assert_eq!(
         verbs(&all, "identity.operator.dev", "identityapis"),
-        ["get", "list", "watch"]
+        ["get", "list", "patch", "watch"]
     );
     assert_eq!(
         verbs(&all, "identity.operator.dev", "identitybackends"),
@@ -486,7 +487,10 @@ fn rbac_is_least_privilege() {
         ["patch"]
     );
     let read_only = rules(json!({"rbac": {"secretWrites": false}}));
-    assert_eq!(verbs(&read_only, "", "secrets"), ["get", "list", "watch"]);
+    assert_eq!(
+        verbs(&read_only, "", "secrets"),
+        ["get", "list", "patch", "watch"]
+    );
 }
 
 #[test]

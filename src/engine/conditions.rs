@@ -13,6 +13,8 @@ pub enum ConditionType {
     Ready,
     /// The last reconcile succeeded.
     Synced,
+    /// A connection being deleted waits for the resources that still need it (`InUse`).
+    Deleting,
 }
 
 impl ConditionType {
@@ -20,14 +22,15 @@ impl ConditionType {
         match self {
             ConditionType::Ready => "Ready",
             ConditionType::Synced => "Synced",
+            ConditionType::Deleting => "Deleting",
         }
     }
 }
 
 macro_rules! reasons {
     ($($(#[doc = $doc:literal])* $name:ident,)*) => {
-        /// Why a condition has its status: the `reason` of `Ready` and `Synced`, and of the
-        /// Warning Events of failures.
+        /// Why a condition has its status: the `reason` of `Ready`, `Synced` and `Deleting`,
+        /// and of the Warning Events of failures.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum Reason {
             $($(#[doc = $doc])* $name,)*
@@ -97,6 +100,9 @@ reasons! {
     IdentityApiError,
     /// The Kubernetes API failed.
     KubernetesError,
+    /// Deleting=True of a connection (or an Event about one of its Secrets): resources that may
+    /// still delete remote objects through it hold it until they are gone.
+    InUse,
 }
 
 impl std::fmt::Display for Reason {

@@ -16,6 +16,7 @@ use super::events::Events;
 use super::key::ObjectKey;
 use super::memo::Memo;
 use super::secrets::SecretVersions;
+use super::usage::Usage;
 use super::{MANAGER, Managed};
 use crate::metrics::Metrics;
 
@@ -45,6 +46,8 @@ pub struct Context {
     pub connector: Arc<dyn Connector>,
     pub secrets: Arc<SecretVersions>,
     pub dependents: Dependents,
+    /// Which resources may still need which connection (shared by every scope).
+    pub usage: Arc<Usage>,
     pub memo: Memo,
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
@@ -72,6 +75,7 @@ impl Context {
             connector,
             secrets,
             dependents: Default::default(),
+            usage: Default::default(),
             memo: Default::default(),
             metrics,
             settings,
@@ -79,6 +83,13 @@ impl Context {
             unconverged: Mutex::default(),
             stores: Mutex::default(),
         }
+    }
+
+    /// Shares `usage` with the other scopes of the operator (a ClusterIdentityApi has users in
+    /// all of them).
+    pub fn with_usage(mut self, usage: Arc<Usage>) -> Self {
+        self.usage = usage;
+        self
     }
 
     /// Makes the watch cache of kind `K` available to reconciles of other objects.

@@ -21,12 +21,14 @@ pub mod events;
 pub mod finalizer;
 pub mod key;
 pub mod memo;
+pub mod protection;
 pub mod reconcile;
 pub mod registry;
 pub mod report;
 pub mod secrets;
 pub mod spec;
 pub mod status;
+pub mod usage;
 
 pub use adapter::{Adapter, Managed, ManagedSpec, Observed};
 pub use context::{Context, Settings, jitter};
@@ -35,6 +37,9 @@ pub use key::ObjectKey;
 
 /// The finalizer the operator holds while it may still have to delete something remote.
 pub const FINALIZER: &str = "identity.operator.dev/cleanup";
+/// The finalizer a connection and its credential Secrets carry while a resource may still need
+/// them to delete something remote (see `usage.rs`).
+pub const IN_USE_FINALIZER: &str = "identity.operator.dev/in-use";
 /// `identity.operator.dev/paused: "true"` stops all writes to the identity API.
 pub const PAUSED_ANNOTATION: &str = "identity.operator.dev/paused";
 /// Set by the operator (with its finalizer) just before it creates a remote object, so that

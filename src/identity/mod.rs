@@ -173,6 +173,8 @@ pub struct IdentityClient {
     budget_changed: tokio::sync::Notify,
     /// Set by `close`: a replaced client never logs in again.
     closed: std::sync::atomic::AtomicBool,
+    /// When the API last answered anything but a server error: whether it is there at all.
+    last_answer: Mutex<Option<Instant>>,
     metrics: Arc<Metrics>,
     lists: lists::Lists,
 }
@@ -225,6 +227,7 @@ impl IdentityClient {
             budget: Mutex::default(),
             budget_changed: tokio::sync::Notify::new(),
             closed: Default::default(),
+            last_answer: Mutex::default(),
             metrics,
             lists: lists::Lists::new(LIST_MAX_AGE),
         })
@@ -269,6 +272,22 @@ impl IdentityClient {
                     .await
         {
             tracing::debug!(error = %e, "Xelion logout failed; the session will expire");
+        }
+    }
+
+    /// Whether the API answered a call (login included) with anything but a server error
+    /// within the last `period`: an API that does not is gone, as far as anyone can tell.
+    pub fn answered_within(&self, period: Duration) -> bool {
+        self.last_answer
+            .lock()
+            .expect("answer lock")
+            .is_some_and(|at| at.elapsed() <= period)
+    }
+
+    /// Records an answer of `status` (0: none came).
+    fn answered(&self, status: u16) {
+        if (1..500).contains(&status) {
+            *self.last_answer.lock().expect("answer lock") = Some(Instant::now());
         }
     }
 
@@ -327,6 +346,7 @@ impl IdentityClient {
         };
         self.metrics
             .api_call(self.provider.as_str(), "LOGIN", status);
+        self.answered(status);
         let token = token?;
         let value = token.value.clone();
         *slot = Some(token);
@@ -509,6 +529,7 @@ impl IdentityClient {
         let status = resp.status().as_u16();
         self.metrics
             .api_call(self.provider.as_str(), method.as_str(), status);
+        self.answered(status);
         let headers = resp.headers().clone();
         self.pace_from_headers(&headers);
         let mut chunks = Vec::new();

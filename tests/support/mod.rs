@@ -2,5 +2,6 @@
 
 pub mod chart;
 pub mod cluster;
+pub mod manifests;
 pub mod operator;
 pub mod sim;

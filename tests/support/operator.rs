@@ -428,7 +428,7 @@ pub fn count_calls(calls: &Value, api: &str, method: &str) -> u64 {
 }
 
 /// Number of identity-API writes (POST, PUT, PATCH, DELETE) the simulator received for `api`,
-/// leaving out authentication calls.
+/// leaving out authentication calls (logins, and the logout of a replaced Xelion session).
 pub fn count_writes(log: &Value, api: &str) -> usize {
     log["entries"]
         .as_array()
@@ -447,6 +447,7 @@ pub fn count_writes(log: &Value, api: &str) -> usize {
                     let path = e["path"].as_str().unwrap_or_default();
                     !path.contains("/oauth/")
                         && !path.contains("/login")
+                        && !path.contains("/logout")
                         && !path.contains("/sessions")
                         && !path.contains("/authenticate")
                 })

@@ -3,7 +3,7 @@
 //! while its spec and Secrets are unchanged (so tokens, rate limits and connection pools are
 //! shared by every resource using it).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,8 +16,10 @@ use super::{ApiAuth, IdentityApi};
 use crate::engine::connector::{Connection, Connector};
 use crate::engine::dependents::Target;
 use crate::engine::error::Error;
+use crate::engine::protection::Wanted;
 use crate::engine::secrets::{self, SecretVersions};
 use crate::engine::spec::{ApiRef, SecretKeyRef};
+use crate::engine::usage::Usage;
 use crate::identity::{ClientConfig, Credentials, IdentityClient};
 use crate::metrics::Metrics;
 
@@ -25,8 +27,20 @@ use crate::metrics::Metrics;
 pub const DEFAULT_MAX_CONCURRENT: u32 = 32;
 pub const DEFAULT_TIMEOUT_SECONDS: u32 = 30;
 
-/// (namespace, name) of an IdentityApi → (fingerprint of its spec and Secrets, its client).
-type ClientCache = HashMap<(String, String), (String, Arc<IdentityClient>)>;
+/// (namespace, name) of an IdentityApi → its client, and what it was built from.
+type ClientCache = HashMap<(String, String), Cached>;
+
+struct Cached {
+    /// The IdentityApi's uid and generation.
+    spec: String,
+    /// The resourceVersions of its Secrets.
+    versions: BTreeMap<String, String>,
+    /// A digest of the Secret values, in memory only: a Secret whose resourceVersion moved
+    /// without a new value (the in-use finalizer added or removed) keeps the client, its token
+    /// and its Xelion session.
+    values: u64,
+    client: Arc<IdentityClient>,
+}
 
 pub struct Connections {
     clients: Mutex<ClientCache>,
@@ -50,7 +64,8 @@ impl Connections {
         }
     }
 
-    /// The client of `api`, built anew when its generation or one of its Secrets changed.
+    /// The client of `api`, built anew when its generation or the value of one of its Secrets
+    /// changed.
     pub async fn get(
         &self,
         api: &IdentityApi,
@@ -62,38 +77,43 @@ impl Connections {
         let key = (ns.clone(), api.name_any());
         let refs: Vec<SecretKeyRef> = api.secret_refs().into_iter().cloned().collect();
         let versions = secrets::versions(secret_store, &ns, &refs)?;
-        let fingerprint = format!(
-            "{:?}/{:?}/{versions:?}",
-            api.metadata.uid, api.metadata.generation
-        );
+        let spec = format!("{:?}/{:?}", api.metadata.uid, api.metadata.generation);
         let cached = || {
-            self.clients
-                .lock()
-                .expect("lock")
-                .get(&key)
-                .filter(|(fp, _)| *fp == fingerprint)
-                .map(|(_, client)| client.clone())
+            let clients = self.clients.lock().expect("lock");
+            let c = clients.get(&key).filter(|c| c.spec == spec)?;
+            Some((c.versions == versions, c.values, c.client.clone()))
         };
-        if let Some(client) = cached() {
+        if let Some((true, _, client)) = cached() {
             return Ok(client);
         }
         let _building = self.building.lock().await;
-        if let Some(client) = cached() {
+        let found = cached();
+        if let Some((true, _, client)) = found {
             return Ok(client);
         }
         let values = secrets::read(kube, &ns, &refs).await?;
+        let digest = values.digest(&refs);
+        if let Some((_, _, client)) = found.filter(|(_, v, _)| *v == digest) {
+            let mut clients = self.clients.lock().expect("lock");
+            if let Some(c) = clients.get_mut(&key) {
+                c.versions = versions;
+            }
+            return Ok(client);
+        }
         let mut config = client_config(api, &values)?;
         config.user_agent = self.user_agent.clone();
         let client = Arc::new(IdentityClient::new(config, metrics.clone()).map_err(Error::Api)?);
-        let replaced = self
-            .clients
-            .lock()
-            .expect("lock")
-            .insert(key, (fingerprint, client.clone()));
+        let cached = Cached {
+            spec,
+            versions,
+            values: digest,
+            client: client.clone(),
+        };
+        let replaced = self.clients.lock().expect("lock").insert(key, cached);
         // Xelion refuses a second login for the same user and user space (10005) while a
         // session lives: the replaced client ends its session first.
-        if let Some((_, old)) = replaced {
-            old.close().await;
+        if let Some(old) = replaced {
+            old.client.close().await;
         }
         Ok(client)
     }
@@ -207,12 +227,50 @@ impl IdentityApis {
     }
 }
 
+impl IdentityApis {
+    /// The Secrets of `namespace` that an IdentityApi with holders needs, and why: what keeps
+    /// them from being deleted while a resource may still delete through that IdentityApi.
+    pub fn wanted_secrets(&self, namespace: &str, usage: &Usage) -> Wanted {
+        let mut wanted = Wanted::new();
+        let apis = self.store.state();
+        for api in apis
+            .iter()
+            .filter(|a| a.namespace().as_deref() == Some(namespace))
+        {
+            let holders = usage.holders(&target_of(namespace, &api.name_any()));
+            if holders.is_empty() {
+                continue;
+            }
+            let why = format!(
+                "IdentityApi {} needs it while {} resources may still delete remote objects \
+                 through it ({})",
+                api.name_any(),
+                holders.count,
+                holders.describe()
+            );
+            for r in api.secret_refs() {
+                let all = wanted.entry(r.name.clone()).or_default();
+                if !all.is_empty() {
+                    all.push_str("; ");
+                }
+                all.push_str(&why);
+            }
+        }
+        wanted
+    }
+}
+
+/// What the resources naming IdentityApi `name` in `namespace` depend on.
+pub fn target_of(namespace: &str, name: &str) -> Target {
+    Target::Api {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+    }
+}
+
 impl Connector for IdentityApis {
     fn target(&self, namespace: &str, api_ref: &ApiRef) -> Target {
-        Target::Api {
-            namespace: namespace.to_owned(),
-            name: api_ref.name.clone(),
-        }
+        target_of(namespace, &api_ref.name)
     }
 
     fn resolve(&self, namespace: &str, api_ref: &ApiRef) -> Result<Connection, Error> {

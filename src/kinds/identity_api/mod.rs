@@ -1,8 +1,10 @@
 //! IdentityApi: how to reach and authenticate to one identity system. The CRD here, the
-//! client each one gets in `connection.rs` (the engine's `Connector`), and its own reconcile
-//! (Ready when the operator can authenticate) in `reconcile.rs`.
+//! client each one gets in `connection.rs` (the engine's `Connector`), its own reconcile
+//! (Ready when the operator can authenticate) in `reconcile.rs`, and its protection while
+//! resources still need it in `in_use.rs`.
 
 pub mod connection;
+mod in_use;
 pub mod reconcile;
 
 use kube::{CustomResource, KubeSchema};

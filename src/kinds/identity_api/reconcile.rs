@@ -1,35 +1,39 @@
 //! The IdentityApi's own reconcile: it is Ready when the operator can authenticate with it.
 //! Its failures are reported like a managed resource's (one Event per new failure, the error's
-//! reason), and its changes requeue the resources that use it.
+//! reason), and its changes requeue the resources that use it. While resources may still
+//! delete through it, it is protected from deletion (`in_use.rs`).
 
 use std::sync::Arc;
 
 use futures::{StreamExt, future};
 use kube::runtime::controller::{self, Action};
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use super::connection::IdentityApis;
-use super::{IdentityApi, IdentityApiStatus};
+use super::connection::{IdentityApis, target_of};
+use super::{IdentityApi, IdentityApiStatus, in_use};
 use crate::engine::conditions::{ConditionType, Reason, set_condition};
 use crate::engine::controller::{
     Scope, Shutdown, api_for, requeues, significant_change, slim, watch_backoff, watch_config,
 };
 use crate::engine::dependents::Target;
+use crate::engine::protection::Protector;
 use crate::engine::report::is_repeat;
 use crate::engine::status::write_if_changed;
 use crate::engine::{Context, Error, ObjectKey};
 
 const KIND: &str = "IdentityApi";
 
-/// What the IdentityApi controller works with: the engine's context and the connector.
+/// What the IdentityApi controller works with: the engine's context, the connector, and the
+/// writer of the in-use finalizer.
 pub struct ApiContext {
     pub engine: Arc<Context>,
     pub apis: Arc<IdentityApis>,
+    pub protector: Protector,
 }
 
 /// The watch of IdentityApis, feeding `writer`'s store (which the connector reads).
@@ -56,9 +60,20 @@ pub async fn run(
 ) {
     let (tx, rx) = mpsc::unbounded_channel();
     ctx.engine.dependents.register(KIND, tx);
+    let usage = &ctx.engine.usage;
+    // An IdentityApi gaining its first holder or losing its last one takes or drops the in-use
+    // finalizer at once; when the index becomes complete, every one may drop it.
+    let holders_changed = usage.holder_changes().filter_map(|target| {
+        future::ready(match target {
+            Target::Api { namespace, name } => Some(ObjectRef::new(&name).within(&namespace)),
+            _ => None,
+        })
+    });
     Controller::for_stream(stream, store)
         .with_config(controller::Config::default().concurrency(concurrency))
         .reconcile_on(requeues(rx))
+        .reconcile_on(holders_changed)
+        .reconcile_all_on(usage.completions())
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| future::ready(()))
@@ -68,14 +83,10 @@ pub async fn run(
 async fn reconcile(api: Arc<IdentityApi>, ctx: Arc<ApiContext>) -> Result<Action, Error> {
     let engine = &ctx.engine;
     let key = ObjectKey::of(KIND, api.as_ref());
-    let target = Target::Api {
-        namespace: key.namespace.clone(),
-        name: key.name.clone(),
-    };
+    let target = target_of(&key.namespace, &key.name);
+    let holders = engine.usage.holders(&target);
     if api.meta().deletion_timestamp.is_some() {
-        ctx.apis.clients.forget(&key.namespace, &key.name);
-        engine.dependents.trigger(&target);
-        return Ok(Action::await_change());
+        return in_use::deleting(&api, &ctx, &key, &holders).await;
     }
     let secret_targets = api
         .secret_refs()
@@ -86,6 +97,7 @@ async fn reconcile(api: Arc<IdentityApi>, ctx: Arc<ApiContext>) -> Result<Action
         })
         .collect();
     engine.dependents.record(key.clone(), secret_targets);
+    in_use::protect(&api, &ctx, &holders).await?;
 
     let generation = api.meta().generation;
     let old = api.status.as_ref();
