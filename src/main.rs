@@ -14,6 +14,7 @@ use futures::FutureExt;
 use identity_operator::engine::Settings;
 use identity_operator::engine::controller::{Scope, Shutdown};
 use identity_operator::metrics::Metrics;
+use identity_operator::operator::ClusterOptions;
 use kube_lease_manager::LeaseManagerBuilder;
 use tracing::{error, info};
 
@@ -32,7 +33,7 @@ enum Command {
     /// Print every CustomResourceDefinition as YAML (what `crds/` holds).
     Crds,
     /// Run the controllers.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -74,6 +75,18 @@ struct RunArgs {
     /// Run only while holding the Lease (for several replicas).
     #[arg(long, env = "IDENTITY_OPERATOR_LEADER_ELECTION")]
     leader_election: bool,
+    /// Namespace of the Secrets of ClusterIdentityApis (default: the pod's namespace, else
+    /// `default`).
+    #[arg(long, env = "IDENTITY_OPERATOR_CREDENTIALS_NAMESPACE")]
+    credentials_namespace: Option<String>,
+    /// Serve only the ClusterIdentityApis with these labels.
+    #[arg(long, env = "IDENTITY_OPERATOR_CLUSTER_IDENTITY_API_SELECTOR")]
+    cluster_identity_api_selector: Option<String>,
+    /// Write the status and in-use finalizers of ClusterIdentityApis although `--namespace`
+    /// limits this replica (by default only a replica watching every namespace does: one that
+    /// sees some namespaces cannot tell who else uses them).
+    #[arg(long, env = "IDENTITY_OPERATOR_MANAGE_CLUSTER_IDENTITY_APIS")]
+    manage_cluster_identity_apis: bool,
     /// Namespace of the leader-election Lease (default: the pod's namespace, else `default`).
     #[arg(long, env = "POD_NAMESPACE")]
     leader_election_namespace: Option<String>,
@@ -146,7 +159,7 @@ async fn command() {
         Command::Crds => print!("{}", identity_operator::kinds::crds_yaml()),
         Command::Run(args) => {
             init_logging(args.log_format);
-            if let Err(e) = run(args).await {
+            if let Err(e) = run(*args).await {
                 error!(error = %e, "operator stopped");
                 std::process::exit(1);
             }
@@ -256,6 +269,12 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         deletion_grace: args.deletion_grace_period,
         instance,
     };
+    // ClusterIdentityApis' Secrets: a namespace of their own, else the operator's.
+    let credentials_namespace = args
+        .credentials_namespace
+        .clone()
+        .or_else(|| args.leader_election_namespace.clone())
+        .unwrap_or_else(|| "default".into());
     let scopes: Vec<Scope> = if args.namespaces.is_empty() {
         vec![Scope {
             namespace: None,
@@ -275,6 +294,11 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         scopes,
         settings,
         metrics.clone(),
+        ClusterOptions {
+            credentials_namespace,
+            selector: args.cluster_identity_api_selector.clone(),
+            manage: args.namespaces.is_empty() || args.manage_cluster_identity_apis,
+        },
         args.max_concurrent_reconciles,
         shutdown.clone(),
     );

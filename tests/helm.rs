@@ -491,6 +491,72 @@ fn rbac_is_least_privilege() {
         verbs(&read_only, "", "secrets"),
         ["get", "list", "patch", "watch"]
     );
+    // ClusterIdentityApis: the kind, its finalizer and status; namespaces' labels, read only.
+    assert_eq!(
+        verbs(&all, "identity.operator.dev", "clusteridentityapis"),
+        ["get", "list", "patch", "watch"]
+    );
+    assert_eq!(verbs(&all, "", "namespaces"), ["get", "list", "watch"]);
+}
+
+#[test]
+fn cluster_identity_api_secrets_are_read_only_in_the_credentials_namespace() {
+    let cluster = ensure_cluster();
+    let render = |values: Value| documents(&render_ok(cluster, "io", "ops", &values, &[]));
+    let credentials = |docs: &[Value]| {
+        let roles: Vec<&Value> = by_kind(docs, "Role")
+            .into_iter()
+            .filter(|r| {
+                r["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("-credentials")
+            })
+            .collect();
+        assert_eq!(roles.len(), 1, "one credentials Role");
+        roles[0].clone()
+    };
+    // By default the release namespace holds them.
+    let role = credentials(&render(json!({})));
+    assert_eq!(role["metadata"]["namespace"], "ops");
+    assert_eq!(
+        role["rules"],
+        json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch", "patch"]}])
+    );
+    // A namespace of their own, and the operator is told which.
+    let values = json!({"clusterIdentityApi": {"credentialsNamespace": "identity-credentials"},
+                        "watchNamespaces": ["team-a", "team-b"]});
+    let docs = render(values);
+    assert_eq!(
+        credentials(&docs)["metadata"]["namespace"],
+        "identity-credentials"
+    );
+    let args =
+        one(&docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"].clone();
+    assert!(
+        args.as_array()
+            .unwrap()
+            .contains(&json!("--credentials-namespace=identity-credentials")),
+        "{args}"
+    );
+    // With watchNamespaces the one ClusterRole grants nothing on Secrets: only the cluster kind
+    // and namespaces.
+    let cluster_role = one(&docs, "ClusterRole");
+    let resources: Vec<&str> = cluster_role["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["resources"].as_array().unwrap().iter())
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        resources,
+        [
+            "clusteridentityapis",
+            "clusteridentityapis/status",
+            "namespaces"
+        ]
+    );
 }
 
 #[test]

@@ -217,8 +217,9 @@ async fn delete_remote<A: Adapter>(
 /// an API that answers other calls is only failing for a while, and is waited for).
 fn hopeless(err: &Error, client: Option<&IdentityClient>, grace: Duration) -> bool {
     match err {
-        Error::ApiNotFound(_)
+        Error::ApiNotFound { .. }
         | Error::WrongProvider { .. }
+        | Error::ConnectionNotAllowed { .. }
         | Error::SecretNotFound(_)
         | Error::SecretKeyNotFound { .. }
         | Error::SecretNotText { .. }

@@ -100,6 +100,8 @@ reasons! {
     IdentityApiError,
     /// The Kubernetes API failed.
     KubernetesError,
+    /// The connection (a ClusterIdentityApi) does not allow this namespace, kind or policy.
+    ConnectionNotAllowed,
     /// Deleting=True of a connection (or an Event about one of its Secrets): resources that may
     /// still delete remote objects through it hold it until they are gone.
     InUse,

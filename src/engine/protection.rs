@@ -18,15 +18,74 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::IN_USE_FINALIZER;
-use super::conditions::Reason;
+use super::conditions::{ConditionType, Reason, set_condition};
 use super::dependents::{Dependents, Target};
 use super::error::Error;
 use super::events::{Events, Report};
 use super::finalizer::{finalizer_ops, json_patch};
 use super::secrets::SecretVersions;
+use super::spec::{Condition, find_condition};
+use super::usage::Holders;
 
 /// Why each Secret of a namespace must stay: Secret name → what needs it, in words.
 pub type Wanted = BTreeMap<String, String>;
+
+/// Adds to `wanted` the Secrets `names` of `connection` (`IdentityApi x`), which `holders`
+/// still need.
+pub fn want<'a>(
+    wanted: &mut Wanted,
+    connection: &str,
+    holders: &Holders,
+    names: impl IntoIterator<Item = &'a String>,
+) {
+    if holders.is_empty() {
+        return;
+    }
+    let why = format!(
+        "{connection} needs it while {} resources may still delete remote objects through it \
+         ({})",
+        holders.count,
+        holders.describe()
+    );
+    for name in names {
+        add(wanted, name.clone(), &why);
+    }
+}
+
+/// One more reason why Secret `name` must stay.
+pub fn add(wanted: &mut Wanted, name: String, why: &str) {
+    let all = wanted.entry(name).or_default();
+    if !all.is_empty() {
+        all.push_str("; ");
+    }
+    all.push_str(why);
+}
+
+/// Sets `Deleting=True, reason=InUse` naming the holders of a connection (`kind`: what it is,
+/// in words); returns the message when the condition is new (for its Event).
+pub fn report_held(
+    conditions: &mut Vec<Condition>,
+    generation: Option<i64>,
+    kind: &str,
+    holders: &Holders,
+) -> Option<String> {
+    let message = format!(
+        "waiting for {} resources that may still delete remote objects through this {kind}: {}",
+        holders.count,
+        holders.describe()
+    );
+    let deleting = ConditionType::Deleting;
+    let new = find_condition(conditions, deleting).is_none();
+    set_condition(
+        conditions,
+        deleting,
+        true,
+        Reason::InUse,
+        &message,
+        generation,
+    );
+    new.then_some(message)
+}
 
 /// Writes the in-use finalizer.
 pub struct Protector {

@@ -105,6 +105,31 @@ each Role of watchNamespaces:
   verbs: [create, patch]
 {{- end }}
 
+{{/*
+What ClusterIdentityApis need beyond a namespace, in the one ClusterRole (also with
+watchNamespaces, whose Roles cannot grant it): the cluster-scoped kind itself (watched, its
+in-use finalizer patched, its status written) and namespaces' labels (metadata, for
+allowedNamespaces.selector). Their Secrets are read in the credentials namespace only, through
+the Role there (rbac.yaml), never cluster-wide for this purpose.
+*/}}
+{{- define "identity-operator.clusterRules" -}}
+- apiGroups: [identity.operator.dev]
+  resources: [clusteridentityapis]
+  verbs: [get, list, watch, patch]
+- apiGroups: [identity.operator.dev]
+  resources: [clusteridentityapis/status]
+  verbs: [patch]
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [get, list, watch]
+{{- end }}
+
+{{/* The namespace of ClusterIdentityApis' Secrets: clusterIdentityApi.credentialsNamespace,
+else the release namespace. */}}
+{{- define "identity-operator.credentialsNamespace" -}}
+{{- .Values.clusterIdentityApi.credentialsNamespace | default .Release.Namespace -}}
+{{- end }}
+
 {{/* The flags of `identity-operator run` (the image's entrypoint). */}}
 {{- define "identity-operator.args" -}}
 - {{ printf "--metrics-addr=0.0.0.0:%d" (int .Values.operator.metricsPort) | quote }}
@@ -112,6 +137,7 @@ each Role of watchNamespaces:
 - {{ printf "--resync-interval=%s" .Values.operator.resyncInterval | quote }}
 - {{ printf "--max-concurrent-reconciles=%d" (int .Values.operator.maxConcurrentReconciles) | quote }}
 - {{ printf "--deletion-grace-period=%s" .Values.operator.deletionGracePeriod | quote }}
+- {{ printf "--credentials-namespace=%s" (include "identity-operator.credentialsNamespace" .) | quote }}
 {{- with .Values.operator.selector }}
 - {{ printf "--selector=%s" . | quote }}
 {{- end }}

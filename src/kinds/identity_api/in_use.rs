@@ -12,12 +12,13 @@ use kube::{Api, Resource, ResourceExt};
 use super::IdentityApi;
 use super::connection::target_of;
 use super::reconcile::ApiContext;
-use crate::engine::conditions::{ConditionType, Reason, set_condition};
-use crate::engine::protection::SecretScope;
-use crate::engine::spec::find_condition;
+use crate::engine::conditions::Reason;
+use crate::engine::protection::{SecretScope, report_held as report_held_in};
 use crate::engine::status::write_if_changed;
 use crate::engine::usage::Holders;
 use crate::engine::{Error, ObjectKey};
+
+const KIND: &str = "IdentityApi";
 
 /// How often a held IdentityApi reports its holders again.
 const HELD_REPORT: Duration = Duration::from_secs(5);
@@ -79,30 +80,15 @@ async fn protect_secrets(ctx: &ApiContext, ns: &str, may_release: bool) -> Resul
 /// `Deleting=True, reason=InUse` naming the holders, and an Event when it is first set.
 async fn report_held(api: &IdentityApi, ctx: &ApiContext, holders: &Holders) -> Result<(), Error> {
     let engine = &ctx.engine;
-    let message = format!(
-        "waiting for {} resources that may still delete remote objects through this \
-         IdentityApi: {}",
-        holders.count,
-        holders.describe()
-    );
     let old = api.status.as_ref();
     let mut status = old.cloned().unwrap_or_default();
-    let deleting = ConditionType::Deleting;
-    if find_condition(&status.conditions, deleting).is_none() {
+    let generation = api.meta().generation;
+    if let Some(message) = report_held_in(&mut status.conditions, generation, KIND, holders) {
         let reason = Reason::InUse.as_str();
         engine
             .events
-            .emit(api, EventType::Normal, reason, "Delete", &message);
+            .emit(api, EventType::Normal, reason, "Delete", message);
     }
-    let generation = api.meta().generation;
-    set_condition(
-        &mut status.conditions,
-        deleting,
-        true,
-        Reason::InUse,
-        message,
-        generation,
-    );
     write_if_changed(&engine.kube, api, old, &status).await?;
     Ok(())
 }

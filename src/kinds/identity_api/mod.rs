@@ -220,16 +220,17 @@ impl ApiAuth {
     }
 }
 
-impl IdentityApi {
+impl IdentityApiSpec {
     /// Every Secret key this connection reads: its credential, and its CA bundle if any.
     pub fn secret_refs(&self) -> Vec<&SecretKeyRef> {
-        let ca = self
-            .spec
-            .tls
-            .as_ref()
-            .and_then(|t| t.ca_secret_ref.as_ref());
-        std::iter::once(self.spec.auth.secret_ref())
-            .chain(ca)
-            .collect()
+        let ca = self.tls.as_ref().and_then(|t| t.ca_secret_ref.as_ref());
+        std::iter::once(self.auth.secret_ref()).chain(ca).collect()
+    }
+}
+
+impl IdentityApi {
+    /// Every Secret key this connection reads (see [`IdentityApiSpec::secret_refs`]).
+    pub fn secret_refs(&self) -> Vec<&SecretKeyRef> {
+        self.spec.secret_refs()
     }
 }

@@ -23,6 +23,7 @@ use crate::engine::controller::{
 use crate::engine::dependents::Target;
 use crate::engine::protection::Protector;
 use crate::engine::report::is_repeat;
+use crate::engine::spec::Condition;
 use crate::engine::status::write_if_changed;
 use crate::engine::{Context, Error, ObjectKey};
 
@@ -107,39 +108,7 @@ async fn reconcile(api: Arc<IdentityApi>, ctx: Arc<ApiContext>) -> Result<Action
         Ok(client) => client.authenticate().await.map_err(Error::Api),
         Err(e) => Err(e),
     };
-    let ready = ConditionType::Ready;
-    match &result {
-        Ok(()) => set_condition(
-            &mut status.conditions,
-            ready,
-            true,
-            Reason::Authenticated,
-            "authenticated with the identity API",
-            generation,
-        ),
-        Err(e) => {
-            let repeat = is_repeat(&status.conditions, ready, e, generation);
-            let message = e.to_string();
-            set_condition(
-                &mut status.conditions,
-                ready,
-                false,
-                e.reason(),
-                &message,
-                generation,
-            );
-            if !repeat {
-                let reason = e.reason().as_str();
-                engine.events.emit(
-                    api.as_ref(),
-                    EventType::Warning,
-                    reason,
-                    "Authenticate",
-                    message,
-                );
-            }
-        }
-    }
+    report_ready(api.as_ref(), engine, &mut status.conditions, &result);
     // New connection settings: every resource re-checks against them. A first reconcile or a
     // change of readiness matters only to the resources that failed so far (those still
     // running log in themselves), so they alone are requeued, not every resource at once.
@@ -160,6 +129,43 @@ async fn reconcile(api: Arc<IdentityApi>, ctx: Arc<ApiContext>) -> Result<Action
         }
         Err(_) => Action::requeue(engine.next_backoff(&key)),
     })
+}
+
+/// `Ready` of a connection from its authentication's result, and a Warning Event for a new
+/// failure (ClusterIdentityApi reports the same way).
+pub fn report_ready<K: Resource<DynamicType = ()>>(
+    connection: &K,
+    engine: &Context,
+    conditions: &mut Vec<Condition>,
+    result: &Result<(), Error>,
+) {
+    let generation = connection.meta().generation;
+    let ready = ConditionType::Ready;
+    let Err(e) = result else {
+        let message = "authenticated with the identity API";
+        set_condition(
+            conditions,
+            ready,
+            true,
+            Reason::Authenticated,
+            message,
+            generation,
+        );
+        return;
+    };
+    let repeat = is_repeat(conditions, ready, e, generation);
+    let message = e.to_string();
+    set_condition(conditions, ready, false, e.reason(), &message, generation);
+    if !repeat {
+        let reason = e.reason().as_str();
+        engine.events.emit(
+            connection,
+            EventType::Warning,
+            reason,
+            "Authenticate",
+            message,
+        );
+    }
 }
 
 fn error_policy(api: Arc<IdentityApi>, err: &Error, ctx: Arc<ApiContext>) -> Action {
