@@ -87,7 +87,7 @@ fn the_crds_pass_a_server_side_dry_run() {
         &["apply", "--dry-run=server", "--validate=false", "-f", "-"],
         CHART_CRDS,
     );
-    assert_eq!(out.matches("(server dry run)").count(), 6, "{out}");
+    assert_eq!(out.matches("(server dry run)").count(), 7, "{out}");
 }
 
 #[test]
@@ -149,7 +149,16 @@ fn defaults_pass_a_server_side_dry_run() {
         "{args:?}"
     );
     // The Lease Role is in the release namespace, for this release's Lease only.
-    let role = one(&docs, "Role");
+    let lease = |r: &&&Value| {
+        r["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .ends_with("-leader-election")
+    };
+    let role = *by_kind(&docs, "Role")
+        .iter()
+        .find(lease)
+        .expect("the Lease Role");
     assert_eq!(role["metadata"]["namespace"], ns.name.as_str());
     assert_eq!(
         role["rules"][1]["resourceNames"],
