@@ -744,6 +744,14 @@ async fn faults_inject_latency_errors_and_429_bursts() {
         StatusCode::BAD_REQUEST,
         "unknown fields are refused"
     );
+    let (status, body) = call(
+        Method::POST,
+        &format!("{}/_sim/faults", sim.base_url()),
+        None,
+        Some(json!({"errorRate": 0.6, "truncateRate": 0.6})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
 
 #[tokio::test]
@@ -771,6 +779,213 @@ async fn response_delay_applies_the_change_before_the_client_times_out() {
             .iter()
             .any(|b| b["name"] == "late")
     );
+}
+
+/// The names of Boruta's backends in the simulator's state.
+async fn backend_names(sim: &SimProcess) -> Vec<String> {
+    sim.state().await["boruta"]["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_cut_short_answer_comes_after_the_change() {
+    let sim = start();
+    let token = boruta_token(&sim, BORUTA_SCOPE).await;
+    let url = backends_url(&sim);
+    sim.faults(
+        json!({"api": "boruta", "method": "POST", "path": "/api/backends", "truncateRate": 1}),
+    )
+    .await;
+    let response = http()
+        .post(&url)
+        .bearer_auth(&token)
+        .json(&json!({"backend": {"name": "cut"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let text = response.text().await.unwrap();
+    assert!(text.starts_with(r#"{"data":"#), "{text}");
+    assert!(
+        serde_json::from_str::<Value>(&text).is_err(),
+        "cut short: {text}"
+    );
+    assert!(backend_names(&sim).await.contains(&"cut".to_owned()));
+    // Out of scope (a GET), answers are whole.
+    assert_eq!(
+        call(Method::GET, &url, Some(&token), None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(sim.get_faults().await["boruta"]["injected"]["truncated"], 1);
+}
+
+#[tokio::test]
+async fn a_dropped_connection_comes_after_the_change() {
+    let sim = start();
+    let token = boruta_token(&sim, BORUTA_SCOPE).await;
+    sim.faults(json!({"api": "boruta", "method": "POST", "path": "/api/backends", "dropAfterApplyRate": 1}))
+        .await;
+    let sent = http()
+        .post(backends_url(&sim))
+        .bearer_auth(&token)
+        .json(&json!({"backend": {"name": "dropped"}}))
+        .send()
+        .await;
+    // No answer: the request fails, or (when the status line got out first) its body does.
+    let answered = match sent {
+        Err(e) => Err(e),
+        Ok(response) => response.text().await,
+    };
+    assert!(answered.is_err(), "{answered:?}");
+    assert!(backend_names(&sim).await.contains(&"dropped".to_owned()));
+    assert_eq!(sim.get_faults().await["boruta"]["injected"]["dropped"], 1);
+    // The token endpoint was out of scope.
+    boruta_token(&sim, BORUTA_SCOPE).await;
+}
+
+#[tokio::test]
+async fn a_proxy_page_replaces_the_api_answer_and_changes_nothing() {
+    let sim = start();
+    let token = boruta_token(&sim, BORUTA_SCOPE).await;
+    sim.faults(json!({"api": "boruta", "htmlRate": 1, "htmlStatus": 503}))
+        .await;
+    let response = http()
+        .post(backends_url(&sim))
+        .bearer_auth(&token)
+        .json(&json!({"backend": {"name": "never"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["content-type"], "text/html");
+    let page = response.text().await.unwrap();
+    assert!(
+        page.contains("<title>503 Service Unavailable</title>"),
+        "{page}"
+    );
+    assert!(!backend_names(&sim).await.contains(&"never".to_owned()));
+    // Every path of the API, its token endpoint too (an API down behind its load balancer).
+    let token_answer = http()
+        .post(format!("{}/oauth/token", sim.url("boruta")))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token_answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(sim.get_faults().await["boruta"]["injected"]["html"], 2);
+    // A 200 page (a captive portal, a maintenance page).
+    sim.faults(json!({"api": "boruta", "htmlRate": 1, "htmlStatus": 200}))
+        .await;
+    let response = http()
+        .get(backends_url(&sim))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.text().await.unwrap().starts_with("<html>"));
+}
+
+#[tokio::test]
+async fn lagging_reads_miss_new_objects_for_a_while() {
+    let sim = start();
+    seed_auth0(&sim).await;
+    let lag = json!({"readLagMs": 1500});
+    let mut faults = vec![];
+    for api in ["boruta", "auth0", "entrust"] {
+        let mut f = lag.clone();
+        f["api"] = json!(api);
+        faults.push(f);
+    }
+    sim.faults(Value::Array(faults)).await;
+    let (boruta, auth0, entrust) = (
+        boruta_token(&sim, BORUTA_SCOPE).await,
+        auth0_token(&sim).await,
+        entrust_token(&sim).await,
+    );
+    let (status, created) = call(
+        Method::POST,
+        &backends_url(&sim),
+        Some(&boruta),
+        Some(json!({"backend": {"name": "fresh"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = created["data"]["id"].as_str().unwrap().to_owned();
+    let backend_url = format!("{}/{id}", backends_url(&sim));
+    let conns = org_connections_url(&sim, "org_acme");
+    let (status, _) = call(
+        Method::POST,
+        &conns,
+        Some(&auth0),
+        Some(json!({"connection_id": "con_saml"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = entrust_call(
+        Method::POST,
+        &apps_url(&sim),
+        &entrust,
+        Some(json!({"name": "fresh", "roleId": "role-1"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Reads do not see them yet; writes do (a second create is refused as a duplicate).
+    let (_, list) = call(Method::GET, &backends_url(&sim), Some(&boruta), None).await;
+    assert!(
+        !list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["id"] == id)
+    );
+    assert_eq!(
+        call(Method::GET, &backend_url, Some(&boruta), None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, list) = call(Method::GET, &conns, Some(&auth0), None).await;
+    assert_eq!(list, json!([]));
+    let (status, _) = call(
+        Method::GET,
+        &format!("{conns}/con_saml"),
+        Some(&auth0),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call(
+        Method::POST,
+        &conns,
+        Some(&auth0),
+        Some(json!({"connection_id": "con_saml"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (_, apps) = entrust_call(Method::GET, &apps_url(&sim), &entrust, None).await;
+    assert_eq!(apps, json!([]));
+    let (status, _) = entrust_call(
+        Method::POST,
+        &apps_url(&sim),
+        &entrust,
+        Some(json!({"name": "fresh", "roleId": "role-1"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(
+        call(Method::GET, &backend_url, Some(&boruta), None).await.0,
+        StatusCode::OK
+    );
+    let (_, list) = call(Method::GET, &conns, Some(&auth0), None).await;
+    assert_eq!(list[0]["connection_id"], "con_saml");
+    let (_, apps) = entrust_call(Method::GET, &apps_url(&sim), &entrust, None).await;
+    assert_eq!(apps[0]["name"], "fresh");
 }
 
 #[tokio::test]

@@ -95,6 +95,8 @@ struct Backend {
     role_ids: Vec<String>,
     /// Users registered in this backend (seeded); a backend with users cannot be deleted.
     users: u64,
+    /// When the API created it (0: seeded), for reads that lag behind (`readLagMs`).
+    created_ms: u64,
 }
 
 pub struct Store {
@@ -118,7 +120,7 @@ impl Default for Store {
         fields.insert("id".into(), DEFAULT_BACKEND_ID.into());
         fields.insert("name".into(), "Default".into());
         fields.insert("is_default".into(), true.into());
-        store.insert(fields, vec![], 0);
+        store.insert(fields, vec![], 0, 0);
         store
     }
 }
@@ -143,16 +145,23 @@ fn defaults() -> Map<String, Value> {
 }
 
 impl Store {
-    fn insert(&mut self, fields: Map<String, Value>, role_ids: Vec<String>, users: u64) {
+    /// Stores a backend; `created_ms` is kept from an existing one.
+    fn insert(
+        &mut self,
+        fields: Map<String, Value>,
+        role_ids: Vec<String>,
+        users: u64,
+        created_ms: u64,
+    ) {
         let id = fields["id"].as_str().unwrap_or_default().to_string();
         if fields["is_default"] == Value::Bool(true) {
             self.demote_defaults();
         }
-        let seq = match self.backends.get(&id) {
-            Some(existing) => existing.seq,
+        let (seq, created_ms) = match self.backends.get(&id) {
+            Some(existing) => (existing.seq, existing.created_ms),
             None => {
                 self.next_seq += 1;
-                self.next_seq
+                (self.next_seq, created_ms)
             }
         };
         self.backends.insert(
@@ -162,6 +171,7 @@ impl Store {
                 fields,
                 role_ids,
                 users,
+                created_ms,
             },
         );
     }
@@ -243,7 +253,7 @@ impl Store {
             let role_ids =
                 role_ids(attrs.get("roles")).map_err(|e| format!("boruta backend: {e}"))?;
             let users = attrs.get("users").and_then(Value::as_u64).unwrap_or(0);
-            self.insert(fields, role_ids, users);
+            self.insert(fields, role_ids, users, 0);
         }
         Ok(())
     }
@@ -452,9 +462,16 @@ fn admin(sim: &Sim, req: &SimRequest, rest: &[&str]) -> Response {
         .and_then(|b| b.get("backend"))
         .and_then(Value::as_object);
     let mut store = sim.boruta.locked();
+    let now = now_ms();
+    let seen = |b: &Backend| !sim.faults.hides(Api::Boruta, b.created_ms, now);
     match (rest, &req.method) {
         ([], &Method::GET) => {
-            let data: Vec<Value> = store.sorted().into_iter().map(|b| store.view(b)).collect();
+            let data: Vec<Value> = store
+                .sorted()
+                .into_iter()
+                .filter(|b| seen(b))
+                .map(|b| store.view(b))
+                .collect();
             json_response(StatusCode::OK, &json!({"data": data}))
         }
         ([], _) => match params {
@@ -462,7 +479,7 @@ fn admin(sim: &Sim, req: &SimRequest, rest: &[&str]) -> Response {
             None => bad_request(),
         },
         ([id], _) if !is_uuid(id) => bad_request(),
-        ([id], &Method::GET) => match store.backends.get(*id) {
+        ([id], &Method::GET) => match store.backends.get(*id).filter(|b| seen(b)) {
             Some(b) => json_response(StatusCode::OK, &json!({"data": store.view(b)})),
             None => not_found(),
         },
@@ -487,7 +504,7 @@ fn create(store: &mut Store, attrs: &Map<String, Value>) -> Response {
         fields.insert("id".into(), new_uuid().into());
     }
     let id = fields["id"].as_str().unwrap_or_default().to_string();
-    store.insert(fields, role_ids, 0);
+    store.insert(fields, role_ids, 0, now_ms());
     let mut response = json_response(
         StatusCode::CREATED,
         &json!({"data": store.view(&store.backends[&id])}),
@@ -506,7 +523,7 @@ fn update(store: &mut Store, id: &str, attrs: &Map<String, Value>) -> Response {
         Ok(ok) => ok,
         Err(errors) => return unprocessable(&errors),
     };
-    store.insert(fields, role_ids, existing.users);
+    store.insert(fields, role_ids, existing.users, existing.created_ms);
     json_response(
         StatusCode::OK,
         &json!({"data": store.view(&store.backends[id])}),
