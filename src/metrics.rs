@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -33,6 +34,12 @@ pub struct ApiLabel {
     pub api: String,
 }
 
+/// One connection: `namespace/name` of its IdentityApi.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectionLabel {
+    pub identity_api: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub reconciles: Family<KindResult, Counter>,
@@ -42,6 +49,9 @@ pub struct Metrics {
     pub drift_detected: Family<KindLabel, Counter>,
     pub resources_ready: Family<KindLabel, Gauge>,
     pub events_dropped: Counter,
+    pub connection_unavailable: Family<ConnectionLabel, Gauge>,
+    pub connection_backoff: Family<ConnectionLabel, Gauge<f64, AtomicU64>>,
+    pub connection_failures: Family<ConnectionLabel, Counter>,
     ready_objects: Mutex<HashMap<(String, String), bool>>,
 }
 
@@ -94,9 +104,30 @@ impl Default for Metrics {
             "Kubernetes Events not published because too many were waiting",
             events_dropped.clone(),
         );
+        let connection_unavailable = Family::<ConnectionLabel, Gauge>::default();
+        registry.register(
+            "identity_api_unavailable",
+            "1 while the connection of an IdentityApi backs off after its API could not be reached or its token endpoint failed",
+            connection_unavailable.clone(),
+        );
+        let connection_backoff = Family::<ConnectionLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "identity_api_backoff_seconds",
+            "How long the connection of an IdentityApi waited after its last failed attempt (0 while it works)",
+            connection_backoff.clone(),
+        );
+        let connection_failures = Family::<ConnectionLabel, Counter>::default();
+        registry.register(
+            "identity_api_failed_attempts",
+            "Attempts of a backing-off connection that failed (one per attempt, however many calls waited for it)",
+            connection_failures.clone(),
+        );
         Self {
             registry,
             events_dropped,
+            connection_unavailable,
+            connection_backoff,
+            connection_failures,
             reconciles,
             reconcile_duration,
             api_calls,
@@ -136,6 +167,27 @@ impl Metrics {
                 })
                 .inc();
         }
+    }
+
+    /// A connection's attempt failed; it waits `wait` before the next.
+    pub fn connection_failed(&self, identity_api: &str, wait: std::time::Duration) {
+        let label = ConnectionLabel {
+            identity_api: identity_api.to_owned(),
+        };
+        self.connection_unavailable.get_or_create(&label).set(1);
+        self.connection_backoff
+            .get_or_create(&label)
+            .set(wait.as_secs_f64());
+        self.connection_failures.get_or_create(&label).inc();
+    }
+
+    /// A backing-off connection works again.
+    pub fn connection_recovered(&self, identity_api: &str) {
+        let label = ConnectionLabel {
+            identity_api: identity_api.to_owned(),
+        };
+        self.connection_unavailable.get_or_create(&label).set(0);
+        self.connection_backoff.get_or_create(&label).set(0.0);
     }
 
     pub fn reconciled(&self, kind: &str, result: &str, seconds: f64) {
@@ -204,6 +256,21 @@ mod tests {
         assert!(
             text.contains("identity_operator_identity_api_rate_limited_total{api=\"boruta\"} 1"),
             "{text}"
+        );
+        m.connection_failed("ns/boruta", std::time::Duration::from_secs(2));
+        let text = m.encode();
+        for line in [
+            "identity_operator_identity_api_unavailable{identity_api=\"ns/boruta\"} 1",
+            "identity_operator_identity_api_backoff_seconds{identity_api=\"ns/boruta\"} 2.0",
+            "identity_operator_identity_api_failed_attempts_total{identity_api=\"ns/boruta\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        m.connection_recovered("ns/boruta");
+        assert!(
+            m.encode().contains(
+                "identity_operator_identity_api_unavailable{identity_api=\"ns/boruta\"} 0"
+            )
         );
         m.set_ready("IdentityBackend", "ns/a", None);
         assert!(

@@ -154,6 +154,7 @@ fn client_config(api: &IdentityApi, values: &secrets::SecretValues) -> Result<Cl
     let rate = api.spec.rate_limit.clone().unwrap_or_default();
     let rps = rate.requests_per_second;
     Ok(ClientConfig {
+        name: format!("{}/{}", api.namespace().unwrap_or_default(), api.name_any()),
         provider: api.spec.provider,
         base_url: api.spec.url.clone(),
         tenant: api.spec.tenant.clone(),
