@@ -352,7 +352,13 @@ async fn reconcile_api(api: Arc<IdentityApi>, ctx: Arc<Context>) -> Result<Actio
             ctx.reset_backoff(&("IdentityApi", ns, name));
             Action::requeue(ctx.resync())
         }
-        Err(_) => Action::requeue(ctx.next_backoff(("IdentityApi", ns, name))),
+        // A connection backing off says when its next attempt is: no sooner.
+        Err(e) => match e.next() {
+            super::error::Next::After(wait) => {
+                Action::requeue(wait + std::time::Duration::from_millis(50))
+            }
+            _ => Action::requeue(ctx.next_backoff(("IdentityApi", ns, name))),
+        },
     })
 }
 

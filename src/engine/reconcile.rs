@@ -339,7 +339,21 @@ async fn sync<A: Adapter>(
             }
             let values = secrets::read(&ctx.kube, ns, &refs).await?;
             let desired = A::desired(res, Some(&values))?;
-            let created = A::create(&client, res, &desired).await;
+            let created = match A::create(&client, res, &desired).await {
+                Err(err) => {
+                    // The create may have happened all the same (its answer lost, cut short,
+                    // or refused as a duplicate): no list fetched before it may answer the
+                    // next lookup.
+                    client.lists().expire();
+                    match err {
+                        Error::AlreadyExists(message) => {
+                            adopt_created::<A>(&client, res, status, &view, &desired, message).await
+                        }
+                        err => Err(err),
+                    }
+                }
+                created => created,
+            };
             let created = remember_terminal(created, status, &attempt)?;
             info!(id = %created.id, "created remote object");
             let note = format!("created remote {kind} {}", created.id);
@@ -390,6 +404,41 @@ async fn sync<A: Adapter>(
     let fresh = matches!(outcome, Outcome::Written);
     A::finish(ctx, &client, res, &remote, fresh, status).await?;
     Ok(outcome)
+}
+
+/// A create refused because the object exists. After an earlier attempt of the operator whose
+/// answer was lost, the object is that attempt's: it is read again (a fresh read), adopted as
+/// the operator's creation and brought to the spec, instead of the resource being stuck at
+/// `Rejected`. Without such an attempt, someone else made it since the lookup: that is said,
+/// and the next (fresh) lookup adopts it as theirs.
+async fn adopt_created<A: Adapter>(
+    client: &crate::identity::IdentityClient,
+    res: &A::Resource,
+    status: &mut ManagedStatus,
+    view: &A::Remote,
+    desired: &A::Remote,
+    exists: String,
+) -> Result<super::Observed<A::Remote>, Error> {
+    if !creation_recorded(res) || status.created == Some(false) {
+        // Remembered in status, so that a later refusal is not taken for a lost attempt.
+        status.created = Some(false);
+        return Err(Error::AlreadyExists(format!(
+            "{exists}, and the operator did not create it: someone else did since it looked. \
+             The next reconcile adopts it, and leaves it in place on deletion unless \
+             deletionPolicy is Delete"
+        )));
+    }
+    let Some(found) = A::find(client, res, None).await? else {
+        return Err(Error::AlreadyExists(format!(
+            "{exists} (made by an earlier attempt of the operator whose answer was lost), but \
+             it cannot be read yet; it is adopted once it can"
+        )));
+    };
+    info!(id = %found.id, "adopted the object an earlier create made (its answer was lost)");
+    if A::diff(view, &found.remote).is_empty() {
+        return Ok(found);
+    }
+    A::update(client, res, &found.id, desired, &found.remote, true).await
 }
 
 /// Settings singletons: the oldest resource pointing at an IdentityApi owns its settings;
@@ -608,7 +657,7 @@ fn has_finalizer<K: Resource>(res: &K) -> bool {
 }
 
 /// Whether the operator recorded, before a create call, that it creates this remote object.
-fn creation_recorded<K: Resource>(res: &K) -> bool {
+pub(crate) fn creation_recorded<K: Resource>(res: &K) -> bool {
     res.meta()
         .annotations
         .as_ref()
