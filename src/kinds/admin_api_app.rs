@@ -110,7 +110,7 @@ use kube::{Api, ResourceExt};
 use reqwest::Method;
 use serde_json::Value;
 
-use super::common::SecretKeyRef;
+use super::common::{SecretKeyRef, candidates};
 use crate::engine::secrets::SecretValues;
 use crate::engine::{Adapter, Context, Error, Observed};
 use crate::identity::{ApiError, IdentityClient, SecretString, path_segment};
@@ -374,13 +374,15 @@ impl Adapter for Entrust {
         }
         // No id yet: find the application by name, so a crash between create and the status
         // write never creates a second one.
-        let mut named = listed.named(&res.spec.name);
-        match (named.pop(), named.is_empty()) {
-            (None, _) => Ok(None),
-            (Some(a), true) => observed(a, APPLICATIONS).map(Some),
-            _ => Err(Error::Conflict(format!(
-                "several Entrust admin API applications are named {:?}; set spec.applicationId to choose one",
-                res.spec.name
+        let named = listed.named(&res.spec.name);
+        match named.as_slice() {
+            [] => Ok(None),
+            [one] => observed(one.clone(), APPLICATIONS).map(Some),
+            several => Err(Error::Conflict(format!(
+                "several Entrust admin API applications are named {:?} ({}); set \
+                 spec.applicationId to the one to manage",
+                res.spec.name,
+                candidates(several.iter().filter_map(|a| a.id.as_deref()))
             ))),
         }
     }
@@ -391,7 +393,16 @@ impl Adapter for Entrust {
         desired: &AdminApiApplication,
     ) -> Result<Observed<AdminApiApplication>, Error> {
         let body = serde_json::to_value(desired.parms(true)).expect("serializable");
-        let resp = api.call(Method::POST, APPLICATIONS, Some(&body)).await?;
+        let resp = match api.call(Method::POST, APPLICATIONS, Some(&body)).await {
+            // ALREADY_EXISTS: application names are unique.
+            Err(e) if e.status() == Some(409) => {
+                return Err(Error::AlreadyExists(format!(
+                    "Entrust already has an admin API application named {:?}",
+                    desired.name.as_deref().unwrap_or_default()
+                )));
+            }
+            other => other?,
+        };
         let created = observed(resp.decode(APPLICATIONS)?, APPLICATIONS)?;
         remember(api, &created);
         Ok(created)

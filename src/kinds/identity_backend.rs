@@ -170,11 +170,13 @@ pub struct BackendRole {
 use reqwest::Method;
 use serde_json::json;
 
+use super::common::candidates;
 use crate::engine::diff::{camel_case, subset_diff};
+use crate::engine::reconcile::creation_recorded;
 use crate::engine::secrets::SecretValues;
 use crate::engine::{Adapter, Error, Observed};
-use crate::identity::IdentityClient;
 use crate::identity::lists::Items;
+use crate::identity::{IdentityClient, path_segment};
 use crate::kinds::identity_api::Provider;
 
 /// A backend as the Boruta admin API names it (`{"backend": …}` in, `{"data": …}` out).
@@ -393,11 +395,15 @@ fn decode_data<T: serde::de::DeserializeOwned>(body: Value, path: &str) -> Resul
         }
         other => other,
     };
+    // The message never quotes a value: a backend holds its passwords in plain text.
     serde_json::from_value(data).map_err(|e| {
-        Error::Api(crate::identity::ApiError::Decode {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })
+        Error::Api(crate::identity::ApiError::undecodable(
+            "",
+            path,
+            200,
+            &[],
+            &e,
+        ))
     })
 }
 
@@ -412,6 +418,27 @@ fn observed(backend: Backend) -> Result<Observed<Backend>, Error> {
         id,
         remote: backend,
     })
+}
+
+/// The id the operator gives the backend it creates for `res`: the resource's uid (a UUID,
+/// as Boruta's ids are).
+fn own_id(res: &IdentityBackend) -> Option<&str> {
+    res.metadata.uid.as_deref()
+}
+
+/// Boruta's answer to a create whose id it already has.
+fn is_taken_id(e: &crate::identity::ApiError) -> bool {
+    e.status() == Some(422) && e.to_string().contains("id: has already been taken")
+}
+
+/// One backend by id, read directly (not from a list): `None` when Boruta says it has none.
+async fn read_backend(api: &IdentityClient, id: &str) -> Result<Option<Observed<Backend>>, Error> {
+    let path = format!("{BACKENDS}/{}", path_segment(id));
+    match api.call(Method::GET, &path, None).await {
+        Ok(resp) => observed(decode_data(resp.body(), &path)?).map(Some),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 impl Adapter for Boruta {
@@ -465,34 +492,54 @@ impl Adapter for Boruta {
             if let Some(found) = listed.get(id) {
                 return observed(found).map(Some);
             }
-            // Created after the snapshot by someone else, or gone: ask for it directly.
-            let path = format!("{BACKENDS}/{id}");
-            return match api.call(Method::GET, &path, None).await {
-                Ok(resp) => observed(decode_data(resp.body(), &path)?).map(Some),
-                Err(e) if e.is_not_found() => Ok(None),
-                Err(e) => Err(e.into()),
+            return read_backend(api, id).await;
+        }
+        // An earlier create may have made it, with the id the operator chose for it (and
+        // whatever a list shows so far).
+        if let Some(own) = own_id(res).filter(|_| creation_recorded(res)) {
+            let found = match listed.get(own) {
+                Some(found) => Some(observed(found)?),
+                None => read_backend(api, own).await?,
             };
+            if found.is_some() {
+                return Ok(found);
+            }
         }
         // No id yet: find the backend by name, so a crash between create and the status write
         // never creates a second one.
-        let mut named = listed.named(&res.spec.name);
-        match (named.pop(), named.is_empty()) {
-            (None, _) => Ok(None),
-            (Some(b), true) => observed(b).map(Some),
-            _ => Err(Error::Conflict(format!(
-                "several Boruta backends are named {:?}; set spec.backendId to choose one",
-                res.spec.name
+        let named = listed.named(&res.spec.name);
+        match named.as_slice() {
+            [] => Ok(None),
+            [one] => observed(one.clone()).map(Some),
+            several => Err(Error::Conflict(format!(
+                "several Boruta backends are named {:?} ({}); set spec.backendId to the one to \
+                 manage",
+                res.spec.name,
+                candidates(several.iter().filter_map(|b| b.id.as_deref()))
             ))),
         }
     }
 
     async fn create(
         api: &IdentityClient,
-        _res: &IdentityBackend,
+        res: &IdentityBackend,
         desired: &Backend,
     ) -> Result<Observed<Backend>, Error> {
-        let body = json!({"backend": desired});
-        let resp = api.call(Method::POST, BACKENDS, Some(&body)).await?;
+        let mut backend = desired.clone();
+        // Boruta takes the id of a new backend from the request and refuses one it already
+        // has (422 "has already been taken"): the resource's uid makes the create idempotent,
+        // so a create repeated after a lost answer can never make a second backend.
+        backend.id = own_id(res).map(str::to_owned);
+        let body = json!({"backend": backend});
+        let resp = match api.call(Method::POST, BACKENDS, Some(&body)).await {
+            Err(e) if is_taken_id(&e) => {
+                return Err(Error::AlreadyExists(format!(
+                    "Boruta already has a backend with id {:?}",
+                    backend.id.unwrap_or_default()
+                )));
+            }
+            other => other?,
+        };
         let created = if resp.body().get("data").is_some() {
             observed(decode_data(resp.body(), BACKENDS)?)?
         } else {

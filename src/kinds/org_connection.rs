@@ -89,6 +89,7 @@ use serde_json::{Map, Value};
 
 use super::common::SecretKeyRef;
 use crate::engine::diff::camel_case;
+use crate::engine::reconcile::creation_recorded;
 use crate::engine::secrets::SecretValues;
 use crate::engine::{Adapter, Error, Observed};
 use crate::identity::lists::Items;
@@ -271,6 +272,19 @@ async fn list_connections(
     Ok(all)
 }
 
+/// The organization's connection, read by itself: `None` when Auth0 says it is not enabled.
+async fn read_connection(
+    api: &IdentityClient,
+    res: &OrgConnection,
+) -> Result<Option<OrganizationConnection>, Error> {
+    let path = res.spec.connection_path();
+    match api.call(Method::GET, &path, None).await {
+        Ok(resp) => Ok(Some(resp.decode(&path)?)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 impl Adapter for Auth0 {
     type Resource = OrgConnection;
     type Remote = OrganizationConnection;
@@ -308,7 +322,14 @@ impl Adapter for Auth0 {
             .lists()
             .get(&path, || list_connections(api, &path))
             .await?;
-        Ok(listed.get(&res.spec.connection_id).map(|remote| Observed {
+        let remote = match listed.get(&res.spec.connection_id) {
+            Some(remote) => Some(remote),
+            // An earlier enable may have worked though its answer was lost: the connection
+            // itself is read, not only a list (which may lag behind the write).
+            None if creation_recorded(res) => read_connection(api, res).await?,
+            None => None,
+        };
+        Ok(remote.map(|remote| Observed {
             id: res.spec.external_id(),
             remote,
         }))
@@ -333,6 +354,11 @@ impl Adapter for Auth0 {
             // No such organization or connection in the tenant: nothing the spec can fix by
             // retrying at once, but it may appear.
             Err(e) if e.is_not_found() => Err(Error::RemoteNotFound(e.to_string())),
+            // `connection_already_enabled`.
+            Err(e) if e.status() == Some(409) => Err(Error::AlreadyExists(format!(
+                "Auth0 says connection {:?} is already enabled for organization {:?}",
+                res.spec.connection_id, res.spec.organization_id
+            ))),
             Err(e) => Err(e.into()),
         }
     }
