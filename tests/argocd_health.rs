@@ -26,7 +26,12 @@ const ARGOCD_CM: &str = concat!(
 
 /// Ready=False reasons the operator retries by itself: Progressing. Every other reason needs
 /// a change by someone: Degraded.
-const TRANSIENT: [&str; 3] = ["RateLimited", "IdentityApiError", "KubernetesError"];
+const TRANSIENT: [&str; 4] = [
+    "RateLimited",
+    "IdentityApiError",
+    "IdentityApiUnavailable",
+    "KubernetesError",
+];
 /// Ready=False reasons that need a change (spec, Secret, IdentityApi, identity system, or the
 /// other resource of a singleton conflict): Degraded.
 const NEEDS_A_CHANGE: [&str; 15] = [

@@ -12,9 +12,10 @@ local hs = {}
 
 -- Reasons of Ready=False that clear without anyone acting: the operator retries them.
 local transient = {
-  RateLimited = true,      -- the identity API asked to slow down: retried after its delay
-  IdentityApiError = true, -- unreachable, timeout, 5xx: retried with backoff
-  KubernetesError = true,  -- a Kubernetes API call failed: retried with backoff
+  RateLimited = true,            -- the identity API asked to slow down: retried after its delay
+  IdentityApiError = true,       -- unreachable, timeout, 5xx, an unreadable answer: retried with backoff
+  IdentityApiUnavailable = true, -- the API is down: retried at the connection's next attempt
+  KubernetesError = true,        -- a Kubernetes API call failed: retried with backoff
 }
 
 local function find_condition(status, type)
