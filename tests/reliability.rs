@@ -429,6 +429,15 @@ impl World {
         }
     }
 
+    /// The end of every scenario: the last operator stopped, the leak check, the namespace
+    /// released.
+    async fn finish(mut self, op: Operator, mut report: Report) -> Report {
+        self.stop_operator(op).await;
+        self.leaks(&mut report).await;
+        self.release().await;
+        report
+    }
+
     /// With no operator left to run them, the finalizers of the remaining resources would keep
     /// the test namespace Terminating: they are dropped, as a user uninstalling would.
     async fn release(&self) {
@@ -664,10 +673,7 @@ async fn faults(scale: Scale) -> Report {
             "converging took {total:?} in all (target {UNDER_FAULTS_WITHIN:?})"
         ));
     }
-    world.stop_operator(op).await;
-    world.leaks(&mut report).await;
-    world.release().await;
-    report
+    world.finish(op, report).await
 }
 
 /// The identity APIs go down for a minute under many resources (every call, token requests
@@ -728,10 +734,7 @@ async fn api_down(scale: Scale) -> Report {
         BACKOFF_PERIOD.as_secs_f64(),
         normal.as_secs_f64()
     );
-    world.stop_operator(op).await;
-    world.leaks(&mut report).await;
-    world.release().await;
-    report
+    world.finish(op, report).await
 }
 
 /// SIGKILL at random moments while resources are created, edited and deleted: each round
@@ -784,10 +787,7 @@ async fn crashes(scale: Scale) -> Report {
         "converged {:.1} s after the last restart",
         took.as_secs_f64()
     );
-    world.stop_operator(op).await;
-    world.leaks(&mut report).await;
-    world.release().await;
-    report
+    world.finish(op, report).await
 }
 
 /// The Kubernetes API server stops for 10 s and comes back: the same operator process
@@ -818,10 +818,7 @@ async fn outage(scale: Scale) -> Report {
         "converged {:.1} s after it came back, same process",
         took.as_secs_f64()
     );
-    world.stop_operator(op).await;
-    world.leaks(&mut report).await;
-    world.release().await;
-    report
+    world.finish(op, report).await
 }
 
 fn local_kube(command: &str) {
@@ -926,10 +923,7 @@ async fn failover(scale: Scale) -> Report {
         takeover.as_secs_f64(),
         distinct.len()
     );
-    world.stop_operator(follower).await;
-    world.leaks(&mut report).await;
-    world.release().await;
-    report
+    world.finish(follower, report).await
 }
 
 // --- the runner --------------------------------------------------------------------------------

@@ -918,22 +918,25 @@ async fn lagging_reads_miss_new_objects_for_a_while() {
     let id = created["data"]["id"].as_str().unwrap().to_owned();
     let backend_url = format!("{}/{id}", backends_url(&sim));
     let conns = org_connections_url(&sim, "org_acme");
-    let (status, _) = call(
-        Method::POST,
-        &conns,
-        Some(&auth0),
-        Some(json!({"connection_id": "con_saml"})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let (status, _) = entrust_call(
-        Method::POST,
-        &apps_url(&sim),
-        &entrust,
-        Some(json!({"name": "fresh", "roleId": "role-1"})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
+    let enable = || {
+        call(
+            Method::POST,
+            &conns,
+            Some(&auth0),
+            Some(json!({"connection_id": "con_saml"})),
+        )
+    };
+    let apps = apps_url(&sim);
+    let create_app = || {
+        entrust_call(
+            Method::POST,
+            &apps,
+            &entrust,
+            Some(json!({"name": "fresh", "roleId": "role-1"})),
+        )
+    };
+    assert_eq!(enable().await.0, StatusCode::CREATED);
+    assert_eq!(create_app().await.0, StatusCode::OK);
 
     // Reads do not see them yet; writes do (a second create is refused as a duplicate).
     let (_, list) = call(Method::GET, &backends_url(&sim), Some(&boruta), None).await;
@@ -958,24 +961,10 @@ async fn lagging_reads_miss_new_objects_for_a_while() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = call(
-        Method::POST,
-        &conns,
-        Some(&auth0),
-        Some(json!({"connection_id": "con_saml"})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(enable().await.0, StatusCode::CONFLICT);
     let (_, apps) = entrust_call(Method::GET, &apps_url(&sim), &entrust, None).await;
     assert_eq!(apps, json!([]));
-    let (status, _) = entrust_call(
-        Method::POST,
-        &apps_url(&sim),
-        &entrust,
-        Some(json!({"name": "fresh", "roleId": "role-1"})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(create_app().await.0, StatusCode::CONFLICT);
 
     tokio::time::sleep(Duration::from_millis(1600)).await;
     assert_eq!(

@@ -49,7 +49,7 @@ pub enum ApiError {
     /// [`super::breaker`]). The message stays the same while the cause does, so a retry
     /// rewrites no status and repeats no Event.
     #[error(
-        "the identity API is unavailable ({cause}); every resource using this IdentityApi waits for the connection's next attempt"
+        "unavailable ({cause}); every resource using this IdentityApi waits for the connection's next attempt"
     )]
     Unavailable { retry_in: Duration, cause: String },
 }
@@ -115,6 +115,14 @@ impl ApiError {
         }
     }
 
+    /// JSON of another shape than expected ([`Self::Decode`]), without the values serde quotes.
+    pub fn decode(path: &str, err: &serde_json::Error) -> Self {
+        ApiError::Decode {
+            path: path.to_owned(),
+            message: without_values(&err.to_string()),
+        }
+    }
+
     /// A body that did not decode as `T`: cut short or not JSON at all is [`Self::Unreadable`],
     /// JSON of another shape [`Self::Decode`]. Neither quotes the body.
     pub fn undecodable(
@@ -125,10 +133,7 @@ impl ApiError {
         err: &serde_json::Error,
     ) -> Self {
         if err.is_data() {
-            ApiError::Decode {
-                path: path.to_owned(),
-                message: without_values(&err.to_string()),
-            }
+            ApiError::decode(path, err)
         } else {
             ApiError::Unreadable {
                 method: method.to_owned(),

@@ -396,15 +396,8 @@ fn decode_data<T: serde::de::DeserializeOwned>(body: Value, path: &str) -> Resul
         other => other,
     };
     // The message never quotes a value: a backend holds its passwords in plain text.
-    serde_json::from_value(data).map_err(|e| {
-        Error::Api(crate::identity::ApiError::undecodable(
-            "",
-            path,
-            200,
-            &[],
-            &e,
-        ))
-    })
+    serde_json::from_value(data)
+        .map_err(|e| Error::Api(crate::identity::ApiError::decode(path, &e)))
 }
 
 fn observed(backend: Backend) -> Result<Observed<Backend>, Error> {
