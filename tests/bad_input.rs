@@ -18,7 +18,7 @@ use kube::core::cel::Validator;
 use serde_json::{Value, json};
 use support::cluster::{Cluster, TestNamespace, ensure_cluster};
 use support::operator::{
-    KINDS, Operator, apply, condition, get_json, install_crds, wait_condition,
+    KINDS, Operator, apply, condition, get_json, install_crds, wait_condition, wait_event,
 };
 use support::sim::{SimOptions, SimProcess};
 
@@ -617,39 +617,6 @@ fn resource(m: &Managed, name: &str, api: &str) -> Value {
 
 fn what(m: &Managed, name: &str) -> String {
     format!("{}/{name}", m.kind.to_lowercase())
-}
-
-/// Events of the object `name` in the namespace, as `reason: note` lines.
-fn events_of(ns: &TestNamespace, name: &str) -> Vec<String> {
-    let out = ns.kubectl_ok(&["get", "events", "-o", "json"]);
-    let events: Value = serde_json::from_str(&out).expect("events JSON");
-    events["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|e| e["involvedObject"]["name"] == name)
-        .map(|e| {
-            let note = e["message"]
-                .as_str()
-                .or(e["note"].as_str())
-                .unwrap_or_default();
-            format!("{}: {note}", e["reason"].as_str().unwrap_or_default())
-        })
-        .collect()
-}
-
-async fn wait_event(ns: &TestNamespace, name: &str, reason: &str, fragment: &str) -> String {
-    let prefix = format!("{reason}: ");
-    support::operator::wait_for(
-        Duration::from_secs(30),
-        &format!("{reason} Event of {name}"),
-        || async {
-            events_of(ns, name)
-                .into_iter()
-                .find(|e| e.starts_with(&prefix) && e.contains(fragment))
-        },
-    )
-    .await
 }
 
 fn sim_seed() -> Value {

@@ -175,7 +175,8 @@ struct World {
 }
 
 impl World {
-    async fn new(prefix: &str, n: usize) -> World {
+    /// `timeout_seconds`: the IdentityApis' `timeoutSeconds`.
+    async fn new(prefix: &str, n: usize, timeout_seconds: u32) -> World {
         let cluster = ensure_cluster();
         let ns = Arc::new(TestNamespace::new(cluster, prefix));
         let unique = || format!("{:032x}", rand::rng().random::<u128>());
@@ -196,7 +197,7 @@ impl World {
             outputs: vec![],
             desired: BTreeMap::new(),
         };
-        let mut docs = creating_apis(&world.sim, 2);
+        let mut docs = creating_apis(&world.sim, timeout_seconds);
         docs.push(secret("ldap-bind", "password", &ldap_password));
         let stream: Vec<String> = docs.iter().map(Value::to_string).collect();
         world.cluster.kubectl_stdin_ok(
@@ -613,7 +614,7 @@ fn doomed(n: usize) -> impl Iterator<Item = usize> {
 async fn faults(scale: Scale) -> Report {
     let n = scale.under_faults;
     let mut report = Report::new("faults", n);
-    let mut world = World::new("rel-faults", n).await;
+    let mut world = World::new("rel-faults", n, 2).await;
     // 19 % by one draw, and 3.5 % slow and 3.5 % late on top: 25 % of the calls in all.
     let fault = |api: &str| {
         json!({"api": api, "errorRate": 0.04, "errorStatus": 503,
@@ -685,7 +686,8 @@ async fn faults(scale: Scale) -> Report {
 async fn api_down(scale: Scale) -> Report {
     let n = scale.while_down;
     let mut report = Report::new("api down", n);
-    let mut world = World::new("rel-down", n).await;
+    // Not about timeouts: lists of thousands of objects take a while on a busy machine.
+    let mut world = World::new("rel-down", n, 10).await;
     let op = world.start_operator(&[]);
     world.apply(0..n, 0).await;
     let normal = report.check(world.converge(scale.converge).await);
@@ -743,7 +745,7 @@ async fn crashes(scale: Scale) -> Report {
     let n = scale.resources;
     let kills = scale.kills.max(2);
     let mut report = Report::new("crashes", n);
-    let mut world = World::new("rel-crashes", n).await;
+    let mut world = World::new("rel-crashes", n, 2).await;
     // Each call takes a while, so that kills land between a call and its status write.
     world.sim.faults(json!({"api": "*", "latencyMs": 30})).await;
     let doomed: BTreeSet<usize> = doomed(n).collect();
@@ -795,7 +797,7 @@ async fn crashes(scale: Scale) -> Report {
 async fn outage(scale: Scale) -> Report {
     let n = scale.resources.min(60);
     let mut report = Report::new("outage", n);
-    let mut world = World::new("rel-outage", n).await;
+    let mut world = World::new("rel-outage", n, 2).await;
     let op = world.start_operator(&[]);
     let first = n / 2;
     world.apply(0..first, 0).await;
@@ -840,7 +842,7 @@ async fn failover(scale: Scale) -> Report {
     const LEASE_SECONDS: u64 = 6;
     let n = scale.resources.min(90);
     let mut report = Report::new("failover", n);
-    let mut world = World::new("rel-failover", n).await;
+    let mut world = World::new("rel-failover", n, 2).await;
     // Calls slow enough that the leader is still working when it is killed.
     world
         .sim

@@ -513,11 +513,14 @@ impl IdentityClient {
                 // Not even a connection: the API is down, and every call waits for the
                 // connection's next attempt instead of trying on its own.
                 Err(e @ ApiError::Unreachable(_)) => return Err(ticket.fail(&e)),
-                sent => {
-                    ticket.pass();
-                    sent
+                Ok(resp) if (200..300).contains(&resp.status) => {
+                    resp.readable(path).map_err(|e| self.redacted(e))
                 }
+                sent => sent,
             };
+            if let Some(down) = self.tell_breaker(&ticket, &sent, path) {
+                return Err(down);
+            }
             let passing = matches!(
                 &sent,
                 Err(ApiError::Transport(_)) | Ok(Response { status: 500.., .. })
@@ -543,10 +546,30 @@ impl IdentityClient {
                     rate_limited_once = true;
                     continue;
                 }
-                s if s.is_success() => return resp.readable(path).map_err(|e| self.redacted(e)),
+                s if s.is_success() => return Ok(resp),
                 _ => return Err(self.redacted(failure(&resp, path))),
             }
         }
+    }
+
+    /// What the connection learns from a call: any answer says it works; no answer (a
+    /// timeout, a 5xx, a proxy's page instead of the API's JSON) is a strike, and strikes in a
+    /// row say the API is down (then the error every caller gets, see [`breaker`]).
+    fn tell_breaker(
+        &self,
+        ticket: &breaker::Ticket<'_>,
+        sent: &Result<Response, ApiError>,
+        path: &str,
+    ) -> Option<ApiError> {
+        let no_answer = match sent {
+            Err(e @ (ApiError::Transport(_) | ApiError::Unreadable { .. })) => e.clone(),
+            Ok(resp) if resp.status >= 500 => self.redacted(failure(resp, path)),
+            _ => {
+                ticket.pass();
+                return None;
+            }
+        };
+        ticket.strike(&no_answer)
     }
 
     async fn send(

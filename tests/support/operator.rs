@@ -454,3 +454,36 @@ pub fn count_writes(log: &Value, api: &str) -> usize {
         })
         .unwrap_or(0)
 }
+
+/// Events of the object `name` in the namespace, as `reason: note` lines.
+pub fn events_of(ns: &TestNamespace, name: &str) -> Vec<String> {
+    let out = ns.kubectl_ok(&["get", "events", "-o", "json"]);
+    let events: Value = serde_json::from_str(&out).expect("events JSON");
+    events["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["involvedObject"]["name"] == name)
+        .map(|e| {
+            let note = e["message"]
+                .as_str()
+                .or(e["note"].as_str())
+                .unwrap_or_default();
+            format!("{}: {note}", e["reason"].as_str().unwrap_or_default())
+        })
+        .collect()
+}
+
+pub async fn wait_event(ns: &TestNamespace, name: &str, reason: &str, fragment: &str) -> String {
+    let prefix = format!("{reason}: ");
+    wait_for(
+        Duration::from_secs(30),
+        &format!("{reason} Event of {name}"),
+        || async {
+            events_of(ns, name)
+                .into_iter()
+                .find(|e| e.starts_with(&prefix) && e.contains(fragment))
+        },
+    )
+    .await
+}
