@@ -467,34 +467,40 @@ impl World {
             .await;
     }
 
-    /// While the APIs are down: every resource synced before (not `edited` since) is still
-    /// Ready, and the operator says why nothing syncs.
-    async fn check_while_down(&self, edited: &[usize], report: &mut Report) {
-        let live = self.list().await;
-        let mut lost_ready = 0;
-        let mut unavailable = 0;
-        for (i, obj) in
-            (0..self.desired.len()).filter_map(|i| live.get(&format!("r{i}")).map(|o| (i, o)))
-        {
-            if !edited.contains(&i) && !is_ready(obj) {
-                lost_ready += 1;
+    /// While the APIs are down: waits (at most `timeout`) until every resource says why
+    /// nothing syncs (`Synced=False, reason=IdentityApiUnavailable`: every one is reconciled
+    /// when the new operator starts), and checks that each synced before (not `edited` since)
+    /// is still Ready.
+    async fn wait_while_down(&self, edited: &[usize], timeout: Duration, report: &mut Report) {
+        let deadline = Instant::now() + timeout;
+        let poll = Duration::from_millis(250.max(self.desired.len() as u64 / 10));
+        loop {
+            let live = self.list().await;
+            let says = |obj: &Value| {
+                condition(obj, "Synced")
+                    .is_some_and(|(_, reason, _)| reason == "IdentityApiUnavailable")
+            };
+            let unavailable = live.values().filter(|obj| says(obj)).count();
+            if unavailable == live.len() || Instant::now() > deadline {
+                let lost_ready = (0..self.desired.len())
+                    .filter(|i| !edited.contains(i))
+                    .filter_map(|i| live.get(&format!("r{i}")))
+                    .filter(|obj| !is_ready(obj))
+                    .count();
+                if lost_ready > 0 {
+                    report.fail(format!(
+                        "{lost_ready} resources synced before lost Ready while the APIs were down"
+                    ));
+                }
+                if unavailable < live.len() {
+                    report.fail(format!(
+                        "{unavailable} of {} resources say Synced=False, reason=IdentityApiUnavailable",
+                        live.len()
+                    ));
+                }
+                return;
             }
-            let reason = condition(obj, "Synced").map(|(_, reason, _)| reason);
-            if reason.as_deref() == Some("IdentityApiUnavailable") {
-                unavailable += 1;
-            }
-        }
-        if lost_ready > 0 {
-            report.fail(format!(
-                "{lost_ready} resources synced before lost Ready while the APIs were down"
-            ));
-        }
-        // Every resource is reconciled when the new operator starts, so every one says so.
-        if unavailable < live.len() {
-            report.fail(format!(
-                "{unavailable} of {} resources say Synced=False, reason=IdentityApiUnavailable",
-                live.len()
-            ));
+            tokio::time::sleep(poll).await;
         }
     }
 
@@ -677,9 +683,10 @@ async fn faults(scale: Scale) -> Report {
     world.finish(op, report).await
 }
 
-/// The identity APIs go down for a minute under many resources (every call, token requests
-/// included, gets the load balancer's 503 page), and a new operator starts meanwhile, without a
-/// token, with every resource to check and a tenth of them edited. The connections must not
+/// The identity APIs go down for a minute (longer if the new operator needs more to go through
+/// every resource) under many resources (every call, token requests included, gets the load
+/// balancer's 503 page), and a new operator starts meanwhile, without a token, with every
+/// resource to check and a tenth of them edited. The connections must not
 /// storm the APIs (token requests per connection and minute, target ≤ 10), the resources synced
 /// before stay Ready with `Synced=False, reason=IdentityApiUnavailable`, and once the APIs are
 /// back everything converges within one backoff period plus the normal convergence time.
@@ -704,7 +711,10 @@ async fn api_down(scale: Scale) -> Report {
     let edited: Vec<usize> = (0..n).step_by(10).collect();
     world.apply(edited.iter().copied(), 1).await;
     tokio::time::sleep(DOWN_FOR.saturating_sub(went_down.elapsed())).await;
-    world.check_while_down(&edited, &mut report).await;
+    // Down for a minute, or until the new operator has been through every resource.
+    world
+        .wait_while_down(&edited, scale.converge, &mut report)
+        .await;
     let tokens = world.token_requests_since(since).await;
     let outage = went_down.elapsed();
     world.sim.clear_faults().await;
