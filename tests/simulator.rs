@@ -297,6 +297,20 @@ async fn boruta_roles_are_replaced_on_update_and_scopes_are_computed() {
     assert_eq!(roles[0]["name"], "admin", "role names come from the server");
     assert_eq!(roles[0]["scopes"][0]["name"], "users:manage:all");
 
+    // Roles come back in Boruta's order (here by id), not in the order they were sent.
+    let other = "00000000-2222-3333-4444-555555555555";
+    sim.seed(json!({"boruta": {"roles": [{"id": other, "name": "viewer"}]}}))
+        .await;
+    let body = json!({"backend": {"name": "c", "roles": [{"id": role_id}, {"id": other}]}});
+    let (_, two) = call(Method::POST, &url, Some(&token), Some(body)).await;
+    let ids: Vec<&str> = two["data"]["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    assert_eq!(ids, [other, role_id]);
+
     let one = format!("{url}/{}", created["data"]["id"].as_str().unwrap());
     let (status, body) = call(
         Method::PUT,
@@ -372,6 +386,39 @@ async fn boruta_validation_errors_have_boruta_shape() {
             json!({"name": "x", "is_default": "maybe"}),
             "is_default",
             "is invalid",
+        ),
+        // The JSON schemas boruta-server checks its JSON columns against.
+        (
+            json!({"name": "x", "federated_servers": [{"name": "idp", "client_id": "c", "base_url": "u"}]}),
+            "federated_servers",
+            "Required property client_secret was not present. at #/0",
+        ),
+        (
+            json!({"name": "x", "federated_servers": [{"name": "my idp", "client_id": "c",
+                   "client_secret": "s", "base_url": "u", "clientSecretRef": {}}]}),
+            "federated_servers",
+            "Schema does not allow additional properties. at #/0/clientSecretRef",
+        ),
+        (
+            json!({"name": "x", "federated_servers": [{"name": "my idp", "client_id": "c",
+                   "client_secret": "s", "base_url": "u"}]}),
+            "federated_servers",
+            "Does not match pattern \"^[^ ]+$\". at #/0/name",
+        ),
+        (
+            json!({"name": "x", "metadata_fields": [{"attribute_name": "dept", "label": "Department"}]}),
+            "metadata_fields",
+            "Schema does not allow additional properties. at #/0/label",
+        ),
+        (
+            json!({"name": "x", "password_hashing_alg": "bcrypt", "password_hashing_opts": {"t_cost": 3}}),
+            "password_hashing_opts",
+            "Schema does not allow additional properties. at #/t_cost",
+        ),
+        (
+            json!({"name": "x", "password_hashing_opts": {"hashlen": 0}}),
+            "password_hashing_opts",
+            "Expected the value to be between 1 and 128. at #/hashlen",
         ),
     ];
     for (backend, field, message) in cases {
@@ -656,8 +703,96 @@ async fn calls_and_log_record_vendor_traffic() {
     assert_eq!(token_call["body"]["client_id"], "sim-client");
     assert_eq!(token_call["body"]["client_secret"], "[redacted]");
 
+    // So are the passwords of write bodies, at any depth; a password not sent stays absent.
+    let secret_backend = json!({"backend": {"name": "with-secrets", "ldap_master_password": "s3cret",
+        "smtp_password": null, "federated_servers": [{"name": "idp", "client_id": "c",
+        "client_secret": "fed-s3cret", "base_url": "https://idp.example"}]}});
+    let seq = sim.log().await["lastSeq"].as_u64().unwrap();
+    let (status, _) = call(Method::POST, &url, Some(&token), Some(secret_backend)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let logged = sim.log_since("boruta", seq).await["entries"][0]["body"]["backend"].clone();
+    assert_eq!(logged["ldap_master_password"], "[redacted]");
+    assert_eq!(logged["smtp_password"], Value::Null);
+    assert_eq!(
+        logged["federated_servers"][0]["client_secret"],
+        "[redacted]"
+    );
+    assert_eq!(logged["federated_servers"][0]["client_id"], "c");
+    assert!(!sim.log().await.to_string().contains("s3cret"));
+
     let empty = sim.log_since("auth0", 0).await;
     assert_eq!(empty["entries"], json!([]));
+}
+
+#[tokio::test]
+async fn ignore_fields_fault_keeps_the_old_value_of_one_field() {
+    let sim = start();
+    let token = boruta_token(&sim, BORUTA_SCOPE).await;
+    let url = backends_url(&sim);
+    let body = json!({"backend": {"name": "ignored", "smtp_port": 25, "smtp_relay": "a.example"}});
+    let (_, created) = call(Method::POST, &url, Some(&token), Some(body)).await;
+    let one = format!("{url}/{}", created["data"]["id"].as_str().unwrap());
+    let faults = sim
+        .faults(json!({"api": "boruta", "ignoreFields": ["smtp_port"]}))
+        .await;
+    assert_eq!(faults["boruta"]["ignoreFields"], json!(["smtp_port"]));
+
+    // The update is answered as usual, but smtp_port keeps its value there, in the state and
+    // in every read; the other fields of the same write are stored.
+    let update =
+        json!({"backend": {"name": "ignored", "smtp_port": 587, "smtp_relay": "b.example"}});
+    let (status, answer) = call(Method::PUT, &one, Some(&token), Some(update.clone())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["data"]["smtp_port"], 25);
+    assert_eq!(answer["data"]["smtp_relay"], "b.example");
+    let (_, read) = call(Method::GET, &one, Some(&token), None).await;
+    assert_eq!(read["data"]["smtp_port"], 25);
+    // The same write again: still ignored, and counted.
+    call(Method::PUT, &one, Some(&token), Some(update.clone())).await;
+    assert_eq!(
+        sim.get_faults().await["boruta"]["injected"]["ignoredWrites"],
+        2
+    );
+    // A write that leaves the field as it is ignores nothing.
+    let same = json!({"backend": {"name": "ignored", "smtp_port": 25}});
+    call(Method::PUT, &one, Some(&token), Some(same)).await;
+    assert_eq!(
+        sim.get_faults().await["boruta"]["injected"]["ignoredWrites"],
+        2
+    );
+
+    // Every API honours it, nested paths included: VCD's definedSettings.hostName.
+    sim.faults(json!({"api": "vcd", "ignoreFields": ["definedSettings.hostName"]}))
+        .await;
+    let vcd = vcd_token(&sim, "acme").await;
+    let ldap = ldap_url(&sim);
+    let (status, _) = vcd_call(
+        Method::PUT,
+        &ldap,
+        &vcd,
+        None,
+        Some(defined_ldap(Some("pw"))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut changed = defined_ldap(None);
+    changed["definedSettings"]["hostName"] = json!("other.acme");
+    changed["definedSettings"]["port"] = json!(389);
+    let (_, answer) = vcd_call(Method::PUT, &ldap, &vcd, None, Some(changed)).await;
+    assert_eq!(answer["definedSettings"]["port"], 389);
+    assert_ne!(answer["definedSettings"]["hostName"], "other.acme");
+
+    // Without the fault the write applies.
+    sim.clear_faults().await;
+    let (_, answer) = call(Method::PUT, &one, Some(&token), Some(update)).await;
+    assert_eq!(answer["data"]["smtp_port"], 587);
+    let bad = reqwest::Client::new()
+        .post(format!("{}/_sim/faults", sim.base_url()))
+        .json(&json!({"api": "boruta", "ignoreFields": [""]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
@@ -1454,6 +1589,37 @@ async fn entrust_application_lifecycle_and_secret_rotation() {
     )
     .await;
     assert!(updated["spRoleId"].is_null());
+    // roleId "" unsets the site role, as documented: the switch to a service-provider role.
+    let (status, updated) = entrust_call(
+        Method::PUT,
+        &one,
+        &token,
+        Some(json!({"name": "ci2", "roleId": "", "spRoleId": "sp-2"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert!(updated["roleId"].is_null(), "{updated}");
+    assert_eq!(updated["spRoleId"], "sp-2");
+    // Unsetting both leaves the application without a role, which Entrust refuses.
+    let (status, _) = entrust_call(
+        Method::PUT,
+        &one,
+        &token,
+        Some(json!({"name": "ci2", "roleId": "", "spRoleId": ""})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, back) = entrust_call(
+        Method::PUT,
+        &one,
+        &token,
+        Some(json!({"name": "ci2", "roleId": "role-1", "spRoleId": ""})),
+    )
+    .await;
+    assert_eq!(
+        (back["roleId"].as_str(), back["spRoleId"].is_null()),
+        (Some("role-1"), true)
+    );
     let template = created["applicationTemplateId"].clone();
     let (status, _) = entrust_call(
         Method::PUT,
@@ -1840,7 +2006,7 @@ async fn vcd_ldap_validation() {
         json!({"enabled": true, "settingsSource": "DEFINED"}),
         json!({"enabled": false, "colour": "blue"}),
         with("port", json!(0)),
-        with("port", json!(65336)),
+        with("port", json!(65536)),
         with("port", json!("636")),
         with("pageSize", json!(0)),
         with("maxResults", json!(0)),
@@ -1863,10 +2029,14 @@ async fn vcd_ldap_validation() {
         &url,
         &token,
         None,
-        Some(with("port", json!(65335))),
+        Some(with("port", json!(65535))),
     )
     .await;
-    assert_eq!(status, StatusCode::OK, "65335 is the documented maximum");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "65535, the highest TCP port, is allowed"
+    );
     let malformed = http()
         .put(&url)
         .bearer_auth(&token)
@@ -2176,8 +2346,8 @@ async fn xelion_authentication_get_and_patch_operations() {
         {"op": "replace", "path": "/securityDomain", "value": "corp2"},
         {"op": "replace", "path": "/minimumPasswordLength", "value": 12},
         {"op": "replace", "path": "/synchronizeDomainTime", "value": true},
-        {"op": "add", "path": "/openIdConnections/new-1", "value": "1002"},
-        {"op": "replace", "path": "/openIdConnections/new-1/liveSyncOn", "value": false},
+        {"op": "add", "path": "/openIdConnections/1", "value": "1002"},
+        {"op": "replace", "path": "/openIdConnections/1002/liveSyncOn", "value": false},
         {"op": "replace", "path": "/openIdConnections/1002/openIdGroupId", "value": "g2"},
         {"op": "remove", "path": "/openIdConnections/1001"}
     ]});
@@ -2224,11 +2394,38 @@ async fn xelion_patch_errors_are_atomic_and_have_xelion_shape() {
     let op = |op: Value| json!({"operations": [{"op": "replace", "path": "/securityDomain", "value": "changed"}, op]});
     let cases = [
         (
-            op(json!({"op": "add", "path": "/openIdConnections/v1", "value": "9999"})),
+            op(json!({"op": "add", "path": "/openIdConnections/1", "value": "9999"})),
             StatusCode::NOT_FOUND,
         ),
         (
-            op(json!({"op": "add", "path": "/openIdConnections/v1", "value": "1001"})),
+            op(json!({"op": "add", "path": "/openIdConnections/1", "value": "1001"})),
+            StatusCode::BAD_REQUEST,
+        ),
+        // The document's virtual ids are numbers, and a linked connection is edited or
+        // removed by its OID, never through the virtual id that added it.
+        (
+            op(json!({"op": "add", "path": "/openIdConnections/new-1", "value": "1002"})),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"operations": [
+                {"op": "add", "path": "/openIdConnections/1", "value": "1002"},
+                {"op": "replace", "path": "/openIdConnections/1/liveSyncOn", "value": true},
+            ]}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"operations": [
+                {"op": "add", "path": "/openIdConnections/1", "value": "1002"},
+                {"op": "remove", "path": "/openIdConnections/1"},
+            ]}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"operations": [
+                {"op": "add", "path": "/openIdConnections/1", "value": "1002"},
+                {"op": "add", "path": "/openIdConnections/1", "value": "1003"},
+            ]}),
             StatusCode::BAD_REQUEST,
         ),
         (

@@ -1,4 +1,5 @@
-//! Injected faults per API: latency, random errors, bursts of 429, and a request-rate limit.
+//! Injected faults per API: latency, random errors, bursts of 429, a request-rate limit, and
+//! fields an update silently ignores.
 //!
 //! The rate limit is a fixed one-second window aligned to wall-clock UNIX seconds: at most
 //! `requestsPerSecond` requests are let through per second, every request beyond that gets a
@@ -12,7 +13,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::wire::{Api, Locked};
 
@@ -52,6 +53,11 @@ pub struct FaultSpec {
     pub burst429: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimitSpec>,
+    /// Fields an update accepts but does not store, as dotted paths in the vendor's names
+    /// (`ldap_host`, `definedSettings.hostName`): the write is answered as usual, and the field
+    /// keeps its old value in the stored object, in the write's answer and in every read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_fields: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -102,6 +108,8 @@ pub struct Injected {
     pub too_many_requests: u64,
     pub slow: u64,
     pub late: u64,
+    /// Updates in which at least one ignored field would have changed.
+    pub ignored_writes: u64,
 }
 
 #[derive(Default)]
@@ -124,6 +132,15 @@ impl Faults {
             && !(400..=599).contains(&status)
         {
             return Err("errorStatus must be a 4xx or 5xx status".into());
+        }
+        if spec
+            .ignore_fields
+            .iter()
+            .any(|f| f.split('.').any(str::is_empty))
+        {
+            return Err(
+                "ignoreFields are dotted field paths such as definedSettings.hostName".into(),
+            );
         }
         let apis: Vec<Api> = match spec.api.as_deref().unwrap_or("*") {
             "*" => Api::ALL.to_vec(),
@@ -159,6 +176,45 @@ impl Faults {
             }
         }
         Value::Object(out)
+    }
+
+    /// Puts back into `after`, the object an update of `api` produced from `before`, the old
+    /// value of every field the API ignores on write (absent stays absent).
+    pub fn keep_ignored(
+        &self,
+        api: Api,
+        before: &Map<String, Value>,
+        after: &mut Map<String, Value>,
+    ) {
+        let mut inner = self.inner.locked();
+        let Some(f) = inner.get_mut(&api) else {
+            return;
+        };
+        let mut changed = false;
+        for path in &f.spec.ignore_fields {
+            let keys: Vec<&str> = path.split('.').collect();
+            let old = lookup(before, &keys);
+            let Some((last, parents)) = keys.split_last() else {
+                continue;
+            };
+            let Some(parent) = parents
+                .iter()
+                .try_fold(&mut *after, |map, key| map.get_mut(*key)?.as_object_mut())
+            else {
+                continue;
+            };
+            if parent.get(*last) == old {
+                continue;
+            }
+            changed = true;
+            match old {
+                Some(value) => parent.insert(last.to_string(), value.clone()),
+                None => parent.remove(*last),
+            };
+        }
+        if changed {
+            f.injected.ignored_writes += 1;
+        }
     }
 
     /// Decides what happens to one request arriving now; counts it against the rate limit.
@@ -226,6 +282,15 @@ impl Faults {
     }
 }
 
+/// The value at `keys` below `map`, if every step is an object.
+fn lookup<'a>(map: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a Value> {
+    let (last, parents) = keys.split_last()?;
+    parents
+        .iter()
+        .try_fold(map, |m, key| m.get(*key)?.as_object())?
+        .get(*last)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,5 +353,35 @@ mod tests {
         assert!(faults.set(spec(r#"{"lateRate":1.5}"#)).is_err());
         assert!(faults.set(spec(r#"{"api":"nope"}"#)).is_err());
         assert!(faults.set(spec(r#"{"errorStatus":200}"#)).is_err());
+        assert!(faults.set(spec(r#"{"ignoreFields":["a..b"]}"#)).is_err());
+    }
+
+    #[test]
+    fn ignored_fields_keep_their_old_value_nested_or_absent() {
+        let faults = Faults::default();
+        faults
+            .set(spec(
+                r#"{"api":"vcd","ignoreFields":["enabled","definedSettings.hostName","settingsSource"]}"#,
+            ))
+            .unwrap();
+        let object = |v: Value| v.as_object().cloned().unwrap();
+        let before = object(
+            serde_json::json!({"enabled": true, "definedSettings": {"hostName": "a", "port": 1}}),
+        );
+        let mut after = object(
+            serde_json::json!({"enabled": false, "settingsSource": "DEFINED",
+            "definedSettings": {"hostName": "b", "port": 2}}),
+        );
+        faults.keep_ignored(Api::Vcd, &before, &mut after);
+        assert_eq!(
+            Value::Object(after),
+            serde_json::json!({"enabled": true, "definedSettings": {"hostName": "a", "port": 2}})
+        );
+        // Other APIs write everything.
+        let mut other = before.clone();
+        other.insert("enabled".into(), false.into());
+        faults.keep_ignored(Api::Boruta, &before, &mut other);
+        assert_eq!(other["enabled"], false);
+        assert_eq!(faults.snapshot()["vcd"]["injected"]["ignoredWrites"], 1);
     }
 }
