@@ -104,10 +104,14 @@ struct RunArgs {
 }
 
 fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,kube=warn,kube_lease_manager=warn")
     });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colour codes are for a terminal: in a file, a pipe or a log collector they are noise.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder
