@@ -83,8 +83,8 @@ pub struct DefinedLdapSettings {
     /// LDAP server host name.
     #[schemars(length(min = 1))]
     pub host_name: String,
-    /// LDAP server port (1..65335, as the cloudapi documents it).
-    #[schemars(range(min = 1, max = 65335))]
+    /// LDAP server port (1..65535).
+    #[schemars(range(min = 1, max = 65535))]
     pub port: i32,
     /// Use LDAPS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -204,9 +204,13 @@ use std::collections::BTreeMap;
 use reqwest::Method;
 use serde_json::Value;
 
+use super::common::{
+    Clear, Removable, kept_fields, record_applied, removals, removed_drift, removed_fields,
+    stated_fields,
+};
 use crate::engine::diff::subset_diff;
 use crate::engine::secrets::SecretValues;
-use crate::engine::{Adapter, Error, Observed};
+use crate::engine::{Adapter, Context, Error, Observed};
 use crate::identity::{ApiError, IdentityClient, SecretString};
 use crate::kinds::identity_api::Provider;
 
@@ -225,6 +229,9 @@ pub struct OrganizationLdapSettings {
     pub inherited_custom_users_ou: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub defined_settings: Option<LdapDefinedSettings>,
+    /// In desired settings: the fields taken out of the spec since the last sync.
+    #[serde(skip)]
+    pub removed: Vec<&'static Removable>,
 }
 
 /// LdapDefinedSettings: the organisation's own LDAP server (with settingsSource DEFINED).
@@ -262,7 +269,138 @@ pub struct LdapDefinedSettings {
     pub group_attributes: Option<LdapGroupAttributes>,
 }
 
+const fn omitted(spec: &'static str, wire: &'static str) -> Removable {
+    Removable {
+        spec,
+        wire,
+        clear: Clear::Omit,
+    }
+}
+
+/// What taking a field out of the spec does (docs/vendor-choices.md): VCD's PUT replaces the
+/// whole object, so the field is left out of the next PUT and VCD clears it or puts its default
+/// back. The bind password is the exception: an omitted password means "unchanged".
+const REMOVABLE: &[Removable] = &[
+    omitted("settingsSource", "settingsSource"),
+    omitted("inheritedCustomUsersOu", "inheritedCustomUsersOu"),
+    omitted("definedSettings", "definedSettings"),
+    omitted("definedSettings.ssl", "definedSettings.ssl"),
+    omitted(
+        "definedSettings.pagedSearchDisabled",
+        "definedSettings.pagedSearchDisabled",
+    ),
+    omitted("definedSettings.pageSize", "definedSettings.pageSize"),
+    omitted("definedSettings.maxResults", "definedSettings.maxResults"),
+    omitted(
+        "definedSettings.maxUserGroups",
+        "definedSettings.maxUserGroups",
+    ),
+    Removable {
+        spec: "definedSettings.passwordSecretRef",
+        wire: "definedSettings.password",
+        clear: Clear::Keep {
+            why: "VCD keeps the bind password it has: a PUT without one leaves it unchanged",
+            observable: false,
+        },
+    },
+    omitted(
+        "definedSettings.groupSearchBase",
+        "definedSettings.groupSearchBase",
+    ),
+    omitted(
+        "definedSettings.customUiButtonLabel",
+        "definedSettings.customUiButtonLabel",
+    ),
+    omitted(
+        "definedSettings.userAttributes",
+        "definedSettings.userAttributes",
+    ),
+    omitted(
+        "definedSettings.userAttributes.objectClass",
+        "definedSettings.userAttributes.objectClass",
+    ),
+    omitted(
+        "definedSettings.userAttributes.objectIdentifier",
+        "definedSettings.userAttributes.objectIdentifier",
+    ),
+    omitted(
+        "definedSettings.userAttributes.userName",
+        "definedSettings.userAttributes.userName",
+    ),
+    omitted(
+        "definedSettings.userAttributes.email",
+        "definedSettings.userAttributes.email",
+    ),
+    omitted(
+        "definedSettings.userAttributes.displayName",
+        "definedSettings.userAttributes.displayName",
+    ),
+    omitted(
+        "definedSettings.userAttributes.givenName",
+        "definedSettings.userAttributes.givenName",
+    ),
+    omitted(
+        "definedSettings.userAttributes.surname",
+        "definedSettings.userAttributes.surname",
+    ),
+    omitted(
+        "definedSettings.userAttributes.telephone",
+        "definedSettings.userAttributes.telephone",
+    ),
+    omitted(
+        "definedSettings.userAttributes.groupMembershipIdentifier",
+        "definedSettings.userAttributes.groupMembershipIdentifier",
+    ),
+    omitted(
+        "definedSettings.userAttributes.groupBackLinkIdentifier",
+        "definedSettings.userAttributes.groupBackLinkIdentifier",
+    ),
+    omitted(
+        "definedSettings.userAttributes.domain",
+        "definedSettings.userAttributes.domain",
+    ),
+    omitted(
+        "definedSettings.userAttributes.managerIdentifier",
+        "definedSettings.userAttributes.managerIdentifier",
+    ),
+    omitted(
+        "definedSettings.groupAttributes",
+        "definedSettings.groupAttributes",
+    ),
+    omitted(
+        "definedSettings.groupAttributes.objectClass",
+        "definedSettings.groupAttributes.objectClass",
+    ),
+    omitted(
+        "definedSettings.groupAttributes.objectIdentifier",
+        "definedSettings.groupAttributes.objectIdentifier",
+    ),
+    omitted(
+        "definedSettings.groupAttributes.groupName",
+        "definedSettings.groupAttributes.groupName",
+    ),
+    omitted(
+        "definedSettings.groupAttributes.membership",
+        "definedSettings.groupAttributes.membership",
+    ),
+    omitted(
+        "definedSettings.groupAttributes.membershipIdentifier",
+        "definedSettings.groupAttributes.membershipIdentifier",
+    ),
+    omitted(
+        "definedSettings.groupAttributes.backLinkIdentifier",
+        "definedSettings.groupAttributes.backLinkIdentifier",
+    ),
+];
+
 impl LdapSettingsSpec {
+    /// The removable fields this spec sets.
+    fn stated(&self) -> Vec<String> {
+        let spec = serde_json::to_value(self).expect("serializable");
+        let paths: Vec<&str> = REMOVABLE.iter().map(|r| r.spec).collect();
+        stated_fields(&spec, &paths)
+    }
+
     fn to_settings(&self, password: Option<SecretString>) -> OrganizationLdapSettings {
         OrganizationLdapSettings {
             enabled: self.enabled,
@@ -284,6 +422,7 @@ impl LdapSettingsSpec {
                 user_attributes: d.user_attributes.clone(),
                 group_attributes: d.group_attributes.clone(),
             }),
+            removed: Vec::new(),
         }
     }
 
@@ -294,16 +433,22 @@ impl LdapSettingsSpec {
     }
 }
 
-/// The body of a PUT: the settings as they are, with every field the spec sets replaced.
-/// VCD's PUT replaces the whole object, so sending only the spec would reset what the spec
-/// leaves out (server defaults, attributes set by hand) whenever something else changed.
-/// The password is sent only when asked for (first apply, rotated Secret).
+/// The body of a PUT: the settings as they are, with every field the spec sets replaced and
+/// every field taken out of the spec left out. VCD's PUT replaces the whole object, so sending
+/// only the spec would reset what the spec leaves out (server defaults, attributes set by hand)
+/// whenever something else changed. The password is sent only when asked for (first apply,
+/// rotated Secret).
 fn put_body(
     desired: &OrganizationLdapSettings,
     observed: &OrganizationLdapSettings,
     send_password: bool,
 ) -> Value {
     let mut body = serde_json::to_value(observed).expect("serializable");
+    for removed in &desired.removed {
+        if removed.clear == Clear::Omit {
+            omit(&mut body, removed.wire);
+        }
+    }
     merge(
         &mut body,
         &serde_json::to_value(desired).expect("serializable"),
@@ -316,6 +461,18 @@ fn put_body(
         defined.remove("password");
     }
     body
+}
+
+/// Takes the field at the dotted `path` out of `value`.
+fn omit(value: &mut Value, path: &str) {
+    let (parents, last) = path.rsplit_once('.').unwrap_or(("", path));
+    let parent = parents
+        .split('.')
+        .filter(|k| !k.is_empty())
+        .try_fold(value, |v, key| v.get_mut(key));
+    if let Some(Value::Object(fields)) = parent {
+        fields.remove(last);
+    }
 }
 
 /// Overlays `patch` on `base`, object by object.
@@ -407,7 +564,11 @@ impl Adapter for Vcd {
             }
             _ => None,
         };
-        Ok(res.spec.to_settings(password))
+        let removed = removed_fields(res.status.as_ref(), &res.spec.stated());
+        Ok(OrganizationLdapSettings {
+            removed: removals(REMOVABLE, &removed),
+            ..res.spec.to_settings(password)
+        })
     }
 
     fn diff(
@@ -420,10 +581,12 @@ impl Adapter for Vcd {
         }
         let d = serde_json::to_value(&desired).expect("serializable");
         let o = serde_json::to_value(observed).expect("serializable");
-        subset_diff(&d, &o)
+        let mut drift: Vec<String> = subset_diff(&d, &o)
             .iter()
             .map(|p| format!("spec.{p}"))
-            .collect()
+            .collect();
+        drift.extend(removed_drift(&desired.removed, &o));
+        drift
     }
 
     async fn find(
@@ -477,6 +640,21 @@ impl Adapter for Vcd {
 
     fn deletes_remote(res: &LdapSettings) -> bool {
         res.spec.disable_on_delete
+    }
+
+    async fn finish(
+        _ctx: &Context,
+        _api: &IdentityClient,
+        res: &LdapSettings,
+        settings: &Observed<OrganizationLdapSettings>,
+        _fresh: bool,
+        status: &mut ManagedStatus,
+    ) -> Result<(), Error> {
+        let observed = serde_json::to_value(&settings.remote).expect("serializable");
+        let removed = removed_fields(res.status.as_ref(), &res.spec.stated());
+        let kept = kept_fields(&removals(REMOVABLE, &removed), &observed);
+        record_applied(status, res.spec.stated(), &kept, res.metadata.generation);
+        Ok(())
     }
 
     fn summary(observed: &OrganizationLdapSettings) -> BTreeMap<String, String> {
@@ -627,6 +805,60 @@ mod tests {
                 .as_object()
                 .unwrap()
                 .contains_key("inheritedCustomUsersOu")
+        );
+    }
+
+    #[test]
+    fn removed_fields_are_left_out_of_the_put_and_the_password_is_reported() {
+        let mut res = spec(json!({}));
+        res.status = Some(ManagedStatus {
+            applied_fields: [
+                "settingsSource",
+                "definedSettings",
+                "definedSettings.ssl",
+                "definedSettings.pageSize",
+                "definedSettings.customUiButtonLabel",
+                "definedSettings.userAttributes",
+                "definedSettings.userAttributes.email",
+                "definedSettings.passwordSecretRef",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ..Default::default()
+        });
+        res.spec
+            .defined_settings
+            .as_mut()
+            .unwrap()
+            .password_secret_ref = None;
+        let desired = Vcd::desired(&res, None).unwrap();
+        let current = observed("ldap.acme.example");
+        assert_eq!(
+            Vcd::diff(&desired, &current),
+            vec![
+                "spec.definedSettings.pageSize",
+                "spec.definedSettings.customUiButtonLabel",
+                "spec.definedSettings.userAttributes.email",
+            ]
+        );
+        let body = put_body(&desired, &current, false);
+        let defined = body["definedSettings"].as_object().unwrap();
+        for gone in ["pageSize", "customUiButtonLabel"] {
+            assert!(!defined.contains_key(gone), "{gone} in {body}");
+        }
+        assert_eq!(
+            body["definedSettings"]["userAttributes"],
+            json!({"objectClass": "inetOrgPerson", "userName": "uid"})
+        );
+        // What the spec still states, and what it never stated, stay.
+        assert_eq!(body["definedSettings"]["ssl"], true);
+        assert_eq!(body["definedSettings"]["maxResults"], 200);
+        let remote = serde_json::to_value(&current).unwrap();
+        let removed = removed_fields(res.status.as_ref(), &res.spec.stated());
+        let kept = kept_fields(&removals(REMOVABLE, &removed), &remote);
+        assert_eq!(
+            kept.iter().map(|k| k.path.as_str()).collect::<Vec<_>>(),
+            vec!["definedSettings.passwordSecretRef"]
         );
     }
 
