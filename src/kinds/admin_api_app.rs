@@ -200,32 +200,22 @@ const COMPARED: &[&str] = &[
 /// an empty description and a false flag are values like any other, but an IP list or a logo
 /// has no documented empty value.
 const REMOVABLE: &[Removable] = &[
-    Removable {
-        spec: "description",
-        wire: "description",
-        clear: Clear::To(Blank::Str("")),
-    },
-    Removable {
-        spec: "allowLongLivedToken",
-        wire: "allowLongLivedToken",
-        clear: Clear::To(Blank::Bool(false)),
-    },
-    Removable {
-        spec: "ipListId",
-        wire: "ipListId",
-        clear: Clear::Keep {
+    Removable::same("description", Clear::To(Blank::Str(""))),
+    Removable::same("allowLongLivedToken", Clear::To(Blank::Bool(false))),
+    Removable::same(
+        "ipListId",
+        Clear::Keep {
             why: "Entrust documents no way to unset an application's IP list",
             observable: true,
         },
-    },
-    Removable {
-        spec: "logo",
-        wire: "logo",
-        clear: Clear::Keep {
+    ),
+    Removable::same(
+        "logo",
+        Clear::Keep {
             why: "Entrust documents no way to remove an application's logo",
             observable: true,
         },
-    },
+    ),
 ];
 
 impl AdminApiAppSpec {

@@ -368,60 +368,33 @@ impl AuthenticationSettingsSpec {
 /// link list taken out unlinks every connection; a link's field taken out is blanked the same
 /// way (see [`blank_removed`]).
 const REMOVABLE: &[Removable] = &[
-    Removable {
-        spec: "code",
-        wire: "code",
-        clear: Clear::To(Blank::Str("")),
-    },
-    Removable {
-        spec: "securityDomain",
-        wire: "securityDomain",
-        clear: Clear::To(Blank::Str("")),
-    },
-    Removable {
-        spec: "domainServer1",
-        wire: "domainServer1",
-        clear: Clear::To(Blank::Str("")),
-    },
-    Removable {
-        spec: "domainServer2",
-        wire: "domainServer2",
-        clear: Clear::To(Blank::Str("")),
-    },
-    Removable {
-        spec: "synchronizeDomainTime",
-        wire: "synchronizeDomainTime",
-        clear: Clear::To(Blank::Bool(false)),
-    },
-    Removable {
-        spec: "tokenRetentionDays",
-        wire: "tokenRetentionDays",
-        clear: Clear::Keep {
+    Removable::same("code", Clear::To(Blank::Str(""))),
+    Removable::same("securityDomain", Clear::To(Blank::Str(""))),
+    Removable::same("domainServer1", Clear::To(Blank::Str(""))),
+    Removable::same("domainServer2", Clear::To(Blank::Str(""))),
+    Removable::same("synchronizeDomainTime", Clear::To(Blank::Bool(false))),
+    Removable::same(
+        "tokenRetentionDays",
+        Clear::Keep {
             why: NO_EMPTY_NUMBER,
             observable: true,
         },
-    },
-    Removable {
-        spec: "minimumPasswordLength",
-        wire: "minimumPasswordLength",
-        clear: Clear::Keep {
+    ),
+    Removable::same(
+        "minimumPasswordLength",
+        Clear::Keep {
             why: NO_EMPTY_NUMBER,
             observable: true,
         },
-    },
-    Removable {
-        spec: "maxNumberOfFalseLogins",
-        wire: "maxNumberOfFalseLogins",
-        clear: Clear::Keep {
+    ),
+    Removable::same(
+        "maxNumberOfFalseLogins",
+        Clear::Keep {
             why: NO_EMPTY_NUMBER,
             observable: true,
         },
-    },
-    Removable {
-        spec: "openIdConnections",
-        wire: "openIdConnections",
-        clear: Clear::To(Blank::List),
-    },
+    ),
+    Removable::same("openIdConnections", Clear::To(Blank::List)),
 ];
 
 const NO_EMPTY_NUMBER: &str =

@@ -252,6 +252,15 @@ pub struct Removable {
 }
 
 impl Removable {
+    pub const fn new(spec: &'static str, wire: &'static str, clear: Clear) -> Removable {
+        Removable { spec, wire, clear }
+    }
+
+    /// A field the spec and the vendor name alike.
+    pub const fn same(name: &'static str, clear: Clear) -> Removable {
+        Removable::new(name, name, clear)
+    }
+
     /// The remote value, null counting as none.
     fn remote<'v>(&self, observed: &'v Value) -> Option<&'v Value> {
         self.wire

@@ -422,127 +422,78 @@ const SHAPE: Shape = Shape {
 /// changeset casts a `null` (or the schema's default) like any value, except for the type, which
 /// is never converted implicitly, and the default flag, which Boruta refuses to unset.
 const REMOVABLE: &[Removable] = &[
-    Removable {
-        spec: "type",
-        wire: "type",
-        clear: Clear::Keep {
+    Removable::same(
+        "type",
+        Clear::Keep {
             why: "Boruta has no type to fall back to: the backend keeps its type until the spec states one",
             observable: false,
         },
-    },
-    Removable {
-        spec: "isDefault",
-        wire: "is_default",
-        clear: Clear::Keep {
+    ),
+    Removable::new(
+        "isDefault",
+        "is_default",
+        Clear::Keep {
             why: "Boruta keeps one default backend: make another backend the default",
             observable: true,
         },
-    },
-    Removable {
-        spec: "createDefaultOrganization",
-        wire: "create_default_organization",
-        clear: Clear::To(Blank::Bool(false)),
-    },
-    Removable {
-        spec: "metadataFields",
-        wire: "metadata_fields",
-        clear: Clear::To(Blank::List),
-    },
-    Removable {
-        spec: "federatedServers",
-        wire: "federated_servers",
-        clear: Clear::To(Blank::List),
-    },
-    Removable {
-        spec: "verifiableCredentials",
-        wire: "verifiable_credentials",
-        clear: Clear::To(Blank::List),
-    },
-    Removable {
-        spec: "verifiablePresentations",
-        wire: "verifiable_presentations",
-        clear: Clear::To(Blank::List),
-    },
-    Removable {
-        spec: "passwordHashingAlg",
-        wire: "password_hashing_alg",
-        clear: Clear::To(Blank::Str("argon2")),
-    },
-    Removable {
-        spec: "passwordHashingOpts",
-        wire: "password_hashing_opts",
-        clear: Clear::To(Blank::Object),
-    },
-    Removable {
-        spec: "ldapPoolSize",
-        wire: "ldap_pool_size",
-        clear: Clear::To(Blank::Int(5)),
-    },
-    Removable {
-        spec: "ldapHost",
-        wire: "ldap_host",
-        clear: Clear::To(Blank::Null),
-    },
-    Removable {
-        spec: "ldapUserRdnAttribute",
-        wire: "ldap_user_rdn_attribute",
-        clear: Clear::To(Blank::Null),
-    },
-    Removable {
-        spec: "ldapBaseDn",
-        wire: "ldap_base_dn",
-        clear: Clear::To(Blank::Null),
-    },
-    Removable {
-        spec: "ldapOu",
-        wire: "ldap_ou",
-        clear: Clear::To(Blank::Null),
-    },
-    Removable {
-        spec: "ldapMasterDn",
-        wire: "ldap_master_dn",
-        clear: Clear::To(Blank::Null),
-    },
-    Removable {
-        spec: "ldapMasterPasswordSecretRef",
-        wire: "ldap_master_password",
-        clear: Clear::Blind(Blank::Null),
-    },
-    Removable {
-        spec: "smtpFrom",
-        wire: "smtp_from",
-        clear: Clear::To(Blank::Null),
-    },
-    Removable {
-        spec: "smtpRelay",
-        wire: "smtp_relay",
-        clear: Clear::To(Blank::Null),
-    },
-    Removable {
-        spec: "smtpUsername",
-        wire: "smtp_username",
-        clear: Clear::To(Blank::Null),
-    },
-    Removable {
-        spec: "smtpPasswordSecretRef",
-        wire: "smtp_password",
-        clear: Clear::Blind(Blank::Null),
-    },
-    Removable {
-        spec: "smtpSsl",
-        wire: "smtp_ssl",
-        clear: Clear::To(Blank::Null),
-    },
-    Removable {
-        spec: "smtpTls",
-        wire: "smtp_tls",
-        clear: Clear::To(Blank::Null),
-    },
-    Removable {
-        spec: "smtpPort",
-        wire: "smtp_port",
-        clear: Clear::To(Blank::Null),
-    },
+    ),
+    Removable::new(
+        "createDefaultOrganization",
+        "create_default_organization",
+        Clear::To(Blank::Bool(false)),
+    ),
+    Removable::new("metadataFields", "metadata_fields", Clear::To(Blank::List)),
+    Removable::new(
+        "federatedServers",
+        "federated_servers",
+        Clear::To(Blank::List),
+    ),
+    Removable::new(
+        "verifiableCredentials",
+        "verifiable_credentials",
+        Clear::To(Blank::List),
+    ),
+    Removable::new(
+        "verifiablePresentations",
+        "verifiable_presentations",
+        Clear::To(Blank::List),
+    ),
+    Removable::new(
+        "passwordHashingAlg",
+        "password_hashing_alg",
+        Clear::To(Blank::Str("argon2")),
+    ),
+    Removable::new(
+        "passwordHashingOpts",
+        "password_hashing_opts",
+        Clear::To(Blank::Object),
+    ),
+    Removable::new("ldapPoolSize", "ldap_pool_size", Clear::To(Blank::Int(5))),
+    Removable::new("ldapHost", "ldap_host", Clear::To(Blank::Null)),
+    Removable::new(
+        "ldapUserRdnAttribute",
+        "ldap_user_rdn_attribute",
+        Clear::To(Blank::Null),
+    ),
+    Removable::new("ldapBaseDn", "ldap_base_dn", Clear::To(Blank::Null)),
+    Removable::new("ldapOu", "ldap_ou", Clear::To(Blank::Null)),
+    Removable::new("ldapMasterDn", "ldap_master_dn", Clear::To(Blank::Null)),
+    Removable::new(
+        "ldapMasterPasswordSecretRef",
+        "ldap_master_password",
+        Clear::Blind(Blank::Null),
+    ),
+    Removable::new("smtpFrom", "smtp_from", Clear::To(Blank::Null)),
+    Removable::new("smtpRelay", "smtp_relay", Clear::To(Blank::Null)),
+    Removable::new("smtpUsername", "smtp_username", Clear::To(Blank::Null)),
+    Removable::new(
+        "smtpPasswordSecretRef",
+        "smtp_password",
+        Clear::Blind(Blank::Null),
+    ),
+    Removable::new("smtpSsl", "smtp_ssl", Clear::To(Blank::Null)),
+    Removable::new("smtpTls", "smtp_tls", Clear::To(Blank::Null)),
+    Removable::new("smtpPort", "smtp_port", Clear::To(Blank::Null)),
 ];
 
 fn secret(values: Option<&SecretValues>, r: &SecretKeyRef) -> Result<Option<SecretString>, Error> {
@@ -1098,8 +1049,14 @@ mod tests {
     fn metadata_fields_and_federated_servers_match_by_key_in_any_order() {
         let res = resource(json!({
             "metadataFields": [{"attribute_name": "dept"}, {"attribute_name": "site", "user_editable": true}],
-            "federatedServers": [server("google", json!({})), server("github", json!({"scope": "user"}))],
+            "federatedServers": [
+                server("google", json!({})),
+                server("github", json!({"scope": "user", "metadata_endpoints": [
+                    {"endpoint": "/user", "claims": "login"}, {"endpoint": "/emails", "claims": "email"},
+                ]})),
+            ],
             "verifiableCredentials": [{"credential_identifier": "a", "version": "1"}, {"credential_identifier": "b"}],
+            "verifiablePresentations": [{"presentation_identifier": "p1"}, {"presentation_identifier": "p2"}],
         }));
         let desired = Boruta::desired(&res, None).unwrap();
         let remote = |github_scope: &str, extra_field: Value| {
@@ -1107,11 +1064,15 @@ mod tests {
                 "metadata_fields": [{"attribute_name": "site", "user_editable": true}, extra_field],
                 "federated_servers": [
                     {"name": "github", "client_id": "github-client", "client_secret": "s1",
-                     "base_url": "https://github.example", "scope": github_scope},
+                     "base_url": "https://github.example", "scope": github_scope,
+                     "metadata_endpoints": [
+                         {"endpoint": "/emails", "claims": "email"}, {"endpoint": "/user", "claims": "login"},
+                     ]},
                     {"name": "google", "client_id": "google-client", "client_secret": "s2",
                      "base_url": "https://google.example"},
                 ],
                 "verifiable_credentials": [{"credential_identifier": "b"}, {"credential_identifier": "a", "version": "1"}],
+                "verifiable_presentations": [{"presentation_identifier": "p2"}, {"presentation_identifier": "p1"}],
             }))
         };
         assert!(

@@ -269,128 +269,53 @@ pub struct LdapDefinedSettings {
     pub group_attributes: Option<LdapGroupAttributes>,
 }
 
-const fn omitted(spec: &'static str, wire: &'static str) -> Removable {
-    Removable {
-        spec,
-        wire,
-        clear: Clear::Omit,
-    }
+/// A field the spec and VCD name alike, left out of the PUT once taken out of the spec.
+const fn omitted(path: &'static str) -> Removable {
+    Removable::same(path, Clear::Omit)
 }
 
 /// What taking a field out of the spec does (docs/vendor-choices.md): VCD's PUT replaces the
 /// whole object, so the field is left out of the next PUT and VCD clears it or puts its default
 /// back. The bind password is the exception: an omitted password means "unchanged".
 const REMOVABLE: &[Removable] = &[
-    omitted("settingsSource", "settingsSource"),
-    omitted("inheritedCustomUsersOu", "inheritedCustomUsersOu"),
-    omitted("definedSettings", "definedSettings"),
-    omitted("definedSettings.ssl", "definedSettings.ssl"),
-    omitted(
-        "definedSettings.pagedSearchDisabled",
-        "definedSettings.pagedSearchDisabled",
-    ),
-    omitted("definedSettings.pageSize", "definedSettings.pageSize"),
-    omitted("definedSettings.maxResults", "definedSettings.maxResults"),
-    omitted(
-        "definedSettings.maxUserGroups",
-        "definedSettings.maxUserGroups",
-    ),
-    Removable {
-        spec: "definedSettings.passwordSecretRef",
-        wire: "definedSettings.password",
-        clear: Clear::Keep {
+    omitted("settingsSource"),
+    omitted("inheritedCustomUsersOu"),
+    omitted("definedSettings"),
+    omitted("definedSettings.ssl"),
+    omitted("definedSettings.pagedSearchDisabled"),
+    omitted("definedSettings.pageSize"),
+    omitted("definedSettings.maxResults"),
+    omitted("definedSettings.maxUserGroups"),
+    Removable::new(
+        "definedSettings.passwordSecretRef",
+        "definedSettings.password",
+        Clear::Keep {
             why: "VCD keeps the bind password it has: a PUT without one leaves it unchanged",
             observable: false,
         },
-    },
-    omitted(
-        "definedSettings.groupSearchBase",
-        "definedSettings.groupSearchBase",
     ),
-    omitted(
-        "definedSettings.customUiButtonLabel",
-        "definedSettings.customUiButtonLabel",
-    ),
-    omitted(
-        "definedSettings.userAttributes",
-        "definedSettings.userAttributes",
-    ),
-    omitted(
-        "definedSettings.userAttributes.objectClass",
-        "definedSettings.userAttributes.objectClass",
-    ),
-    omitted(
-        "definedSettings.userAttributes.objectIdentifier",
-        "definedSettings.userAttributes.objectIdentifier",
-    ),
-    omitted(
-        "definedSettings.userAttributes.userName",
-        "definedSettings.userAttributes.userName",
-    ),
-    omitted(
-        "definedSettings.userAttributes.email",
-        "definedSettings.userAttributes.email",
-    ),
-    omitted(
-        "definedSettings.userAttributes.displayName",
-        "definedSettings.userAttributes.displayName",
-    ),
-    omitted(
-        "definedSettings.userAttributes.givenName",
-        "definedSettings.userAttributes.givenName",
-    ),
-    omitted(
-        "definedSettings.userAttributes.surname",
-        "definedSettings.userAttributes.surname",
-    ),
-    omitted(
-        "definedSettings.userAttributes.telephone",
-        "definedSettings.userAttributes.telephone",
-    ),
-    omitted(
-        "definedSettings.userAttributes.groupMembershipIdentifier",
-        "definedSettings.userAttributes.groupMembershipIdentifier",
-    ),
-    omitted(
-        "definedSettings.userAttributes.groupBackLinkIdentifier",
-        "definedSettings.userAttributes.groupBackLinkIdentifier",
-    ),
-    omitted(
-        "definedSettings.userAttributes.domain",
-        "definedSettings.userAttributes.domain",
-    ),
-    omitted(
-        "definedSettings.userAttributes.managerIdentifier",
-        "definedSettings.userAttributes.managerIdentifier",
-    ),
-    omitted(
-        "definedSettings.groupAttributes",
-        "definedSettings.groupAttributes",
-    ),
-    omitted(
-        "definedSettings.groupAttributes.objectClass",
-        "definedSettings.groupAttributes.objectClass",
-    ),
-    omitted(
-        "definedSettings.groupAttributes.objectIdentifier",
-        "definedSettings.groupAttributes.objectIdentifier",
-    ),
-    omitted(
-        "definedSettings.groupAttributes.groupName",
-        "definedSettings.groupAttributes.groupName",
-    ),
-    omitted(
-        "definedSettings.groupAttributes.membership",
-        "definedSettings.groupAttributes.membership",
-    ),
-    omitted(
-        "definedSettings.groupAttributes.membershipIdentifier",
-        "definedSettings.groupAttributes.membershipIdentifier",
-    ),
-    omitted(
-        "definedSettings.groupAttributes.backLinkIdentifier",
-        "definedSettings.groupAttributes.backLinkIdentifier",
-    ),
+    omitted("definedSettings.groupSearchBase"),
+    omitted("definedSettings.customUiButtonLabel"),
+    omitted("definedSettings.userAttributes"),
+    omitted("definedSettings.userAttributes.objectClass"),
+    omitted("definedSettings.userAttributes.objectIdentifier"),
+    omitted("definedSettings.userAttributes.userName"),
+    omitted("definedSettings.userAttributes.email"),
+    omitted("definedSettings.userAttributes.displayName"),
+    omitted("definedSettings.userAttributes.givenName"),
+    omitted("definedSettings.userAttributes.surname"),
+    omitted("definedSettings.userAttributes.telephone"),
+    omitted("definedSettings.userAttributes.groupMembershipIdentifier"),
+    omitted("definedSettings.userAttributes.groupBackLinkIdentifier"),
+    omitted("definedSettings.userAttributes.domain"),
+    omitted("definedSettings.userAttributes.managerIdentifier"),
+    omitted("definedSettings.groupAttributes"),
+    omitted("definedSettings.groupAttributes.objectClass"),
+    omitted("definedSettings.groupAttributes.objectIdentifier"),
+    omitted("definedSettings.groupAttributes.groupName"),
+    omitted("definedSettings.groupAttributes.membership"),
+    omitted("definedSettings.groupAttributes.membershipIdentifier"),
+    omitted("definedSettings.groupAttributes.backLinkIdentifier"),
 ];
 
 impl LdapSettingsSpec {

@@ -163,36 +163,32 @@ impl OrganizationConnection {
 /// with `null` where Auth0's document allows it (the name is cleared; the access level and the
 /// enabled flag fall back to Auth0's defaults), else with Auth0's documented default.
 const REMOVABLE: &[Removable] = &[
-    Removable {
-        spec: "organizationConnectionName",
-        wire: "organization_connection_name",
-        clear: Clear::To(Blank::Null),
-    },
-    Removable {
-        spec: "assignMembershipOnLogin",
-        wire: "assign_membership_on_login",
-        clear: Clear::To(Blank::Bool(false)),
-    },
-    Removable {
-        spec: "showAsButton",
-        wire: "show_as_button",
-        clear: Clear::To(Blank::Bool(true)),
-    },
-    Removable {
-        spec: "isSignupEnabled",
-        wire: "is_signup_enabled",
-        clear: Clear::To(Blank::Bool(false)),
-    },
-    Removable {
-        spec: "organizationAccessLevel",
-        wire: "organization_access_level",
-        clear: Clear::To(Blank::Null),
-    },
-    Removable {
-        spec: "isEnabled",
-        wire: "is_enabled",
-        clear: Clear::To(Blank::Null),
-    },
+    Removable::new(
+        "organizationConnectionName",
+        "organization_connection_name",
+        Clear::To(Blank::Null),
+    ),
+    Removable::new(
+        "assignMembershipOnLogin",
+        "assign_membership_on_login",
+        Clear::To(Blank::Bool(false)),
+    ),
+    Removable::new(
+        "showAsButton",
+        "show_as_button",
+        Clear::To(Blank::Bool(true)),
+    ),
+    Removable::new(
+        "isSignupEnabled",
+        "is_signup_enabled",
+        Clear::To(Blank::Bool(false)),
+    ),
+    Removable::new(
+        "organizationAccessLevel",
+        "organization_access_level",
+        Clear::To(Blank::Null),
+    ),
+    Removable::new("isEnabled", "is_enabled", Clear::To(Blank::Null)),
 ];
 
 /// The fields of `desired` that `observed` does not match: exactly the body of one PATCH.
