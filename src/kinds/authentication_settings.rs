@@ -66,9 +66,9 @@ pub struct AuthenticationSettingsSpec {
     #[schemars(range(min = 0, max = 2147483647))]
     pub max_number_of_false_logins: Option<i64>,
     /// OpenID connections linked to the tenant's authentication, by the OID of existing Xelion
-    /// OpenID connection objects. When set, the list is authoritative: links missing here are
-    /// removed (the OpenID connection objects themselves stay). Leave it out to leave the
-    /// links alone.
+    /// OpenID connection objects, in any order. When set, the list is authoritative: links
+    /// missing here are removed (the OpenID connection objects themselves stay). Leave it out
+    /// to leave the links alone; taking it out of a spec that had it unlinks them all.
     /// Each OID may appear once (the API server rejects a duplicate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["oid"]))]
@@ -76,7 +76,7 @@ pub struct AuthenticationSettingsSpec {
 }
 
 /// A link to an existing Xelion OpenID connection object, with the values to give it. Fields
-/// left out keep their current value.
+/// never set here keep their current value; one taken out of the spec is blanked.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OpenIdConnectionLink {

@@ -759,8 +759,6 @@ async fn list_backends(api: &IdentityClient) -> Result<Items<Backend>, crate::id
 }
 
 impl crate::identity::lists::Item for Backend {
-    const FORGET: &'static [&'static str] = WRITE_ONLY;
-
     fn forget(object: &mut Map<String, Value>) {
         object.retain(|k, _| !WRITE_ONLY.contains(&k.as_str()));
         forget_client_secrets(object);

@@ -120,10 +120,12 @@ pub struct DefinedLdapSettings {
     /// Label of the LDAP login button in the VCD UI.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_ui_button_label: Option<String>,
-    /// LDAP attributes of users. Attributes left out keep their current value.
+    /// LDAP attributes of users. Attributes never set here keep their current value; one taken
+    /// out of the spec is cleared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_attributes: Option<LdapUserAttributes>,
-    /// LDAP attributes of groups. Attributes left out keep their current value.
+    /// LDAP attributes of groups. Attributes never set here keep their current value; one taken
+    /// out of the spec is cleared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_attributes: Option<LdapGroupAttributes>,
 }
