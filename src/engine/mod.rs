@@ -8,6 +8,7 @@ pub mod diff;
 pub mod error;
 pub mod events;
 pub mod memo;
+pub mod reasons;
 pub mod reconcile;
 pub mod secrets;
 pub mod status;
