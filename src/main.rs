@@ -222,6 +222,7 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = shutdown_signal().shared();
 
     let mut leadership = None;
+    metrics.set_leader(!args.leader_election);
     if args.leader_election {
         let ns = args
             .leader_election_namespace
@@ -247,6 +248,7 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         info!(%instance, "became the leader");
+        metrics.set_leader(true);
         leadership = Some((rx, task));
     }
     ready.store(true, Ordering::Relaxed);

@@ -116,6 +116,10 @@ pub async fn run_scope(
     .backoff(watch_backoff())
     .modify(slim)
     .reflect(api_writer)
+    .inspect_ok({
+        let metrics = metrics.clone();
+        move |event| forget_deleted(&metrics, "IdentityApi", event)
+    })
     .applied_objects()
     .predicate_filter(significant_change, Default::default());
 
@@ -235,6 +239,7 @@ async fn run_kind<A: Adapter>(
             if let watcher::Event::Apply(res) | watcher::Event::InitApply(res) = event {
                 handover.memo.seen(res);
             }
+            forget_deleted(&handover.metrics, super::reconcile::kind::<A>(), event);
             // A settings singleton without a finalizer is gone without a cleanup reconcile: the
             // next resource waiting for its IdentityApi may take over now, not at its resync.
             if let (true, watcher::Event::Delete(res)) = (A::SINGLETON, event) {
@@ -256,6 +261,15 @@ async fn run_kind<A: Adapter>(
         .run(reconcile::<A>, error_policy::<A>, ctx.clone())
         .for_each(|_| future::ready(()))
         .await;
+}
+
+/// A deleted object leaves the resource gauges: one without a finalizer gets no cleanup
+/// reconcile that would do it.
+fn forget_deleted<K: Resource>(metrics: &Metrics, kind: &str, event: &watcher::Event<K>) {
+    if let watcher::Event::Delete(res) = event {
+        let object = format!("{}/{}", res.namespace().unwrap_or_default(), res.name_any());
+        metrics.set_ready(kind, &object, None);
+    }
 }
 
 /// An IdentityApi is Ready when the operator can authenticate with it.
@@ -298,6 +312,9 @@ async fn reconcile_api(api: Arc<IdentityApi>, ctx: Arc<Context>) -> Result<Actio
         Err(e) => Err(e),
     };
     let ready = result.is_ok();
+    if let Err(e) = &result {
+        ctx.metrics.reconcile_error("IdentityApi", e.reason());
+    }
     match &result {
         Ok(()) => set_condition(
             &mut status.conditions,
@@ -334,6 +351,12 @@ async fn reconcile_api(api: Arc<IdentityApi>, ctx: Arc<Context>) -> Result<Actio
             }
         }
     }
+    let condition = status.conditions.iter().find(|c| c.type_ == "Ready");
+    ctx.metrics.set_ready(
+        "IdentityApi",
+        &format!("{ns}/{name}"),
+        condition.map(|c| (ready, c.reason.as_str())),
+    );
     // New connection settings: every resource re-checks against them. A first reconcile or a
     // change of readiness matters only to the resources that failed so far (those still
     // running log in themselves), so they alone are requeued, not every resource at once.

@@ -70,6 +70,7 @@ pub fn error_policy<A: Adapter>(res: Arc<A::Resource>, err: &Error, ctx: Arc<Con
         res.name_any(),
     );
     warn!(kind = key.0, namespace = %key.1, object = %key.2, error = %err, "reconcile failed");
+    ctx.metrics.reconcile_error(key.0, err.reason());
     Action::requeue(ctx.next_backoff(key))
 }
 
@@ -120,9 +121,9 @@ async fn apply<A: Adapter>(res: &A::Resource, ctx: &Context, key: &Key) -> Resul
     status.observed_generation = generation;
     let ready = status
         .condition("Ready")
-        .is_some_and(|c| c.status == "True");
+        .map(|c| (c.status == "True", c.reason.as_str()));
     ctx.metrics
-        .set_ready(key.0, &format!("{}/{}", key.1, key.2), Some(ready));
+        .set_ready(key.0, &format!("{}/{}", key.1, key.2), ready);
     // A failed status write goes to error_policy, whose backoff keeps growing: the reset comes
     // only once the outcome is recorded.
     if let Some(written) = write_if_changed(&ctx.kube, res, old, &status).await? {
@@ -190,6 +191,7 @@ async fn report_failure<A: Adapter>(
         c.reason == err.reason() && c.message == message && c.observed_generation == generation
     });
     warn!(reason = err.reason(), error = %message, "reconcile failed");
+    ctx.metrics.reconcile_error(key.0, err.reason());
     // A drift check that fails for a passing reason says nothing about the remote object: it
     // stays Ready (only Synced tells) while the spec and Secrets it last matched are current.
     let still_ready = err.is_transient()
