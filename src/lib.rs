@@ -3,4 +3,6 @@
 pub mod engine;
 pub mod identity;
 pub mod kinds;
+pub mod kubectl;
 pub mod metrics;
+pub mod reference;
