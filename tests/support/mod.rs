@@ -5,3 +5,4 @@ pub mod chart;
 pub mod cluster;
 pub mod operator;
 pub mod sim;
+pub mod tools;
