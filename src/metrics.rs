@@ -162,7 +162,7 @@ impl Default for Metrics {
         // sees no increase in a series' first sample, so the alert on write loops would miss
         // the first one of a kind if its series only appeared with it.
         for kind in managed_kinds() {
-            write_loops.get_or_create(&KindLabel { kind });
+            let _created = write_loops.get_or_create(&KindLabel { kind });
         }
         Self {
             registry,
