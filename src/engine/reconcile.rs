@@ -55,6 +55,7 @@ pub async fn reconcile<A: Adapter>(
 pub fn error_policy<A: Adapter>(res: Arc<A::Resource>, err: &Error, ctx: Arc<Context>) -> Action {
     let key = ObjectKey::of(kind_of::<A::Resource>(), res.as_ref());
     warn!(kind = key.kind, namespace = %key.namespace, object = %key.name, error = %err, "reconcile failed");
+    ctx.metrics.reconcile_error(key.kind, err.reason().as_str());
     Action::requeue(ctx.next_backoff(&key))
 }
 
@@ -85,11 +86,9 @@ async fn apply<A: Adapter>(
     };
     ctx.dependents.settled(key, action.is_some());
     status.observed_generation = generation;
-    ctx.metrics.set_ready(
-        key.kind,
-        &key.object(),
-        Some(status.is(super::conditions::ConditionType::Ready)),
-    );
+    let ready = status.condition(super::conditions::ConditionType::Ready);
+    let ready = ready.map(|c| (c.is_true(), c.reason.as_str()));
+    ctx.metrics.set_ready(key.kind, &key.object(), ready);
     // A failed status write goes to error_policy, whose backoff keeps growing: the reset comes
     // only once the outcome is recorded.
     if let Some(written) = write_if_changed(&ctx.kube, res, old, &status).await? {
