@@ -155,6 +155,28 @@ fn walk_keyed(
     out.extend(extra.map(|(label, _)| at.element(label).path));
 }
 
+/// `remote` as far as `view` speaks of it: the keys of objects that `view` has (recursively);
+/// arrays and scalars whole.
+pub fn project(remote: &Value, view: &Value) -> Value {
+    match (remote, view) {
+        (Value::Object(r), Value::Object(v)) => Value::Object(
+            v.iter()
+                .map(|(k, vv)| (k.clone(), project(r.get(k).unwrap_or(&Value::Null), vv)))
+                .collect(),
+        ),
+        (r, _) => r.clone(),
+    }
+}
+
+/// A stable digest of a value (of its `Debug` form); never of anything holding a secret value
+/// in the clear.
+pub fn fingerprint(value: &impl std::fmt::Debug) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    format!("{value:?}").hash(&mut h);
+    h.finish()
+}
+
 /// `ldap_host` → `ldapHost`, for reporting wire paths in the spec's words.
 pub fn camel_case(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
@@ -196,6 +218,16 @@ mod tests {
         let observed =
             json!({"name": "a", "roles": [{"id": "r2"}], "smtp": {"port": 25}, "flag": false});
         assert_eq!(subset_diff(&desired, &observed), vec!["roles"]);
+    }
+
+    #[test]
+    fn projection_keeps_what_the_view_states() {
+        let remote = json!({"name": "a", "lastLogin": "t", "smtp": {"port": 25, "x": 1}, "roles": [{"id": "r", "scopes": []}]});
+        let view = json!({"name": "b", "smtp": {"port": 1}, "roles": [], "missing": 1});
+        assert_eq!(
+            project(&remote, &view),
+            json!({"name": "a", "smtp": {"port": 25}, "roles": [{"id": "r", "scopes": []}], "missing": null})
+        );
     }
 
     #[test]

@@ -80,6 +80,12 @@ pub struct AdminApiAppSpec {
     pub rotate_shared_secret: Option<String>,
 }
 
+impl crate::engine::ManagedSpec for AdminApiAppSpec {
+    fn common(&self) -> &CommonSpec {
+        &self.common
+    }
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 pub struct ConfigMapKeyRef {
     /// ConfigMap name in the same namespace.

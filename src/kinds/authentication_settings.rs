@@ -75,6 +75,12 @@ pub struct AuthenticationSettingsSpec {
     pub open_id_connections: Option<Vec<OpenIdConnectionLink>>,
 }
 
+impl crate::engine::ManagedSpec for AuthenticationSettingsSpec {
+    fn common(&self) -> &CommonSpec {
+        &self.common
+    }
+}
+
 /// A link to an existing Xelion OpenID connection object, with the values to give it. Fields
 /// never set here keep their current value; one taken out of the spec is blanked.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]

@@ -138,6 +138,12 @@ pub struct IdentityBackendSpec {
     pub smtp_port: Option<i64>,
 }
 
+impl crate::engine::ManagedSpec for IdentityBackendSpec {
+    fn common(&self) -> &CommonSpec {
+        &self.common
+    }
+}
+
 /// Kind of Boruta backend.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum BackendType {
@@ -1147,7 +1153,7 @@ mod tests {
         assert!(Boruta::diff(&view, &observed).is_empty());
         // A missing key is named.
         let err = Boruta::desired(&res, Some(&SecretValues::default())).unwrap_err();
-        assert_eq!(err.reason(), "SecretKeyNotFound");
+        assert_eq!(err.reason().as_str(), "SecretKeyNotFound");
 
         let plain = resource(
             json!({"federatedServers": [server("google", json!({"client_secret": "in-the-spec"}))]}),

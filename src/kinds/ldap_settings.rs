@@ -55,6 +55,12 @@ pub struct LdapSettingsSpec {
     pub disable_on_delete: bool,
 }
 
+impl crate::engine::ManagedSpec for LdapSettingsSpec {
+    fn common(&self) -> &CommonSpec {
+        &self.common
+    }
+}
+
 /// Where an organisation's LDAP settings come from.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 #[allow(clippy::upper_case_acronyms)]
@@ -799,7 +805,7 @@ mod tests {
                 .into(),
         });
         assert!(err.is_terminal());
-        assert_eq!(err.reason(), "Rejected");
+        assert_eq!(err.reason().as_str(), "Rejected");
         let msg = err.to_string();
         assert!(
             msg.contains("Performing this change would strand imported users or groups.")

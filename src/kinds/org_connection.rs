@@ -59,6 +59,12 @@ pub struct OrgConnectionSpec {
     pub is_enabled: Option<bool>,
 }
 
+impl crate::engine::ManagedSpec for OrgConnectionSpec {
+    fn common(&self) -> &CommonSpec {
+        &self.common
+    }
+}
+
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OrganizationAccessLevel {

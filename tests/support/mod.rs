@@ -1,6 +1,8 @@
 #![allow(dead_code)]
 
+pub mod boruta;
 pub mod chart;
 pub mod cluster;
 pub mod operator;
 pub mod sim;
+pub mod tools;
