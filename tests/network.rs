@@ -545,7 +545,7 @@ async fn a_dead_api_is_not_stormed() {
     let ns = &env.ns.name;
     for api in ["boruta", "nowhere"] {
         let line =
-            format!("identity_operator_identity_api_unavailable{{identity_api=\"{ns}/{api}\"}} 1");
+            format!("identity_operator_identity_api_unavailable{{connection=\"{ns}/{api}\"}} 1");
         assert!(metrics.contains(&line), "{line} in {metrics}");
     }
 

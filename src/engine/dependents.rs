@@ -6,6 +6,8 @@ use std::sync::{Mutex, RwLock};
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::key::ObjectKey;
+
 /// Something a resource depends on.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Target {
@@ -16,8 +18,8 @@ pub enum Target {
 /// Sends (namespace, name) of a resource to requeue to its kind's controller.
 pub type Requeue = UnboundedSender<(String, String)>;
 
-/// A resource of one kind: (kind, namespace, name).
-pub type Dependent = (&'static str, String, String);
+/// A resource that depends on targets.
+pub type Dependent = ObjectKey;
 
 #[derive(Default)]
 pub struct Dependents {
@@ -132,9 +134,9 @@ impl Dependents {
             None => return 0,
         };
         let senders = self.senders.read().expect("lock");
-        for (kind, ns, name) in &deps {
-            for tx in senders.get(kind).into_iter().flatten() {
-                let _ = tx.send((ns.clone(), name.clone()));
+        for dep in &deps {
+            for tx in senders.get(dep.kind).into_iter().flatten() {
+                let _ = tx.send((dep.namespace.clone(), dep.name.clone()));
             }
         }
         deps.len()
@@ -158,11 +160,11 @@ mod tests {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         d.register("IdentityBackend", tx);
         d.record(
-            ("IdentityBackend", "ns".into(), "a".into()),
+            ObjectKey::new("IdentityBackend", "ns", "a"),
             vec![secret("s1")],
         );
         d.record(
-            ("IdentityBackend", "ns".into(), "b".into()),
+            ObjectKey::new("IdentityBackend", "ns", "b"),
             vec![secret("s2")],
         );
         assert_eq!(d.trigger(&secret("s1")), 1);
@@ -170,16 +172,16 @@ mod tests {
         assert!(rx.try_recv().is_err());
         // a moved to s2: s1 no longer requeues it
         d.record(
-            ("IdentityBackend", "ns".into(), "a".into()),
+            ObjectKey::new("IdentityBackend", "ns", "a"),
             vec![secret("s2")],
         );
         assert_eq!(d.trigger(&secret("s1")), 0);
         assert_eq!(d.trigger(&secret("s2")), 2);
-        d.forget(("IdentityBackend", "ns".into(), "a".into()));
+        d.forget(ObjectKey::new("IdentityBackend", "ns", "a"));
         assert_eq!(d.trigger(&secret("s2")), 1);
         while rx.try_recv().is_ok() {}
         // Only the failing ones, when asked.
-        let b = ("IdentityBackend", "ns".into(), "b".into());
+        let b = ObjectKey::new("IdentityBackend", "ns", "b");
         assert_eq!(d.trigger_failing(&secret("s2")), 0);
         d.settled(&b, true);
         assert_eq!(d.trigger_failing(&secret("s2")), 1);

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::conditions::Reason;
 use crate::identity::ApiError;
 
 #[derive(thiserror::Error, Debug)]
@@ -37,6 +38,11 @@ pub enum Error {
     /// lookup, a fresh one, finds it and adopts it as not the operator's.
     #[error("{0}")]
     AlreadyExists(String),
+    #[error(
+        "the remote object still differs at {} after {writes} writes in a row; no more writes until the spec, a Secret or the remote object changes",
+        drift.join(", ")
+    )]
+    WriteNotConverging { drift: Vec<String>, writes: u32 },
     #[error("identity API rejected the change: {0}")]
     Rejected(ApiError),
     #[error("identity API: {0}")]
@@ -68,28 +74,29 @@ pub enum Next {
 
 impl Error {
     /// The `reason` of the Ready/Synced conditions.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Error::ApiNotFound(_) => "IdentityApiNotFound",
-            Error::WrongProvider { .. } => "WrongProvider",
-            Error::SecretNotFound(_) => "SecretNotFound",
-            Error::SecretKeyNotFound { .. } => "SecretKeyNotFound",
-            Error::SecretNotText { .. } => "SecretNotText",
-            Error::ConfigMapNotFound(_) => "ConfigMapNotFound",
-            Error::ConfigMapKeyNotFound { .. } => "ConfigMapKeyNotFound",
-            Error::InvalidSpec(_) => "InvalidSpec",
-            Error::RemoteNotFound(_) => "RemoteNotFound",
-            Error::Conflict(_) | Error::AlreadyExists(_) => "Conflict",
-            Error::Rejected(_) => "Rejected",
-            Error::Api(ApiError::RateLimited { .. }) => "RateLimited",
-            Error::Api(ApiError::Unavailable { .. }) => "IdentityApiUnavailable",
-            Error::Api(ApiError::Authentication(_)) => "AuthenticationFailed",
-            Error::Api(ApiError::UntrustedCertificate(_)) => "CertificateNotTrusted",
+            Error::ApiNotFound(_) => Reason::IdentityApiNotFound,
+            Error::WrongProvider { .. } => Reason::WrongProvider,
+            Error::SecretNotFound(_) => Reason::SecretNotFound,
+            Error::SecretKeyNotFound { .. } => Reason::SecretKeyNotFound,
+            Error::SecretNotText { .. } => Reason::SecretNotText,
+            Error::ConfigMapNotFound(_) => Reason::ConfigMapNotFound,
+            Error::ConfigMapKeyNotFound { .. } => Reason::ConfigMapKeyNotFound,
+            Error::InvalidSpec(_) => Reason::InvalidSpec,
+            Error::RemoteNotFound(_) => Reason::RemoteNotFound,
+            Error::Conflict(_) | Error::AlreadyExists(_) => Reason::Conflict,
+            Error::WriteNotConverging { .. } => Reason::WriteNotConverging,
+            Error::Rejected(_) => Reason::Rejected,
+            Error::Api(ApiError::RateLimited { .. }) => Reason::RateLimited,
+            Error::Api(ApiError::Unavailable { .. }) => Reason::IdentityApiUnavailable,
+            Error::Api(ApiError::Authentication(_)) => Reason::AuthenticationFailed,
+            Error::Api(ApiError::UntrustedCertificate(_)) => Reason::CertificateNotTrusted,
             Error::Api(ApiError::Status {
                 status: 401 | 403, ..
-            }) => "Unauthorized",
-            Error::Api(_) => "IdentityApiError",
-            Error::Kube(_) => "KubernetesError",
+            }) => Reason::Unauthorized,
+            Error::Api(_) => Reason::IdentityApiError,
+            Error::Kube(_) => Reason::KubernetesError,
         }
     }
 
@@ -105,7 +112,8 @@ impl Error {
             | Error::SecretNotText { .. }
             | Error::InvalidSpec(_)
             | Error::Rejected(_)
-            | Error::Conflict(_) => Next::WaitForChange,
+            | Error::Conflict(_)
+            | Error::WriteNotConverging { .. } => Next::WaitForChange,
             // ConfigMaps are not watched: retrying is how a new one is noticed.
             Error::ConfigMapNotFound(_)
             | Error::ConfigMapKeyNotFound { .. }
@@ -169,14 +177,14 @@ mod tests {
             assert!(e.is_transient(), "{e}");
             assert!(!e.is_terminal(), "{e}");
         }
-        assert_eq!(unreadable.reason(), "IdentityApiError");
+        assert_eq!(unreadable.reason(), Reason::IdentityApiError);
         assert_eq!(unreadable.next(), Next::Backoff);
-        assert_eq!(unavailable.reason(), "IdentityApiUnavailable");
+        assert_eq!(unavailable.reason(), Reason::IdentityApiUnavailable);
         assert_eq!(unavailable.next(), Next::After(Duration::from_secs(8)));
         let exists = Error::AlreadyExists("made by someone else".into());
         assert_eq!(
             (exists.reason(), exists.next()),
-            ("Conflict", Next::Backoff)
+            (Reason::Conflict, Next::Backoff)
         );
         assert!(!exists.is_terminal());
     }

@@ -20,7 +20,7 @@ use k8s_openapi::api::events::v1::{Event, EventSeries};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::events::EventType;
-use kube::{Api, Client};
+use kube::{Api, Client, Resource};
 use serde_json::json;
 
 /// How long a repeat of an Event counts in the series of the first, as kube's recorder does.
@@ -130,6 +130,26 @@ impl Events {
         }
     }
 
+    /// Queues an Event about `res`: the reconcile (its remote write, its status) does not wait
+    /// for one more round trip to the API server. Notes are cut to the API server's 1 kB.
+    pub fn emit<K: Resource<DynamicType = ()>>(
+        &self,
+        res: &K,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: impl Into<String>,
+    ) {
+        let note = truncate_note(note.into());
+        let report = Report {
+            type_,
+            reason,
+            action,
+            note: &note,
+        };
+        self.send(&report, res.object_ref(&()));
+    }
+
     /// Queues the Event; the caller never waits for the API server.
     pub fn send(&self, report: &Report<'_>, regarding: ObjectReference) {
         let queued = Queued {
@@ -153,6 +173,19 @@ impl Events {
     ) -> Result<(), kube::Error> {
         self.publisher.publish(report, regarding).await
     }
+}
+
+/// Events notes are limited to 1 kB by the API server.
+fn truncate_note(mut note: String) -> String {
+    if note.len() > 1000 {
+        let mut end = 997;
+        while !note.is_char_boundary(end) {
+            end -= 1;
+        }
+        note.truncate(end);
+        note.push_str("...");
+    }
+    note
 }
 
 impl Publisher {

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use kube::ResourceExt;
 
 use super::Managed;
-use crate::kinds::common::ManagedStatus;
+use super::spec::ManagedStatus;
 
 struct Written {
     resource_version: u64,
@@ -84,14 +84,35 @@ impl Memo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kinds::identity_backend::{IdentityBackend, IdentityBackendSpec};
+    use crate::engine::ManagedSpec;
+    use crate::engine::spec::CommonSpec;
 
-    fn backend(rv: &str, external_id: Option<&str>) -> IdentityBackend {
-        let spec: IdentityBackendSpec = serde_json::from_value(serde_json::json!({
-            "apiRef": {"name": "a"}, "name": "n", "passwordHashingAlg": "argon2"
-        }))
-        .unwrap();
-        let mut b = IdentityBackend::new("b", spec);
+    /// A managed kind of the tests' own: the engine knows no real kind.
+    #[derive(
+        kube::CustomResource,
+        serde::Serialize,
+        serde::Deserialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema,
+    )]
+    #[kube(group = "test.example", version = "v1", kind = "Probe", namespaced)]
+    #[kube(status = "ManagedStatus")]
+    struct ProbeSpec {
+        #[serde(flatten)]
+        common: CommonSpec,
+    }
+
+    impl ManagedSpec for ProbeSpec {
+        fn common(&self) -> &CommonSpec {
+            &self.common
+        }
+    }
+
+    fn backend(rv: &str, external_id: Option<&str>) -> Probe {
+        let spec: ProbeSpec =
+            serde_json::from_value(serde_json::json!({"apiRef": {"name": "a"}})).unwrap();
+        let mut b = Probe::new("b", spec);
         b.metadata.uid = Some("u1".into());
         b.metadata.resource_version = Some(rv.into());
         b.status = external_id.map(|id| ManagedStatus {

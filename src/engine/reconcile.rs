@@ -1,50 +1,39 @@
-//! The reconcile contract, identical for every managed kind:
-//! finalizer → dereference (IdentityApi, Secrets) → observe → diff → write only what differs →
-//! report (conditions, Events, status written only when changed) → requeue.
+//! The reconcile contract, identical for every managed kind, as its steps:
+//! dereference (the connection, Secrets, inputs) → observe (find the remote object) → decide
+//! ([`decide`], pure) → act (create, update; delete in [`cleanup`]) → report (conditions,
+//! Events, status written only when it changed) → requeue.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::ObjectRef;
-use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
+use kube::{Resource, ResourceExt};
 use tracing::{Instrument, info, info_span, warn};
 
+use super::connector::Connection;
+use super::decide::{self, Blocked, Facts, Step, Write};
 use super::dependents::Target;
-use super::error::Next;
-use super::events::Report;
-use super::status::{now, set_condition, write_if_changed};
-use super::{
-    Adapter, CREATES_ANNOTATION, Context, Error, FINALIZER, Managed, PAUSED_ANNOTATION, secrets,
-};
-use crate::kinds::common::{DeletionPolicy, ManagedStatus, ManagementPolicy};
-use crate::kinds::identity_api::IdentityApi;
+use super::diff::fingerprint;
+use super::finalizer::{creation_recorded, ensure_finalizer, has_finalizer, is_paused};
+use super::key::kind_of;
+use super::report::{self, Outcome};
+use super::spec::{ManagedStatus, ManagementPolicy, SecretKeyRef};
+use super::status::{now, write_if_changed};
+use super::{Adapter, Context, Error, Managed, ObjectKey, Observed, secrets};
+use crate::identity::IdentityClient;
 
-type Key = (&'static str, String, String);
-
-/// What a successful sync found.
-enum Outcome {
-    /// Remote equals spec; nothing written.
-    InSync,
-    /// A remote write was made.
-    Written,
-    /// Observe: the remote differs from the spec (paths in status.drift).
-    Drifted,
-    /// A terminal failure already holds for exactly this spec; nothing was tried.
-    StillFailed,
-}
+pub use super::cleanup::cleanup;
 
 pub async fn reconcile<A: Adapter>(
     res: Arc<A::Resource>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    let kind = kind::<A>();
-    let key: Key = (kind, res.namespace().unwrap_or_default(), res.name_any());
-    let span = info_span!("reconcile", kind, namespace = %key.1, object = %key.2);
+    let key = ObjectKey::of(kind_of::<A::Resource>(), res.as_ref());
+    let span =
+        info_span!("reconcile", kind = key.kind, namespace = %key.namespace, object = %key.name);
     let started = Instant::now();
     let res = ctx.memo.refresh(res.as_ref()).map(Arc::new).unwrap_or(res);
     let result = async {
@@ -58,71 +47,48 @@ pub async fn reconcile<A: Adapter>(
     .await;
     let label = if result.is_ok() { "ok" } else { "error" };
     ctx.metrics
-        .reconciled(kind, label, started.elapsed().as_secs_f64());
+        .reconciled(key.kind, label, started.elapsed().as_secs_f64());
     result
 }
 
 /// kube-runtime calls this only for errors `reconcile` could not report itself (status writes).
 pub fn error_policy<A: Adapter>(res: Arc<A::Resource>, err: &Error, ctx: Arc<Context>) -> Action {
-    let key: Key = (
-        kind::<A>(),
-        res.namespace().unwrap_or_default(),
-        res.name_any(),
-    );
-    warn!(kind = key.0, namespace = %key.1, object = %key.2, error = %err, "reconcile failed");
-    Action::requeue(ctx.next_backoff(key))
+    let key = ObjectKey::of(kind_of::<A::Resource>(), res.as_ref());
+    warn!(kind = key.kind, namespace = %key.namespace, object = %key.name, error = %err, "reconcile failed");
+    ctx.metrics.reconcile_error(key.kind, err.reason().as_str());
+    Action::requeue(ctx.next_backoff(&key))
 }
 
-pub(crate) fn kind<A: Adapter>() -> &'static str {
-    // Kinds are static strings in the derived CRD types; leak-free since the Cow is Borrowed.
-    match A::Resource::kind(&()) {
-        std::borrow::Cow::Borrowed(k) => k,
-        std::borrow::Cow::Owned(k) => Box::leak(k.into_boxed_str()),
-    }
-}
-
-fn is_paused<K: Resource>(res: &K) -> bool {
-    res.meta()
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(PAUSED_ANNOTATION))
-        .is_some_and(|v| v == "true")
-}
-
-async fn apply<A: Adapter>(res: &A::Resource, ctx: &Context, key: &Key) -> Result<Action, Error> {
+async fn apply<A: Adapter>(
+    res: &A::Resource,
+    ctx: &Context,
+    key: &ObjectKey,
+) -> Result<Action, Error> {
     let generation = res.meta().generation;
     let old = res.managed_status();
     let mut status = old.cloned().unwrap_or_default();
     if is_paused(res) {
-        let msg = format!("the {PAUSED_ANNOTATION} annotation stops all writes");
-        set_condition(
-            &mut status.conditions,
-            "Synced",
-            false,
-            "Paused",
-            msg,
-            generation,
-        );
+        report::paused(&mut status, generation);
         if let Some(written) = write_if_changed(&ctx.kube, res, old, &status).await? {
             ctx.memo.remember(&written);
         }
         return Ok(Action::await_change());
     }
-    let outcome = sync::<A>(res, ctx, key, &mut status).await;
-    let action = match outcome {
+    let action = match sync::<A>(res, ctx, key, &mut status).await {
         Ok(outcome) => {
-            report_success(&mut status, &outcome, generation);
-            None
+            report::success(&mut status, &outcome, generation);
+            // A write the API did not fully take is checked again soon, not at the resync:
+            // a write loop is found (and stopped) within seconds.
+            matches!(outcome, Outcome::Written { converged: false })
+                .then(|| Action::requeue(ctx.next_backoff(key)))
         }
-        Err(err) => Some(report_failure::<A>(res, ctx, key, &mut status, &err).await),
+        Err(err) => Some(report::failure::<A>(res, ctx, key, &mut status, &err)),
     };
     ctx.dependents.settled(key, action.is_some());
     status.observed_generation = generation;
-    let ready = status
-        .condition("Ready")
-        .is_some_and(|c| c.status == "True");
-    ctx.metrics
-        .set_ready(key.0, &format!("{}/{}", key.1, key.2), Some(ready));
+    let ready = status.condition(super::conditions::ConditionType::Ready);
+    let ready = ready.map(|c| (c.is_true(), c.reason.as_str()));
+    ctx.metrics.set_ready(key.kind, &key.object(), ready);
     // A failed status write goes to error_policy, whose backoff keeps growing: the reset comes
     // only once the outcome is recorded.
     if let Some(written) = write_if_changed(&ctx.kube, res, old, &status).await? {
@@ -134,276 +100,292 @@ async fn apply<A: Adapter>(res: &A::Resource, ctx: &Context, key: &Key) -> Resul
     }))
 }
 
-fn report_success(status: &mut ManagedStatus, outcome: &Outcome, generation: Option<i64>) {
-    match outcome {
-        Outcome::StillFailed => {}
-        Outcome::Drifted => {
-            let msg = format!("remote differs from spec at: {}", status.drift.join(", "));
-            set_condition(
-                &mut status.conditions,
-                "Ready",
-                false,
-                "Drifted",
-                msg,
-                generation,
-            );
-            set_condition(
-                &mut status.conditions,
-                "Synced",
-                true,
-                "Observed",
-                "drift reported, nothing written (Observe)",
-                generation,
-            );
-        }
-        Outcome::InSync | Outcome::Written => {
-            set_condition(
-                &mut status.conditions,
-                "Ready",
-                true,
-                "Synced",
-                "remote object matches the spec",
-                generation,
-            );
-            set_condition(
-                &mut status.conditions,
-                "Synced",
-                true,
-                "ReconcileSuccess",
-                "last reconcile succeeded",
-                generation,
-            );
-        }
-    }
-}
-
-async fn report_failure<A: Adapter>(
-    res: &A::Resource,
-    ctx: &Context,
-    key: &Key,
-    status: &mut ManagedStatus,
-    err: &Error,
-) -> Action {
-    let generation = res.meta().generation;
-    let message = err.to_string();
-    let unchanged = status.condition("Synced").is_some_and(|c| {
-        c.reason == err.reason() && c.message == message && c.observed_generation == generation
-    });
-    warn!(reason = err.reason(), error = %message, "reconcile failed");
-    // A drift check that fails for a passing reason says nothing about the remote object: it
-    // stays Ready (only Synced tells) while the spec and Secrets it last matched are current.
-    let still_ready = err.is_transient()
-        && status
-            .condition("Ready")
-            .is_some_and(|c| c.status == "True" && c.observed_generation == generation)
-        && secrets::versions(&ctx.secrets, &key.1, &A::secret_refs(res))
-            .is_ok_and(|v| v == status.applied_secret_versions);
-    if !still_ready {
-        set_condition(
-            &mut status.conditions,
-            "Ready",
-            false,
-            err.reason(),
-            message.clone(),
-            generation,
-        );
-    }
-    set_condition(
-        &mut status.conditions,
-        "Synced",
-        false,
-        err.reason(),
-        message.clone(),
-        generation,
-    );
-    // The same failure for the same spec is one Event, not one per retry.
-    if !unchanged {
-        publish(
-            ctx,
-            res,
-            EventType::Warning,
-            err.reason(),
-            "Reconcile",
-            message,
-        )
-        .await;
-    }
-    match err.next() {
-        Next::Backoff => Action::requeue(ctx.next_backoff(key.clone())),
-        Next::After(d) => {
-            Action::requeue(super::jitter(d, 0.1) + std::time::Duration::from_millis(50))
-        }
-        // A change of the resource, its IdentityApi or a Secret requeues it at once; the slow
-        // resync is only a safety net.
-        Next::WaitForChange => Action::requeue(ctx.resync()),
-    }
+/// What a reconcile knows once it has dereferenced everything the resource refers to.
+pub(crate) struct Dereferenced<'a, A: Adapter> {
+    connection: Connection,
+    /// The resource with its inputs from outside Secrets (a ConfigMap) read in.
+    res: Cow<'a, A::Resource>,
+    refs: Vec<SecretKeyRef>,
+    /// `name/key` → resourceVersion of every referenced Secret.
+    versions: BTreeMap<String, String>,
+    /// The desired remote object without Secret values: what is compared.
+    view: A::Remote,
+    /// What a write depends on; a failure recorded for it holds until one of these changes.
+    attempt: String,
 }
 
 async fn sync<A: Adapter>(
     res: &A::Resource,
     ctx: &Context,
-    key: &Key,
+    key: &ObjectKey,
     status: &mut ManagedStatus,
 ) -> Result<Outcome, Error> {
-    let (kind, ns, _) = key;
-    let common = res.common();
-    let policy = common.management_policy();
-    let finalizer_wanted = policy == ManagementPolicy::Apply && A::deletes_remote(res);
+    let finalizer_wanted = wants_finalizer::<A>(res);
     // A resource never linked to a remote object gets its finalizer once the lookup is done:
-    // together with the creation record when it is about to create one (see below), and not
+    // together with the creation record when it is about to create one (see `create`), and not
     // at all while its IdentityApi or Secrets are missing (nothing remote to clean up then).
     if !finalizer_wanted || status.external_id.is_some() || has_finalizer(res) {
         ensure_finalizer(res, ctx, finalizer_wanted, false).await?;
     }
-
-    // Dereference: the IdentityApi and every Secret, recorded first so that creating a missing
-    // one requeues this resource.
-    let refs = A::secret_refs(res);
-    let mut targets = vec![Target::Api {
-        namespace: ns.clone(),
-        name: common.api_ref.name.clone(),
-    }];
-    let secret_names = refs.iter().map(|r| r.name.clone());
-    targets.extend(
-        secret_names
-            .chain(A::watched_secrets(res))
-            .map(|name| Target::Secret {
-                namespace: ns.clone(),
-                name,
-            }),
-    );
-    ctx.dependents.record(key.clone(), targets);
-    let api = identity_api::<A>(ctx, ns, &common.api_ref.name)?;
-    check_singleton::<A>(ctx, res, ns)?;
-    let versions = secrets::versions(&ctx.secrets, ns, &refs)?;
-    let resolved = A::resolve(ctx, res).await?;
-    let res = resolved.as_ref();
-    let view = A::desired(res, None)?;
-
-    let mut attempt = format!(
-        "generation={} api={} secrets={:?}",
-        res.meta().generation.unwrap_or_default(),
-        api.metadata.generation.unwrap_or_default(),
-        versions
-    );
-    if matches!(resolved, std::borrow::Cow::Owned(_)) {
-        // Inputs from outside the spec (a ConfigMap) may change without a new generation: a
-        // rejected spec is retried once they do.
-        attempt.push_str(&format!(" inputs={:x}", fingerprint(&view)));
-    }
-    if status.failed_attempt.as_deref() == Some(attempt.as_str()) {
+    let Some(found) = gather::<A>(res, ctx, key, status).await? else {
         return Ok(Outcome::StillFailed);
+    };
+    let step = decide::decide(&found.facts(ctx, key, status));
+    act::<A>(ctx, key, status, found, step).await
+}
+
+/// What a reconcile knows once it has dereferenced and observed: all [`decide::decide`]
+/// needs.
+pub(crate) struct Found<'a, A: Adapter> {
+    pub input: Dereferenced<'a, A>,
+    pub client: Arc<IdentityClient>,
+    pub observed: Option<Observed<A::Remote>>,
+    /// Where the observed object differs from the spec.
+    pub drift: Vec<String>,
+    /// The state a write starts from (spec, Secrets, remote object): writes that leave it as it
+    /// was count towards a write loop.
+    pub from: Option<String>,
+    spec_id: Option<String>,
+}
+
+impl<A: Adapter> Found<'_, A> {
+    pub fn facts<'s>(
+        &'s self,
+        ctx: &Context,
+        key: &ObjectKey,
+        status: &'s ManagedStatus,
+    ) -> Facts<'s> {
+        Facts {
+            policy: self.input.res.common().management_policy(),
+            remote: self.observed.as_ref().map(|o| decide::Remote {
+                id: &o.id,
+                drift: &self.drift,
+            }),
+            secrets_changed: self.input.versions != status.applied_secret_versions,
+            spec_id: self.spec_id.as_deref(),
+            linked_id: status.external_id.as_deref(),
+            unconverged_writes: self
+                .from
+                .as_deref()
+                .map_or(0, |from| ctx.unconverged_writes(key, from)),
+        }
+    }
+}
+
+/// Dereferences and observes; `None` when a failure recorded in the status still holds for
+/// what was found (nothing is tried then).
+pub(crate) async fn gather<'a, A: Adapter>(
+    res: &'a A::Resource,
+    ctx: &'a Context,
+    key: &ObjectKey,
+    status: &mut ManagedStatus,
+) -> Result<Option<Found<'a, A>>, Error> {
+    let input = dereference::<A>(res, ctx, key).await?;
+    if status.failed_attempt.as_deref() == Some(input.attempt.as_str()) {
+        return Ok(None);
+    }
+    let client = ctx.connector.client(&input.connection).await?;
+    let observed = observe::<A>(&client, &input, status).await?;
+    let drift = observed
+        .as_ref()
+        .map(|o| A::diff(&input.view, &o.remote))
+        .unwrap_or_default();
+    let from = observed.as_ref().map(|o| {
+        let fingerprint = remote_fingerprint::<A>(&input, o);
+        format!("{} remote={fingerprint:x}", input.attempt)
+    });
+    if from.is_some() && status.failed_attempt == from {
+        return Ok(None);
     }
     status.failed_attempt = None;
+    Ok(Some(Found {
+        spec_id: A::spec_id(res),
+        input,
+        client,
+        observed,
+        drift,
+        from,
+    }))
+}
 
-    let client = ctx
-        .connections
-        .get(&api, &ctx.kube, &ctx.secrets, &ctx.metrics)
-        .await?;
-    let known_id = A::spec_id(res).or_else(|| status.external_id.clone());
-    let observed = A::find(&client, res, known_id.as_deref()).await?;
-    let secrets_changed = versions != status.applied_secret_versions;
-
-    let found = match (observed, policy) {
-        (None, ManagementPolicy::Observe) => {
-            return Err(Error::RemoteNotFound(format!(
-                "the remote {kind} does not exist (Observe never creates it)"
-            )));
+/// Carries out `step`.
+async fn act<A: Adapter>(
+    ctx: &Context,
+    key: &ObjectKey,
+    status: &mut ManagedStatus,
+    found: Found<'_, A>,
+    step: Step,
+) -> Result<Outcome, Error> {
+    let Found {
+        input,
+        client,
+        observed,
+        from,
+        ..
+    } = found;
+    let (remote, outcome) = match step {
+        Step::Create { again } => create::<A>(ctx, &client, &input, status, again).await?,
+        Step::Sync { write, .. } => {
+            let found = observed.expect("Sync follows a found remote object");
+            let res = input.res.as_ref();
+            ensure_finalizer(res, ctx, wants_finalizer::<A>(res), false).await?;
+            status.created.get_or_insert(creation_recorded(res));
+            let from = from.expect("a found object has a state");
+            update::<A>(ctx, key, &client, &input, status, found, write, from).await?
         }
-        (Some(found), ManagementPolicy::Observe) => {
-            status.drift = A::diff(&view, &found.remote);
-            status.external_id = Some(found.id.clone());
-            status.remote = A::summary(&found.remote);
+        Step::Observe { drift } => {
+            let found = observed.expect("Observe follows a found remote object");
+            link::<A>(status, &found);
+            status.drift = drift;
             return Ok(if status.drift.is_empty() {
                 Outcome::InSync
             } else {
                 Outcome::Drifted
             });
         }
-        (found, ManagementPolicy::Apply) => found,
+        Step::Blocked(blocked) => return Err(blocked_error::<A>(ctx, status, blocked, from)),
     };
-    let (remote, outcome) = match found {
-        None => {
-            if let Some(id) = A::spec_id(res) {
-                return Err(Error::RemoteNotFound(format!(
-                    "remote {kind} {id:?} to adopt does not exist"
-                )));
-            }
-            // Recorded on the resource before the create call, in the finalizer's write: if the
-            // operator dies or the call times out after the vendor created the object, the next
-            // lookup finds it by name and still knows it is ours (deletionPolicy Delete).
-            ensure_finalizer(res, ctx, finalizer_wanted, A::CREATES).await?;
-            if status.external_id.is_some() {
-                ctx.metrics.drift(kind);
-                info!("remote object was deleted behind the operator's back; creating it again");
-            }
-            let values = secrets::read(&ctx.kube, ns, &refs).await?;
-            let desired = A::desired(res, Some(&values))?;
-            let created = match A::create(&client, res, &desired).await {
-                Err(err) => {
-                    // The create may have happened all the same (its answer lost, cut short,
-                    // or refused as a duplicate): no list fetched before it may answer the
-                    // next lookup.
-                    client.lists().expire();
-                    match err {
-                        Error::AlreadyExists(message) => {
-                            adopt_created::<A>(&client, res, status, &view, &desired, message).await
-                        }
-                        err => Err(err),
-                    }
-                }
-                created => created,
-            };
-            let created = remember_terminal(created, status, &attempt)?;
-            info!(id = %created.id, "created remote object");
-            let note = format!("created remote {kind} {}", created.id);
-            publish(ctx, res, EventType::Normal, "Created", "Create", note).await;
-            status.created = Some(true);
-            record_write::<A>(status, &created, versions);
-            (created, Outcome::Written)
-        }
-        Some(found) => {
-            ensure_finalizer(res, ctx, finalizer_wanted, false).await?;
-            status.created.get_or_insert(creation_recorded(res));
-            let drift = A::diff(&view, &found.remote);
-            if drift.is_empty() && !secrets_changed {
-                status.external_id = Some(found.id.clone());
-                status.remote = A::summary(&found.remote);
-                status.drift.clear();
-                (found, Outcome::InSync)
-            } else {
-                let spec_unchanged = res.meta().generation == status.observed_generation;
-                if !drift.is_empty() && spec_unchanged {
-                    ctx.metrics.drift(kind);
-                }
-                let values = secrets::read(&ctx.kube, ns, &refs).await?;
-                let desired = A::desired(res, Some(&values))?;
-                let updated = A::update(
-                    &client,
-                    res,
-                    &found.id,
-                    &desired,
-                    &found.remote,
-                    secrets_changed,
-                )
-                .await;
-                let updated = remember_terminal(updated, status, &attempt)?;
-                let what = match (drift.is_empty(), secrets_changed) {
-                    (false, false) => drift.join(", "),
-                    (true, _) => "credentials from Secrets".to_owned(),
-                    (false, true) => format!("{} and credentials from Secrets", drift.join(", ")),
-                };
-                info!(id = %updated.id, fields = %what, "updated remote object");
-                let note = format!("updated remote {kind} {}: {what}", updated.id);
-                publish(ctx, res, EventType::Normal, "Updated", "Update", note).await;
-                record_write::<A>(status, &updated, versions);
-                (updated, Outcome::Written)
-            }
-        }
-    };
-    let fresh = matches!(outcome, Outcome::Written);
-    A::finish(ctx, &client, res, &remote, fresh, status).await?;
+    let fresh = matches!(outcome, Outcome::Written { .. });
+    A::finish(ctx, &client, &input.res, &remote, fresh, status).await?;
     Ok(outcome)
+}
+
+/// The finalizer is held while deleting the resource may mean a remote change.
+fn wants_finalizer<A: Adapter>(res: &A::Resource) -> bool {
+    res.common().management_policy() == ManagementPolicy::Apply && A::deletes_remote(res)
+}
+
+/// The connection, Secrets and inputs the resource refers to, each checked; recorded as its
+/// dependencies first, so that creating a missing one requeues the resource.
+async fn dereference<'a, A: Adapter>(
+    res: &'a A::Resource,
+    ctx: &'a Context,
+    key: &ObjectKey,
+) -> Result<Dereferenced<'a, A>, Error> {
+    let ns = &key.namespace;
+    let api_ref = &res.common().api_ref;
+    let refs = A::secret_refs(res);
+    let secrets = refs
+        .iter()
+        .map(|r| r.name.clone())
+        .chain(A::watched_secrets(res))
+        .map(|name| Target::Secret {
+            namespace: ns.clone(),
+            name,
+        });
+    let targets = std::iter::once(ctx.connector.target(ns, api_ref))
+        .chain(secrets)
+        .collect();
+    ctx.dependents.record(key.clone(), targets);
+
+    let connection = connection_for::<A>(ctx, res, key)?;
+    check_singleton::<A>(ctx, res, ns)?;
+    let versions = secrets::versions(&ctx.secrets, ns, &refs)?;
+    let resolved = A::resolve(ctx, res).await?;
+    let view = A::desired(&resolved, None)?;
+    let mut attempt = format!(
+        "generation={} api={} secrets={:?}",
+        res.meta().generation.unwrap_or_default(),
+        connection.generation,
+        versions
+    );
+    if matches!(resolved, Cow::Owned(_)) {
+        // Inputs from outside the spec (a ConfigMap) may change without a new generation: a
+        // rejected spec is retried once they do.
+        attempt.push_str(&format!(" inputs={:x}", fingerprint(&view)));
+    }
+    Ok(Dereferenced {
+        connection,
+        res: resolved,
+        refs,
+        versions,
+        view,
+        attempt,
+    })
+}
+
+/// The connection the resource names, of the provider its kind needs.
+pub(super) fn connection_for<A: Adapter>(
+    ctx: &Context,
+    res: &A::Resource,
+    key: &ObjectKey,
+) -> Result<Connection, Error> {
+    let api_ref = &res.common().api_ref;
+    let connection = ctx.connector.resolve(&key.namespace, api_ref)?;
+    if connection.provider != A::PROVIDER {
+        return Err(Error::WrongProvider {
+            name: api_ref.name.clone(),
+            kind: key.kind,
+            actual: connection.provider.as_str(),
+            expected: A::PROVIDER.as_str(),
+        });
+    }
+    Ok(connection)
+}
+
+/// Reads the remote object: by the id the spec or the status names, else by natural key.
+async fn observe<A: Adapter>(
+    client: &IdentityClient,
+    input: &Dereferenced<'_, A>,
+    status: &ManagedStatus,
+) -> Result<Option<Observed<A::Remote>>, Error> {
+    let known_id = A::spec_id(&input.res).or_else(|| status.external_id.clone());
+    A::find(client, &input.res, known_id.as_deref()).await
+}
+
+/// A digest of the observed object as far as the spec speaks of it: what a write that changed
+/// nothing leaves as it was (server-computed fields such as a last login time are left out).
+fn remote_fingerprint<A: Adapter>(
+    input: &Dereferenced<'_, A>,
+    observed: &Observed<A::Remote>,
+) -> u64 {
+    let view = serde_json::to_value(&input.view).unwrap_or_default();
+    let remote = serde_json::to_value(&observed.remote).unwrap_or_default();
+    fingerprint(&super::diff::project(&remote, &view))
+}
+
+async fn create<A: Adapter>(
+    ctx: &Context,
+    client: &IdentityClient,
+    input: &Dereferenced<'_, A>,
+    status: &mut ManagedStatus,
+    again: bool,
+) -> Result<(Observed<A::Remote>, Outcome), Error> {
+    let res = input.res.as_ref();
+    let kind = kind_of::<A::Resource>();
+    // Recorded on the resource before the create call, in the finalizer's write: if the
+    // operator dies or the call times out after the vendor created the object, the next lookup
+    // finds it by name and still knows it is ours (deletionPolicy Delete).
+    ensure_finalizer(res, ctx, wants_finalizer::<A>(res), A::CREATES).await?;
+    if again {
+        ctx.metrics.drift(kind);
+        info!("remote object was deleted behind the operator's back; creating it again");
+    }
+    let values =
+        secrets::read(&ctx.kube, &res.namespace().unwrap_or_default(), &input.refs).await?;
+    let desired = A::desired(res, Some(&values))?;
+    let created = match A::create(client, res, &desired).await {
+        Err(err) => {
+            // The create may have happened all the same (its answer lost, cut short, or
+            // refused as a duplicate): no list fetched before it may answer the next lookup.
+            client.lists().expire();
+            match err {
+                Error::AlreadyExists(exists) => {
+                    adopt_created::<A>(client, input, status, &desired, exists).await
+                }
+                err => Err(err),
+            }
+        }
+        created => created,
+    };
+    let created = remember_terminal(created, status, &input.attempt)?;
+    info!(id = %created.id, "created remote object");
+    let note = format!("created remote {kind} {}", created.id);
+    ctx.events
+        .emit(res, EventType::Normal, "Created", "Create", note);
+    status.created = Some(true);
+    record_write::<A>(status, &created, input.versions.clone());
+    Ok((created, Outcome::Written { converged: true }))
 }
 
 /// A create refused because the object exists. After an earlier attempt of the operator whose
@@ -412,13 +394,13 @@ async fn sync<A: Adapter>(
 /// `Rejected`. Without such an attempt, someone else made it since the lookup: that is said,
 /// and the next (fresh) lookup adopts it as theirs.
 async fn adopt_created<A: Adapter>(
-    client: &crate::identity::IdentityClient,
-    res: &A::Resource,
+    client: &IdentityClient,
+    input: &Dereferenced<'_, A>,
     status: &mut ManagedStatus,
-    view: &A::Remote,
     desired: &A::Remote,
     exists: String,
-) -> Result<super::Observed<A::Remote>, Error> {
+) -> Result<Observed<A::Remote>, Error> {
+    let res = input.res.as_ref();
     if !creation_recorded(res) || status.created == Some(false) {
         // Remembered in status, so that a later refusal is not taken for a lost attempt.
         status.created = Some(false);
@@ -435,10 +417,86 @@ async fn adopt_created<A: Adapter>(
         )));
     };
     info!(id = %found.id, "adopted the object an earlier create made (its answer was lost)");
-    if A::diff(view, &found.remote).is_empty() {
+    if A::diff(&input.view, &found.remote).is_empty() {
         return Ok(found);
     }
     A::update(client, res, &found.id, desired, &found.remote, true).await
+}
+
+/// Links a found remote object, writing what differs.
+#[allow(clippy::too_many_arguments)]
+async fn update<A: Adapter>(
+    ctx: &Context,
+    key: &ObjectKey,
+    client: &IdentityClient,
+    input: &Dereferenced<'_, A>,
+    status: &mut ManagedStatus,
+    found: Observed<A::Remote>,
+    write: Write,
+    from: String,
+) -> Result<(Observed<A::Remote>, Outcome), Error> {
+    let res = input.res.as_ref();
+    let Write::Fields {
+        drift,
+        secrets_changed,
+    } = &write
+    else {
+        link::<A>(status, &found);
+        status.drift.clear();
+        ctx.converged(key);
+        return Ok((found, Outcome::InSync));
+    };
+    let spec_unchanged = res.meta().generation == status.observed_generation;
+    if !drift.is_empty() && spec_unchanged {
+        ctx.metrics.drift(key.kind);
+    }
+    let values = secrets::read(&ctx.kube, &key.namespace, &input.refs).await?;
+    let desired = A::desired(res, Some(&values))?;
+    let updated = A::update(
+        client,
+        res,
+        &found.id,
+        &desired,
+        &found.remote,
+        *secrets_changed,
+    )
+    .await;
+    let updated = remember_terminal(updated, status, &input.attempt)?;
+    let what = write.describe();
+    info!(id = %updated.id, fields = %what, "updated remote object");
+    let note = format!("updated remote {} {}: {what}", key.kind, updated.id);
+    ctx.events
+        .emit(res, EventType::Normal, "Updated", "Update", note);
+    record_write::<A>(status, &updated, input.versions.clone());
+    ctx.count_write(key, from);
+    let converged = A::diff(&input.view, &updated.remote).is_empty();
+    Ok((updated, Outcome::Written { converged }))
+}
+
+fn blocked_error<A: Adapter>(
+    ctx: &Context,
+    status: &mut ManagedStatus,
+    blocked: Blocked,
+    from: Option<String>,
+) -> Error {
+    let kind = kind_of::<A::Resource>();
+    match blocked {
+        Blocked::NothingToObserve => Error::RemoteNotFound(format!(
+            "the remote {kind} does not exist (Observe never creates it)"
+        )),
+        Blocked::NothingToAdopt { id } => {
+            Error::RemoteNotFound(format!("remote {kind} {id:?} to adopt does not exist"))
+        }
+        Blocked::WriteNotConverging { drift } => {
+            // Held until the spec, a Secret or the remote object changes.
+            status.failed_attempt = from;
+            ctx.metrics.write_loop(kind);
+            Error::WriteNotConverging {
+                drift,
+                writes: decide::MAX_UNCONVERGED_WRITES,
+            }
+        }
+    }
 }
 
 /// Settings singletons: the oldest resource pointing at an IdentityApi owns its settings;
@@ -468,28 +526,25 @@ fn check_singleton<A: Adapter>(ctx: &Context, res: &A::Resource, ns: &str) -> Re
     match owner {
         Some(owner) if owner.name_any() != res.name_any() => Err(Error::Conflict(format!(
             "{} {:?} already manages the settings of IdentityApi {api:?}; only one may",
-            kind::<A>(),
+            kind_of::<A::Resource>(),
             owner.name_any()
         ))),
         _ => Ok(()),
     }
 }
 
-/// A stable digest of the desired object (which, without Secrets, holds no secret value).
-fn fingerprint(view: &impl std::fmt::Debug) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::hash::DefaultHasher::new();
-    format!("{view:?}").hash(&mut h);
-    h.finish()
+/// Records the remote object the resource is linked to.
+fn link<A: Adapter>(status: &mut ManagedStatus, found: &Observed<A::Remote>) {
+    status.external_id = Some(found.id.clone());
+    status.remote = A::summary(&found.remote);
 }
 
 fn record_write<A: Adapter>(
     status: &mut ManagedStatus,
-    written: &super::Observed<A::Remote>,
+    written: &Observed<A::Remote>,
     versions: BTreeMap<String, String>,
 ) {
-    status.external_id = Some(written.id.clone());
-    status.remote = A::summary(&written.remote);
+    link::<A>(status, written);
     status.applied_secret_versions = versions;
     status.last_sync_time = Some(now());
     status.drift.clear();
@@ -507,257 +562,4 @@ fn remember_terminal<T>(
         status.failed_attempt = Some(attempt.to_owned());
     }
     result
-}
-
-fn identity_api<A: Adapter>(
-    ctx: &Context,
-    ns: &str,
-    name: &str,
-) -> Result<Arc<IdentityApi>, Error> {
-    let api = ctx
-        .apis
-        .get(&ObjectRef::new(name).within(ns))
-        .ok_or_else(|| Error::ApiNotFound(name.to_owned()))?;
-    if api.spec.provider != A::PROVIDER {
-        return Err(Error::WrongProvider {
-            name: name.to_owned(),
-            kind: kind::<A>(),
-            actual: api.spec.provider.as_str(),
-            expected: A::PROVIDER.as_str(),
-        });
-    }
-    Ok(api)
-}
-
-async fn cleanup<A: Adapter>(res: &A::Resource, ctx: &Context, key: &Key) -> Result<Action, Error> {
-    if !has_finalizer(res) {
-        return Ok(Action::await_change());
-    }
-    let (kind, ns, _) = key;
-    let status = res.managed_status().cloned().unwrap_or_default();
-    let policy = match res.common().deletion_policy {
-        Some(policy) => policy,
-        // Settings singletons are never created: they are "deleted" (for example disabled) only
-        // when their spec asks for it.
-        None if !A::CREATES && A::deletes_remote(res) => DeletionPolicy::Delete,
-        None if A::CREATES && status.created == Some(true) => DeletionPolicy::Delete,
-        None => DeletionPolicy::Orphan,
-    };
-    let id = status.external_id.clone();
-    match (policy, id) {
-        (DeletionPolicy::Delete, Some(id)) if is_paused(res) => {
-            let msg = format!("remote {kind} {id} left in place: the resource is paused");
-            publish(ctx, res, EventType::Warning, "Orphaned", "Delete", msg).await;
-        }
-        (DeletionPolicy::Delete, Some(id)) => match delete_remote::<A>(res, ctx, ns, &id).await {
-            Ok(()) => {
-                info!(%id, "deleted remote object");
-                publish(
-                    ctx,
-                    res,
-                    EventType::Normal,
-                    "Deleted",
-                    "Delete",
-                    format!("deleted remote {kind} {id}"),
-                )
-                .await;
-            }
-            Err(err) if gives_up(res, ctx, &err) => {
-                let msg = format!(
-                    "remote {kind} {id} left in place after {:?}: {err}",
-                    ctx.settings.deletion_grace
-                );
-                warn!(%id, error = %err, "giving up on deleting the remote object");
-                publish(ctx, res, EventType::Warning, "Orphaned", "Delete", msg).await;
-            }
-            Err(err) => {
-                warn!(%id, error = %err, "deleting the remote object failed");
-                publish(
-                    ctx,
-                    res,
-                    EventType::Warning,
-                    err.reason(),
-                    "Delete",
-                    format!("deleting remote {kind} {id} failed: {err}"),
-                )
-                .await;
-                return Ok(Action::requeue(ctx.next_backoff(key.clone())));
-            }
-        },
-        (DeletionPolicy::Orphan, Some(id)) => {
-            publish(
-                ctx,
-                res,
-                EventType::Normal,
-                "Orphaned",
-                "Delete",
-                format!("remote {kind} {id} left in place (deletionPolicy Orphan)"),
-            )
-            .await;
-        }
-        (_, None) => {}
-    }
-    remove_finalizer(res, ctx).await?;
-    ctx.memo.forget(res);
-    ctx.dependents.forget(key.clone());
-    if A::SINGLETON {
-        // A younger resource waiting for this singleton's IdentityApi may take over now.
-        ctx.dependents.trigger(&Target::Api {
-            namespace: ns.clone(),
-            name: res.common().api_ref.name.clone(),
-        });
-    }
-    ctx.reset_backoff(key);
-    ctx.metrics
-        .set_ready(kind, &format!("{}/{}", key.1, key.2), None);
-    Ok(Action::await_change())
-}
-
-async fn delete_remote<A: Adapter>(
-    res: &A::Resource,
-    ctx: &Context,
-    ns: &str,
-    id: &str,
-) -> Result<(), Error> {
-    let api = identity_api::<A>(ctx, ns, &res.common().api_ref.name)?;
-    let client = ctx
-        .connections
-        .get(&api, &ctx.kube, &ctx.secrets, &ctx.metrics)
-        .await?;
-    match A::delete(&client, res, id).await {
-        Err(Error::Api(e)) | Err(Error::Rejected(e)) if e.is_not_found() => Ok(()),
-        other => other,
-    }
-}
-
-/// A deletion whose IdentityApi or credentials are gone cannot finish: after the grace period
-/// the finalizer is released instead of blocking the namespace forever.
-fn gives_up<K: Resource>(res: &K, ctx: &Context, err: &Error) -> bool {
-    let unreachable = matches!(
-        err,
-        Error::ApiNotFound(_)
-            | Error::WrongProvider { .. }
-            | Error::SecretNotFound(_)
-            | Error::SecretKeyNotFound { .. }
-            | Error::SecretNotText { .. }
-            | Error::Api(crate::identity::ApiError::Authentication(_))
-    );
-    let since = res
-        .meta()
-        .deletion_timestamp
-        .as_ref()
-        .map(|t| k8s_openapi::jiff::Timestamp::now().duration_since(t.0))
-        .and_then(|d| std::time::Duration::try_from(d).ok())
-        .unwrap_or_default();
-    unreachable && since >= ctx.settings.deletion_grace
-}
-
-fn has_finalizer<K: Resource>(res: &K) -> bool {
-    res.finalizers().iter().any(|f| f == FINALIZER)
-}
-
-/// Whether the operator recorded, before a create call, that it creates this remote object.
-pub(crate) fn creation_recorded<K: Resource>(res: &K) -> bool {
-    res.meta()
-        .annotations
-        .as_ref()
-        .is_some_and(|a| a.contains_key(CREATES_ANNOTATION))
-}
-
-/// Adds or removes the finalizer as `wanted`, and with `record_creation` also sets
-/// [`CREATES_ANNOTATION`]: one write for both, and none when nothing changes.
-async fn ensure_finalizer<K: Managed>(
-    res: &K,
-    ctx: &Context,
-    wanted: bool,
-    record_creation: bool,
-) -> Result<(), Error> {
-    if !wanted && has_finalizer(res) {
-        return remove_finalizer(res, ctx).await;
-    }
-    let mut ops = Vec::new();
-    if wanted && !has_finalizer(res) {
-        ops.push(if res.finalizers().is_empty() {
-            json!({"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]})
-        } else {
-            json!({"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER})
-        });
-    }
-    if record_creation && !creation_recorded(res) {
-        let path = format!(
-            "/metadata/annotations/{}",
-            CREATES_ANNOTATION.replace('/', "~1")
-        );
-        if res.meta().annotations.is_none() {
-            ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": {}}));
-        }
-        ops.push(json!({"op": "add", "path": path, "value": "true"}));
-    }
-    if ops.is_empty() {
-        return Ok(());
-    }
-    patch_json(res, ctx, serde_json::Value::Array(ops)).await
-}
-
-async fn remove_finalizer<K: Managed>(res: &K, ctx: &Context) -> Result<(), Error> {
-    let Some(i) = res.finalizers().iter().position(|f| f == FINALIZER) else {
-        return Ok(());
-    };
-    let path = format!("/metadata/finalizers/{i}");
-    // The test makes the patch fail rather than remove someone else's finalizer if the list
-    // changed since we read it.
-    let op =
-        json!([{"op": "test", "path": path, "value": FINALIZER}, {"op": "remove", "path": path}]);
-    patch_json(res, ctx, op).await
-}
-
-async fn patch_json<K: Managed>(
-    res: &K,
-    ctx: &Context,
-    ops: serde_json::Value,
-) -> Result<(), Error> {
-    let api: Api<K> = Api::namespaced(ctx.kube.clone(), &res.namespace().unwrap_or_default());
-    let patch: json_patch::Patch = serde_json::from_value(ops).expect("valid JSON patch");
-    let written = api
-        .patch(
-            &res.name_any(),
-            &PatchParams::default(),
-            &Patch::<()>::Json(patch),
-        )
-        .await?;
-    ctx.memo.remember(&written);
-    Ok(())
-}
-
-pub async fn publish<K: Resource<DynamicType = ()>>(
-    ctx: &Context,
-    res: &K,
-    type_: EventType,
-    reason: &str,
-    action: &str,
-    note: String,
-) {
-    // Queued: an Event is a report, and the reconcile (the remote write, the status) should
-    // not wait for one more round trip to the API server.
-    let note = truncate_note(note);
-    let report = Report {
-        type_,
-        reason,
-        action,
-        note: &note,
-    };
-    ctx.events.send(&report, res.object_ref(&()));
-}
-
-/// Events notes are limited to 1 kB by the API server.
-fn truncate_note(mut note: String) -> String {
-    if note.len() > 1000 {
-        let mut end = 997;
-        while !note.is_char_boundary(end) {
-            end -= 1;
-        }
-        note.truncate(end);
-        note.push_str("...");
-    }
-    note
 }

@@ -11,8 +11,8 @@ use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 
 use super::error::Error;
+use super::spec::SecretKeyRef;
 use crate::identity::SecretString;
-use crate::kinds::common::SecretKeyRef;
 
 /// namespace → name → resourceVersion.
 type Versions = HashMap<Box<str>, HashMap<Box<str>, Box<str>>>;

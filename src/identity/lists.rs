@@ -31,6 +31,11 @@ use super::ApiError;
 pub trait Item: serde::de::DeserializeOwned + Clone + Send + Sync + 'static {
     /// Top-level fields never kept (secrets an API returns in plain text).
     const FORGET: &'static [&'static str] = &[];
+    /// Takes out of a listed object (nulls already gone) what must not be kept: the
+    /// [`FORGET`](Item::FORGET) fields, and whatever secret an item type keeps deeper down.
+    fn forget(object: &mut serde_json::Map<String, Value>) {
+        object.retain(|k, _| !Self::FORGET.contains(&k.as_str()));
+    }
     /// The vendor's id; items without one are not kept.
     fn id(&self) -> Option<&str>;
     /// The natural key a resource without an id is found by (its name).
@@ -82,7 +87,8 @@ impl<T: Item> Items<T> {
     /// Keeps `value` (one element of the list) if it reads as a `T` with an id.
     fn push(&mut self, mut value: Value) -> Result<(), serde_json::Error> {
         if let Value::Object(map) = &mut value {
-            map.retain(|k, v| !v.is_null() && !T::FORGET.contains(&k.as_str()));
+            map.retain(|_, v| !v.is_null());
+            T::forget(map);
         }
         let item = T::deserialize(&value)?;
         if let Some(id) = item.id() {

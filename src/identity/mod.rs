@@ -16,14 +16,43 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
 pub use auth::{Credentials, Token};
 pub use error::ApiError;
 
-use crate::kinds::identity_api::Provider;
 use crate::metrics::Metrics;
+
+/// The identity system family a connection speaks. Each managed kind needs one provider.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// Boruta admin API (IdentityBackend).
+    Boruta,
+    /// Auth0 Management API v2 (OrgConnection).
+    Auth0,
+    /// VMware Cloud Director / VCF Automation cloudapi (LdapSettings).
+    Vcd,
+    /// Entrust Identity as a Service administration API (AdminApiApp).
+    Entrust,
+    /// Xelion REST API v1 (AuthenticationSettings).
+    Xelion,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Boruta => "boruta",
+            Provider::Auth0 => "auth0",
+            Provider::Vcd => "vcd",
+            Provider::Entrust => "entrust",
+            Provider::Xelion => "xelion",
+        }
+    }
+}
 
 /// The media type VCD's cloudapi 9.1 expects in `Accept` and `Content-Type`.
 pub const VCD_MEDIA_TYPE: &str = "application/json;version=9.1.0";
@@ -55,8 +84,6 @@ impl std::fmt::Display for SecretString {
 
 /// Connection settings of one IdentityApi, resolved from its spec and Secrets.
 pub struct ClientConfig {
-    /// `namespace/name` of the IdentityApi (in metrics).
-    pub name: String,
     pub provider: Provider,
     pub base_url: String,
     pub tenant: Option<String>,
@@ -72,6 +99,8 @@ pub struct ClientConfig {
     /// VCD provider session acting for a tenant organisation.
     pub tenant_context: Option<String>,
     pub user_agent: String,
+    /// The IdentityApi, `namespace/name`: the `connection` label of the call metrics.
+    pub connection: String,
 }
 
 /// A JSON answer of an identity API, kept as the chunks of bytes received: a list of thousands
@@ -174,6 +203,7 @@ impl Response {
 
 pub struct IdentityClient {
     provider: Provider,
+    connection: String,
     base_url: String,
     tenant: Option<String>,
     tenant_context: Option<String>,
@@ -235,6 +265,7 @@ impl IdentityClient {
         });
         Ok(Self {
             provider: config.provider,
+            connection: config.connection,
             base_url: config.base_url,
             tenant: config.tenant,
             tenant_context: config.tenant_context,
@@ -247,7 +278,7 @@ impl IdentityClient {
             budget: Mutex::default(),
             budget_changed: tokio::sync::Notify::new(),
             closed: Default::default(),
-            breaker: breaker::Breaker::new(metrics.clone(), config.name),
+            breaker: breaker::Breaker::new(metrics.clone(), config.connection.clone()),
             logins: AtomicU64::new(0),
             last_refusal: Mutex::default(),
             timeout: config.timeout,
@@ -347,8 +378,11 @@ impl IdentityClient {
             return Err(refusal.clone());
         }
         // Callers queued on the lock behind a rate-limited login wait for the window too.
-        self.wait_for_pause().await;
-        self.wait_for_budget(true).await;
+        self.paced(async {
+            self.wait_for_pause().await;
+            self.wait_for_budget(true).await;
+        })
+        .await;
         let token = auth::login(
             &self.http,
             &self.base_url,
@@ -358,8 +392,7 @@ impl IdentityClient {
         .await
         .map_err(|e| self.redacted(e));
         let logins = self.logins.fetch_add(1, Ordering::SeqCst) + 1;
-        self.metrics
-            .api_call(self.provider.as_str(), "LOGIN", login_status(&token));
+        self.record_call("LOGIN", login_status(&token));
         let refusal = match token {
             Ok(token) => {
                 ticket.pass();
@@ -424,6 +457,20 @@ impl IdentityClient {
             (Provider::Entrust, Credentials::Entrust { .. }) => token.expose().to_owned(),
             _ => format!("Bearer {}", token.expose()),
         }
+    }
+
+    fn record_call(&self, method: &str, status: u16) {
+        self.metrics
+            .api_call(self.provider.as_str(), &self.connection, method, status);
+    }
+
+    /// Runs `wait` (a wait for the rate limit, a 429's delay or the budget) and counts the
+    /// time it took in the connection's rate-limit wait metric.
+    async fn paced(&self, wait: impl std::future::Future<Output = ()>) {
+        let started = Instant::now();
+        wait.await;
+        self.metrics
+            .rate_limit_waited(self.provider.as_str(), &self.connection, started.elapsed());
     }
 
     async fn wait_for_pause(&self) {
@@ -497,10 +544,13 @@ impl IdentityClient {
         let mut retries = retry_delays(&method);
         loop {
             let ticket = self.breaker.admit(self.timeout).await?;
-            self.wait_for_pause().await;
-            if let Some(limiter) = &self.limiter {
-                limiter.until_ready().await;
-            }
+            self.paced(async {
+                self.wait_for_pause().await;
+                if let Some(limiter) = &self.limiter {
+                    limiter.until_ready().await;
+                }
+            })
+            .await;
             let _permit = self
                 .in_flight
                 .acquire()
@@ -508,7 +558,7 @@ impl IdentityClient {
                 .expect("semaphore never closed");
             let token = self.current_token(stale.as_ref(), &ticket).await?;
             // Last before sending: a call counted in one window must not leave in the next.
-            self.wait_for_budget(false).await;
+            self.paced(self.wait_for_budget(false)).await;
             let sent = match self.send(&method, path, body, &token).await {
                 // Not even a connection: the API is down, and every call waits for the
                 // connection's next attempt instead of trying on its own.
@@ -608,14 +658,12 @@ impl IdentityClient {
             Ok(r) => r,
             Err(e) => {
                 self.budget_answered(None, false);
-                self.metrics
-                    .api_call(self.provider.as_str(), method.as_str(), 0);
+                self.record_call(method.as_str(), 0);
                 return Err(ApiError::from_reqwest(e));
             }
         };
         let status = resp.status().as_u16();
-        self.metrics
-            .api_call(self.provider.as_str(), method.as_str(), status);
+        self.record_call(method.as_str(), status);
         let headers = resp.headers().clone();
         self.pace_from_headers(&headers);
         let mut chunks = Vec::new();

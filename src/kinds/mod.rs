@@ -1,4 +1,6 @@
-//! The custom resources: one module per kind, holding what is specific to it.
+//! The custom resources: one module per kind, holding what is specific to it, and the one
+//! list of managed kinds ([`MANAGED`]) from which the CRDs and the controllers are produced.
+//! Adding a kind is a module and a line in that list.
 
 pub mod admin_api_app;
 pub mod authentication_settings;
@@ -11,22 +13,26 @@ pub mod org_connection;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
+use crate::engine::registry::{ManagedKind, Registered};
+
+/// Every managed kind, in the order of their CRDs.
+pub static MANAGED: &[&dyn ManagedKind] = &[
+    &Registered::<identity_backend::Boruta>::KIND,
+    &Registered::<org_connection::Auth0>::KIND,
+    &Registered::<ldap_settings::Vcd>::KIND,
+    &Registered::<admin_api_app::Entrust>::KIND,
+    &Registered::<authentication_settings::Xelion>::KIND,
+];
+
 /// API group of every kind.
 pub const GROUP: &str = "identity.operator.dev";
 
 /// Every CRD this operator serves, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    [
-        identity_api::IdentityApi::crd(),
-        identity_backend::IdentityBackend::crd(),
-        org_connection::OrgConnection::crd(),
-        ldap_settings::LdapSettings::crd(),
-        admin_api_app::AdminApiApp::crd(),
-        authentication_settings::AuthenticationSettings::crd(),
-    ]
-    .into_iter()
-    .map(portable)
-    .collect()
+    std::iter::once(identity_api::IdentityApi::crd())
+        .chain(MANAGED.iter().map(|kind| kind.crd()))
+        .map(portable)
+        .collect()
 }
 
 /// Makes a derived CRD acceptable to every Kubernetes version we support (1.20 to current):

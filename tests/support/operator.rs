@@ -427,32 +427,33 @@ pub fn count_calls(calls: &Value, api: &str, method: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Number of identity-API writes (POST, PUT, PATCH, DELETE) the simulator received for `api`,
-/// leaving out authentication calls.
-pub fn count_writes(log: &Value, api: &str) -> usize {
-    log["entries"]
-        .as_array()
-        .or_else(|| log.as_array())
-        .map(|entries| {
-            entries
-                .iter()
-                .filter(|e| e["api"] == api)
-                .filter(|e| {
-                    matches!(
-                        e["method"].as_str(),
-                        Some("POST" | "PUT" | "PATCH" | "DELETE")
-                    )
-                })
-                .filter(|e| {
-                    let path = e["path"].as_str().unwrap_or_default();
-                    !path.contains("/oauth/")
-                        && !path.contains("/login")
-                        && !path.contains("/sessions")
-                        && !path.contains("/authenticate")
-                })
-                .count()
+/// The identity-API writes (POST, PUT, PATCH, DELETE) the simulator logged for `api`, oldest
+/// first, leaving out authentication calls.
+pub fn writes<'l>(log: &'l Value, api: &str) -> Vec<&'l Value> {
+    let entries = log["entries"].as_array().or_else(|| log.as_array());
+    entries
+        .into_iter()
+        .flatten()
+        .filter(|e| e["api"] == api)
+        .filter(|e| {
+            matches!(
+                e["method"].as_str(),
+                Some("POST" | "PUT" | "PATCH" | "DELETE")
+            )
         })
-        .unwrap_or(0)
+        .filter(|e| {
+            let path = e["path"].as_str().unwrap_or_default();
+            !path.contains("/oauth/")
+                && !path.contains("/login")
+                && !path.contains("/sessions")
+                && !path.contains("/authenticate")
+        })
+        .collect()
+}
+
+/// Number of identity-API writes the simulator logged for `api` (see [`writes`]).
+pub fn count_writes(log: &Value, api: &str) -> usize {
+    writes(log, api).len()
 }
 
 /// Events of the object `name` in the namespace, as `reason: note` lines.

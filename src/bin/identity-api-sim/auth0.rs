@@ -438,7 +438,7 @@ fn org_connections(
             Some(oc) => json_response(StatusCode::OK, &store.view(oc, legacy)),
             None => not_enabled(),
         },
-        ([conn], &Method::PATCH) => update(&mut store, org, conn, body, legacy),
+        ([conn], &Method::PATCH) => update(sim, &mut store, org, conn, body, legacy),
         ([conn], &Method::DELETE) => {
             let list = store.org_connections.entry(org.to_string()).or_default();
             let before = list.len();
@@ -594,7 +594,14 @@ fn create(store: &mut Store, org: &str, body: Option<Value>, legacy: bool) -> Re
     json_response(StatusCode::CREATED, &view)
 }
 
-fn update(store: &mut Store, org: &str, conn: &str, body: Option<Value>, legacy: bool) -> Response {
+fn update(
+    sim: &Sim,
+    store: &mut Store,
+    org: &str,
+    conn: &str,
+    body: Option<Value>,
+    legacy: bool,
+) -> Response {
     let body = match body_object(body) {
         Ok(body) => body,
         Err(response) => return response,
@@ -617,7 +624,9 @@ fn update(store: &mut Store, org: &str, conn: &str, body: Option<Value>, legacy:
     else {
         return not_enabled();
     };
+    let before = oc.fields.clone();
     apply(&mut oc.fields, &body);
+    sim.faults.keep_ignored(Api::Auth0, &before, &mut oc.fields);
     let oc = oc.clone();
     json_response(StatusCode::OK, &store.view(&oc, legacy))
 }

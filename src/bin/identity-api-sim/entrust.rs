@@ -4,7 +4,7 @@
 //! Choices where the public docs are silent [I]:
 //! - `sharedSecret` is returned only by create and regenerate (null elsewhere), the stricter
 //!   of the two plausible behaviours: a client must capture it when it is generated.
-//! - PUT leaves absent fields unchanged (`spRoleId: ""` unsets, as documented);
+//! - PUT leaves absent fields unchanged (`roleId: ""` and `spRoleId: ""` unset, as documented);
 //!   `applicationTemplateId` on PUT is accepted when equal to the stored one and refused
 //!   (400) when it would change the template, which the API cannot do.
 //! - Unknown or read-only properties in a body (`id`, `sharedSecret`, ...) are refused (400).
@@ -243,7 +243,7 @@ pub fn handle(sim: &Sim, req: &SimRequest) -> Response {
             Some(app) => json_response(StatusCode::OK, &view(app, false)),
             None => not_found(id),
         },
-        ([_, _, id], &Method::PUT) => update(&mut store, id, body),
+        ([_, _, id], &Method::PUT) => update(sim, &mut store, id, body),
         ([_, _, id], _) => match store.apps.remove(*id) {
             Some(_) => empty(StatusCode::OK),
             None => not_found(id),
@@ -386,7 +386,7 @@ fn create(store: &mut Store, body: Option<Value>) -> Response {
     json_response(StatusCode::OK, &created)
 }
 
-fn update(store: &mut Store, id: &str, body: Option<Value>) -> Response {
+fn update(sim: &Sim, store: &mut Store, id: &str, body: Option<Value>) -> Response {
     let params = match check_params(&body) {
         Ok(params) => params,
         Err(response) => return response,
@@ -410,7 +410,9 @@ fn update(store: &mut Store, id: &str, body: Option<Value>) -> Response {
     for (key, value) in params {
         match (key.as_str(), &value) {
             ("applicationTemplateId", _) => {}
-            ("spRoleId", Value::String(s)) if s.is_empty() => {
+            // "Pass an empty string value to unset the site role" (and the service-provider
+            // role): documented for both.
+            ("roleId" | "spRoleId", Value::String(s)) if s.is_empty() => {
                 fields.insert(key, Value::Null);
             }
             _ => {
@@ -418,6 +420,8 @@ fn update(store: &mut Store, id: &str, body: Option<Value>) -> Response {
             }
         }
     }
+    sim.faults
+        .keep_ignored(Api::Entrust, &store.apps[id].fields, &mut fields);
     if let Err(response) = check_result(store, &fields, id) {
         return response;
     }

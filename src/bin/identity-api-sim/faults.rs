@@ -1,7 +1,7 @@
 //! Injected faults per API: latency, random errors, bursts of 429, a request-rate limit, and
 //! what a real network does to answers: a 2xx cut short, a connection dropped after the change
 //! was applied, a proxy's HTML page instead of the API's answer, and reads that lag behind
-//! the writes (a read replica or search index).
+//! the writes (a read replica or search index); and fields an update silently ignores.
 //!
 //! The rate limit is a fixed one-second window aligned to wall-clock UNIX seconds: at most
 //! `requestsPerSecond` requests are let through per second, every request beyond that gets a
@@ -15,7 +15,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::wire::{Api, Locked};
 
@@ -80,6 +80,11 @@ pub struct FaultSpec {
     pub burst429: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimitSpec>,
+    /// Fields an update accepts but does not store, as dotted paths in the vendor's names
+    /// (`ldap_host`, `definedSettings.hostName`): the write is answered as usual, and the field
+    /// keeps its old value in the stored object, in the write's answer and in every read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_fields: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -145,6 +150,8 @@ pub struct Injected {
     pub truncated: u64,
     pub dropped: u64,
     pub html: u64,
+    /// Updates in which at least one ignored field would have changed.
+    pub ignored_writes: u64,
 }
 
 #[derive(Default)]
@@ -189,6 +196,15 @@ impl Faults {
         {
             return Err(format!("method {method:?} is not an HTTP method"));
         }
+        if spec
+            .ignore_fields
+            .iter()
+            .any(|f| f.split('.').any(str::is_empty))
+        {
+            return Err(
+                "ignoreFields are dotted field paths such as definedSettings.hostName".into(),
+            );
+        }
         let apis: Vec<Api> = match spec.api.as_deref().unwrap_or("*") {
             "*" => Api::ALL.to_vec(),
             name => vec![Api::from_name(name).ok_or(format!("unknown api {name:?}"))?],
@@ -223,6 +239,45 @@ impl Faults {
             }
         }
         Value::Object(out)
+    }
+
+    /// Puts back into `after`, the object an update of `api` produced from `before`, the old
+    /// value of every field the API ignores on write (absent stays absent).
+    pub fn keep_ignored(
+        &self,
+        api: Api,
+        before: &Map<String, Value>,
+        after: &mut Map<String, Value>,
+    ) {
+        let mut inner = self.inner.locked();
+        let Some(f) = inner.get_mut(&api) else {
+            return;
+        };
+        let mut changed = false;
+        for path in &f.spec.ignore_fields {
+            let keys: Vec<&str> = path.split('.').collect();
+            let old = lookup(before, &keys);
+            let Some((last, parents)) = keys.split_last() else {
+                continue;
+            };
+            let Some(parent) = parents
+                .iter()
+                .try_fold(&mut *after, |map, key| map.get_mut(*key)?.as_object_mut())
+            else {
+                continue;
+            };
+            if parent.get(*last) == old {
+                continue;
+            }
+            changed = true;
+            match old {
+                Some(value) => parent.insert(last.to_string(), value.clone()),
+                None => parent.remove(*last),
+            };
+        }
+        if changed {
+            f.injected.ignored_writes += 1;
+        }
     }
 
     /// How far reads of `api` lag behind its writes.
@@ -349,6 +404,15 @@ fn decision_by_share(f: &mut ApiFaults, r: f64, decision: &mut Decision) {
         f.injected.dropped += 1;
         decision.spoil = Some(Spoil::Drop);
     }
+}
+
+/// The value at `keys` below `map`, if every step is an object.
+fn lookup<'a>(map: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a Value> {
+    let (last, parents) = keys.split_last()?;
+    parents
+        .iter()
+        .try_fold(map, |m, key| m.get(*key)?.as_object())?
+        .get(*last)
 }
 
 #[cfg(test)]
@@ -497,5 +561,35 @@ mod tests {
                 ))
                 .is_err()
         );
+        assert!(faults.set(spec(r#"{"ignoreFields":["a..b"]}"#)).is_err());
+    }
+
+    #[test]
+    fn ignored_fields_keep_their_old_value_nested_or_absent() {
+        let faults = Faults::default();
+        faults
+            .set(spec(
+                r#"{"api":"vcd","ignoreFields":["enabled","definedSettings.hostName","settingsSource"]}"#,
+            ))
+            .unwrap();
+        let object = |v: Value| v.as_object().cloned().unwrap();
+        let before = object(
+            serde_json::json!({"enabled": true, "definedSettings": {"hostName": "a", "port": 1}}),
+        );
+        let mut after = object(
+            serde_json::json!({"enabled": false, "settingsSource": "DEFINED",
+            "definedSettings": {"hostName": "b", "port": 2}}),
+        );
+        faults.keep_ignored(Api::Vcd, &before, &mut after);
+        assert_eq!(
+            Value::Object(after),
+            serde_json::json!({"enabled": true, "definedSettings": {"hostName": "a", "port": 2}})
+        );
+        // Other APIs write everything.
+        let mut other = before.clone();
+        other.insert("enabled".into(), false.into());
+        faults.keep_ignored(Api::Boruta, &before, &mut other);
+        assert_eq!(other["enabled"], false);
+        assert_eq!(faults.snapshot()["vcd"]["injected"]["ignoredWrites"], 1);
     }
 }

@@ -13,6 +13,7 @@
 mod auth;
 mod auth0;
 mod boruta;
+mod boruta_schema;
 mod control;
 mod entrust;
 mod faults;

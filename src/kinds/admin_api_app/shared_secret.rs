@@ -19,7 +19,6 @@ use tracing::info;
 
 use super::{APPLICATIONS, AdminApiApp, AdminApiApplication};
 use crate::engine::dependents::Target;
-use crate::engine::reconcile::publish;
 use crate::engine::status::now;
 use crate::engine::{Context, Error, MANAGER, Observed};
 use crate::identity::{ApiError, IdentityClient, SecretString, path_segment};
@@ -90,15 +89,13 @@ pub async fn ensure(
                 "regenerated the shared secret of application {}: {why}",
                 app.id
             );
-            publish(
-                ctx,
+            ctx.events.emit(
                 res,
                 EventType::Normal,
                 "SharedSecretRegenerated",
                 "Regenerate",
                 note,
-            )
-            .await;
+            );
             (new, why)
         }
     };
@@ -118,15 +115,8 @@ pub async fn ensure(
         "wrote applicationId and sharedSecret of application {} to Secret {target} ({why})",
         app.id
     );
-    publish(
-        ctx,
-        res,
-        EventType::Normal,
-        "SecretWritten",
-        "WriteSecret",
-        note,
-    )
-    .await;
+    ctx.events
+        .emit(res, EventType::Normal, "SecretWritten", "WriteSecret", note);
     remember(status, wanted);
     Ok(())
 }

@@ -1,38 +1,17 @@
-//! IdentityApi: how to reach and authenticate to one identity system.
+//! IdentityApi: how to reach and authenticate to one identity system. The CRD here, the
+//! client each one gets in `connection.rs` (the engine's `Connector`), and its own reconcile
+//! (Ready when the operator can authenticate) in `reconcile.rs`.
+
+pub mod connection;
+pub mod reconcile;
 
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{Condition, SecretKeyRef};
-
-/// The identity system family an IdentityApi speaks. Each managed kind needs one provider.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Provider {
-    /// Boruta admin API (IdentityBackend).
-    Boruta,
-    /// Auth0 Management API v2 (OrgConnection).
-    Auth0,
-    /// VMware Cloud Director / VCF Automation cloudapi (LdapSettings).
-    Vcd,
-    /// Entrust Identity as a Service administration API (AdminApiApp).
-    Entrust,
-    /// Xelion REST API v1 (AuthenticationSettings).
-    Xelion,
-}
-
-impl Provider {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::Boruta => "boruta",
-            Provider::Auth0 => "auth0",
-            Provider::Vcd => "vcd",
-            Provider::Entrust => "entrust",
-            Provider::Xelion => "xelion",
-        }
-    }
-}
+use crate::engine::conditions::ConditionType;
+use crate::engine::spec::{Condition, SecretKeyRef, find_condition};
+pub use crate::identity::Provider;
 
 /// A connection to an identity system: base URL, authentication, TLS and rate limits.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
@@ -65,6 +44,7 @@ pub struct IdentityApiSpec {
     #[schemars(length(min = 1, max = 200))]
     pub tenant: Option<String>,
     /// How to authenticate: exactly one method.
+    #[x_kube(validation = Rule::new("[has(self.bearerToken), has(self.oauth2ClientCredentials), has(self.vcdSession), has(self.vcdApiToken), has(self.entrustAdminApi), has(self.xelionLogin)].filter(x, x).size() == 1").message("set exactly one authentication method"))]
     pub auth: ApiAuth,
     /// TLS settings. Verification is on unless explicitly disabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,29 +58,23 @@ pub struct IdentityApiSpec {
     pub timeout_seconds: Option<u32>,
 }
 
-/// Authentication method. Set exactly one field.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+/// Authentication method: exactly one of the fields.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("[has(self.bearerToken), has(self.oauth2ClientCredentials), has(self.vcdSession), has(self.vcdApiToken), has(self.entrustAdminApi), has(self.xelionLogin)].filter(x, x).size() == 1").message("set exactly one authentication method"))]
-pub struct ApiAuth {
+pub enum ApiAuth {
     /// A static bearer token.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bearer_token: Option<BearerToken>,
+    BearerToken(BearerToken),
     /// OAuth2 client credentials grant (Auth0, Boruta).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oauth2_client_credentials: Option<OAuth2ClientCredentials>,
+    #[serde(rename = "oauth2ClientCredentials")]
+    OAuth2ClientCredentials(OAuth2ClientCredentials),
     /// VMware Cloud Director session login (Basic user@org:password).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vcd_session: Option<VcdSession>,
+    VcdSession(VcdSession),
     /// VMware Cloud Director API token (refresh token grant).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vcd_api_token: Option<VcdApiToken>,
+    VcdApiToken(VcdApiToken),
     /// Entrust IDaaS administration API application credentials.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub entrust_admin_api: Option<EntrustAdminApi>,
+    EntrustAdminApi(EntrustAdminApi),
     /// Xelion user login with session renewal.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub xelion_login: Option<XelionLogin>,
+    XelionLogin(XelionLogin),
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -224,33 +198,36 @@ pub struct IdentityApiStatus {
     pub observed_generation: Option<i64>,
 }
 
+impl IdentityApiStatus {
+    pub fn is_ready(&self) -> bool {
+        find_condition(&self.conditions, ConditionType::Ready).is_some_and(Condition::is_true)
+    }
+}
+
+impl ApiAuth {
+    /// The Secret key holding this method's credential.
+    pub fn secret_ref(&self) -> &SecretKeyRef {
+        match self {
+            ApiAuth::BearerToken(b) => &b.secret_ref,
+            ApiAuth::OAuth2ClientCredentials(o) => &o.client_secret_ref,
+            ApiAuth::VcdSession(v) => &v.password_secret_ref,
+            ApiAuth::VcdApiToken(v) => &v.refresh_token_secret_ref,
+            ApiAuth::EntrustAdminApi(e) => &e.shared_secret_ref,
+            ApiAuth::XelionLogin(x) => &x.password_secret_ref,
+        }
+    }
+}
+
 impl IdentityApi {
-    /// Every Secret key this connection reads.
+    /// Every Secret key this connection reads: its credential, and its CA bundle if any.
     pub fn secret_refs(&self) -> Vec<&SecretKeyRef> {
-        let a = &self.spec.auth;
-        let mut refs: Vec<&SecretKeyRef> = [
-            a.bearer_token.as_ref().map(|b| &b.secret_ref),
-            a.oauth2_client_credentials
-                .as_ref()
-                .map(|o| &o.client_secret_ref),
-            a.vcd_session.as_ref().map(|v| &v.password_secret_ref),
-            a.vcd_api_token
-                .as_ref()
-                .map(|v| &v.refresh_token_secret_ref),
-            a.entrust_admin_api.as_ref().map(|e| &e.shared_secret_ref),
-            a.xelion_login.as_ref().map(|x| &x.password_secret_ref),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        if let Some(ca) = self
+        let ca = self
             .spec
             .tls
             .as_ref()
-            .and_then(|t| t.ca_secret_ref.as_ref())
-        {
-            refs.push(ca);
-        }
-        refs
+            .and_then(|t| t.ca_secret_ref.as_ref());
+        std::iter::once(self.spec.auth.secret_ref())
+            .chain(ca)
+            .collect()
     }
 }

@@ -1,17 +1,24 @@
-//! One [`IdentityClient`] per IdentityApi, kept while its spec and Secrets are unchanged (so
-//! tokens, rate limits and connection pools are shared by every resource using it).
+//! IdentityApis as the engine's [`Connector`]: an `apiRef` resolves to the IdentityApi of that
+//! name in the resource's namespace, and each IdentityApi gets one [`IdentityClient`], kept
+//! while its spec and Secrets are unchanged (so tokens, rate limits and connection pools are
+//! shared by every resource using it).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, ResourceExt};
 
-use super::error::Error;
-use super::secrets::{self, SecretVersions};
+use super::{ApiAuth, IdentityApi};
+use crate::engine::connector::{Connection, Connector};
+use crate::engine::dependents::Target;
+use crate::engine::error::Error;
+use crate::engine::secrets::{self, SecretVersions};
+use crate::engine::spec::{ApiRef, SecretKeyRef};
 use crate::identity::{ClientConfig, Credentials, IdentityClient};
-use crate::kinds::common::SecretKeyRef;
-use crate::kinds::identity_api::IdentityApi;
 use crate::metrics::Metrics;
 
 /// Defaults of `spec.rateLimit` and `spec.timeoutSeconds`.
@@ -109,52 +116,43 @@ fn client_config(api: &IdentityApi, values: &secrets::SecretValues) -> Result<Cl
                 key: r.key.clone(),
             })
     };
-    let a = &api.spec.auth;
     let mut tenant_context = None;
-    let credentials = if let Some(b) = &a.bearer_token {
-        Credentials::Bearer(secret(&b.secret_ref)?)
-    } else if let Some(o) = &a.oauth2_client_credentials {
-        Credentials::OAuth2 {
+    let credentials = match &api.spec.auth {
+        ApiAuth::BearerToken(b) => Credentials::Bearer(secret(&b.secret_ref)?),
+        ApiAuth::OAuth2ClientCredentials(o) => Credentials::OAuth2 {
             token_url: o.token_url.clone(),
             client_id: o.client_id.clone(),
             client_secret: secret(&o.client_secret_ref)?,
             audience: o.audience.clone(),
             scopes: o.scopes.clone(),
+        },
+        ApiAuth::VcdSession(v) => {
+            tenant_context = v.tenant_context.clone();
+            Credentials::VcdSession {
+                org: v.org.clone(),
+                username: v.username.clone(),
+                password: secret(&v.password_secret_ref)?,
+                provider: v.provider,
+            }
         }
-    } else if let Some(v) = &a.vcd_session {
-        tenant_context = v.tenant_context.clone();
-        Credentials::VcdSession {
-            org: v.org.clone(),
-            username: v.username.clone(),
-            password: secret(&v.password_secret_ref)?,
-            provider: v.provider,
-        }
-    } else if let Some(v) = &a.vcd_api_token {
-        Credentials::VcdApiToken {
+        ApiAuth::VcdApiToken(v) => Credentials::VcdApiToken {
             org: v.org.clone(),
             refresh_token: secret(&v.refresh_token_secret_ref)?,
-        }
-    } else if let Some(e) = &a.entrust_admin_api {
-        Credentials::Entrust {
+        },
+        ApiAuth::EntrustAdminApi(e) => Credentials::Entrust {
             application_id: e.application_id.clone(),
             shared_secret: secret(&e.shared_secret_ref)?,
-        }
-    } else if let Some(x) = &a.xelion_login {
-        Credentials::Xelion {
+        },
+        ApiAuth::XelionLogin(x) => Credentials::Xelion {
             user_name: x.user_name.clone(),
             password: secret(&x.password_secret_ref)?,
             user_space: x.user_space.clone(),
-        }
-    } else {
-        return Err(Error::InvalidSpec(
-            "spec.auth sets no authentication method".into(),
-        ));
+        },
     };
     let tls = api.spec.tls.clone().unwrap_or_default();
     let rate = api.spec.rate_limit.clone().unwrap_or_default();
     let rps = rate.requests_per_second;
     Ok(ClientConfig {
-        name: format!("{}/{}", api.namespace().unwrap_or_default(), api.name_any()),
         provider: api.spec.provider,
         base_url: api.spec.url.clone(),
         tenant: api.spec.tenant.clone(),
@@ -172,5 +170,76 @@ fn client_config(api: &IdentityApi, values: &secrets::SecretValues) -> Result<Cl
         max_concurrent: rate.max_concurrent.unwrap_or(DEFAULT_MAX_CONCURRENT),
         tenant_context,
         user_agent: concat!("identity-operator/", env!("CARGO_PKG_VERSION")).into(),
+        connection: format!("{}/{}", api.namespace().unwrap_or_default(), api.name_any()),
     })
+}
+
+/// The IdentityApis of the operator's scope, as the engine's [`Connector`].
+pub struct IdentityApis {
+    pub store: Store<IdentityApi>,
+    pub clients: Connections,
+    kube: Client,
+    secrets: Arc<SecretVersions>,
+    metrics: Arc<Metrics>,
+}
+
+impl IdentityApis {
+    pub fn new(
+        store: Store<IdentityApi>,
+        kube: Client,
+        secrets: Arc<SecretVersions>,
+        metrics: Arc<Metrics>,
+        instance: &str,
+    ) -> Self {
+        Self {
+            store,
+            clients: Connections::new(instance),
+            kube,
+            secrets,
+            metrics,
+        }
+    }
+
+    /// The client of `api` (see [`Connections::get`]).
+    pub async fn client_of(&self, api: &IdentityApi) -> Result<Arc<IdentityClient>, Error> {
+        self.clients
+            .get(api, &self.kube, &self.secrets, &self.metrics)
+            .await
+    }
+}
+
+impl Connector for IdentityApis {
+    fn target(&self, namespace: &str, api_ref: &ApiRef) -> Target {
+        Target::Api {
+            namespace: namespace.to_owned(),
+            name: api_ref.name.clone(),
+        }
+    }
+
+    fn resolve(&self, namespace: &str, api_ref: &ApiRef) -> Result<Connection, Error> {
+        let api = self
+            .store
+            .get(&ObjectRef::new(&api_ref.name).within(namespace))
+            .ok_or_else(|| Error::ApiNotFound(api_ref.name.clone()))?;
+        Ok(Connection {
+            provider: api.spec.provider,
+            generation: api.metadata.generation.unwrap_or_default(),
+            target: self.target(namespace, api_ref),
+            handle: api,
+        })
+    }
+
+    fn client<'a>(
+        &'a self,
+        connection: &'a Connection,
+    ) -> BoxFuture<'a, Result<Arc<IdentityClient>, Error>> {
+        async move {
+            let api = connection
+                .handle
+                .downcast_ref::<IdentityApi>()
+                .expect("a connection this connector resolved");
+            self.client_of(api).await
+        }
+        .boxed()
+    }
 }

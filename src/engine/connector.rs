@@ -1,0 +1,47 @@
+//! The seam between the engine and the connections its resources name with `spec.apiRef`.
+//!
+//! The engine asks "which connection does this `apiRef` name, for a resource in this
+//! namespace?" and gets what it needs of it: the provider (checked against the kind), a
+//! generation (part of a rejected attempt's record), what requeues the resource when the
+//! connection changes, and a client. The kind that defines connections (IdentityApi) answers
+//! from the cluster; `plan` answers from manifests. The engine never names that kind.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+use super::dependents::Target;
+use super::error::Error;
+use super::spec::ApiRef;
+use crate::identity::{IdentityClient, Provider};
+
+/// A connection as a managed resource sees it.
+#[derive(Clone)]
+pub struct Connection {
+    /// The identity-API family it speaks.
+    pub provider: Provider,
+    /// Changes whenever its settings change.
+    pub generation: i64,
+    /// What the resource depends on: a change of it requeues the resource.
+    pub target: Target,
+    /// What the connector needs to build the client; opaque to the engine.
+    pub handle: Arc<dyn Any + Send + Sync>,
+}
+
+/// Resolves connections for the engine.
+pub trait Connector: Send + Sync + 'static {
+    /// What a resource in `namespace` naming `api_ref` depends on, whether it exists or not
+    /// (so that creating it requeues the resource).
+    fn target(&self, namespace: &str, api_ref: &ApiRef) -> Target;
+
+    /// The connection `api_ref` names for a resource in `namespace`, without I/O: an error
+    /// when it does not exist (or the resource may not use it).
+    fn resolve(&self, namespace: &str, api_ref: &ApiRef) -> Result<Connection, Error>;
+
+    /// A client of `connection`, authenticated lazily and shared by every resource using it.
+    fn client<'a>(
+        &'a self,
+        connection: &'a Connection,
+    ) -> BoxFuture<'a, Result<Arc<IdentityClient>, Error>>;
+}

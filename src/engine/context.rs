@@ -1,0 +1,166 @@
+//! The state every reconcile shares: clients, caches, indexes, per-object backoff and write
+//! streaks, and the operator-wide settings.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::Client;
+use kube::runtime::reflector::Store;
+use rand::Rng;
+
+use super::connector::Connector;
+use super::dependents::Dependents;
+use super::events::Events;
+use super::key::ObjectKey;
+use super::memo::Memo;
+use super::secrets::SecretVersions;
+use super::{MANAGER, Managed};
+use crate::metrics::Metrics;
+
+/// Writes made in a row from one state of spec, Secrets and remote object.
+struct Unconverged {
+    attempt: String,
+    writes: u32,
+}
+
+/// Operator-wide settings of the engine.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Drift check interval (jittered ±10 %).
+    pub resync: Duration,
+    /// How long a deletion may wait for a missing IdentityApi or credentials before the
+    /// operator gives up on the remote object and releases the finalizer (Orphan).
+    pub deletion_grace: Duration,
+    /// Identity of this replica in Events.
+    pub instance: String,
+}
+
+/// Shared state of all controllers.
+pub struct Context {
+    pub kube: Client,
+    pub events: Events,
+    /// The connections resources name with `spec.apiRef`.
+    pub connector: Arc<dyn Connector>,
+    pub secrets: Arc<SecretVersions>,
+    pub dependents: Dependents,
+    pub memo: Memo,
+    pub metrics: Arc<Metrics>,
+    pub settings: Settings,
+    failures: Mutex<HashMap<ObjectKey, u32>>,
+    unconverged: Mutex<HashMap<ObjectKey, Unconverged>>,
+    stores: Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
+}
+
+impl Context {
+    pub fn new(
+        kube: Client,
+        connector: Arc<dyn Connector>,
+        secrets: Arc<SecretVersions>,
+        metrics: Arc<Metrics>,
+        settings: Settings,
+    ) -> Self {
+        Self {
+            events: Events::new(
+                kube.clone(),
+                MANAGER,
+                &settings.instance,
+                metrics.events_dropped.clone(),
+            ),
+            kube,
+            connector,
+            secrets,
+            dependents: Default::default(),
+            memo: Default::default(),
+            metrics,
+            settings,
+            failures: Mutex::default(),
+            unconverged: Mutex::default(),
+            stores: Mutex::default(),
+        }
+    }
+
+    /// Makes the watch cache of kind `K` available to reconciles of other objects.
+    pub fn register_store<K: Managed>(&self, store: Store<K>) {
+        self.stores
+            .lock()
+            .expect("lock")
+            .insert(TypeId::of::<K>(), Box::new(store));
+    }
+
+    pub fn store<K: Managed>(&self) -> Option<Store<K>> {
+        self.stores
+            .lock()
+            .expect("lock")
+            .get(&TypeId::of::<K>())
+            .and_then(|s| s.downcast_ref::<Store<K>>())
+            .cloned()
+    }
+
+    /// Per-object exponential backoff: 1 s, 2 s, 4 s … up to 5 min, with ±20 % jitter.
+    pub fn next_backoff(&self, key: &ObjectKey) -> Duration {
+        let mut failures = self.failures.lock().expect("lock");
+        let n = failures.entry(key.clone()).or_insert(0);
+        let base = Duration::from_secs(1).saturating_mul(1u32 << (*n).min(9));
+        *n += 1;
+        jitter(base.min(Duration::from_secs(300)), 0.2)
+    }
+
+    pub fn reset_backoff(&self, key: &ObjectKey) {
+        self.failures.lock().expect("lock").remove(key);
+    }
+
+    /// Writes already made in a row from exactly `attempt` (spec, Secrets and remote state)
+    /// that left the remote object unchanged.
+    pub fn unconverged_writes(&self, key: &ObjectKey, attempt: &str) -> u32 {
+        let streaks = self.unconverged.lock().expect("lock");
+        streaks
+            .get(key)
+            .filter(|s| s.attempt == attempt)
+            .map_or(0, |s| s.writes)
+    }
+
+    /// Counts a write made from `attempt`: one more in the streak when the previous write was
+    /// made from the same state (it changed nothing), else the first of a new one.
+    pub fn count_write(&self, key: &ObjectKey, attempt: String) {
+        let mut streaks = self.unconverged.lock().expect("lock");
+        let streak = streaks.entry(key.clone()).or_insert_with(|| Unconverged {
+            attempt: String::new(),
+            writes: 0,
+        });
+        if streak.attempt == attempt {
+            streak.writes += 1;
+        } else {
+            *streak = Unconverged { attempt, writes: 1 };
+        }
+    }
+
+    /// The remote object matched: whatever was written before did its work.
+    pub fn converged(&self, key: &ObjectKey) {
+        self.unconverged.lock().expect("lock").remove(key);
+    }
+
+    /// The next drift check.
+    pub fn resync(&self) -> Duration {
+        jitter(self.settings.resync, 0.1)
+    }
+}
+
+pub fn jitter(d: Duration, fraction: f64) -> Duration {
+    let f = rand::rng().random_range((1.0 - fraction)..=(1.0 + fraction));
+    d.mul_f64(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_in_bounds() {
+        for _ in 0..100 {
+            let d = jitter(Duration::from_secs(100), 0.1);
+            assert!(d >= Duration::from_secs(90) && d <= Duration::from_secs(110));
+        }
+    }
+}
