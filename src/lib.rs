@@ -3,5 +3,7 @@
 pub mod engine;
 pub mod identity;
 pub mod kinds;
+pub mod kubectl;
 pub mod metrics;
 pub mod operator;
+pub mod reference;

@@ -13,10 +13,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::cluster::{Cluster, IN_USE_FINALIZER, TestNamespace, ensure_cluster};
-use support::manifests::{document, events_of, finalizers, identity_api, secret, wait_event};
+use support::manifests::{document, finalizers, identity_api, secret};
 use support::operator::{
     Operator, apply, condition, get_json, install_crds, wait_condition, wait_for,
 };
+use support::operator::{events_of, wait_event};
 use support::sim::{SimOptions, SimProcess};
 
 const WAIT: Duration = Duration::from_secs(60);

@@ -63,6 +63,32 @@ pub async fn cleanup<A: Adapter>(
                 return Ok(retry);
             }
         }
+        Deletion::DeleteUnlinked => match find_unlinked::<A>(res, ctx, key).await {
+            Ok(Some(id)) => {
+                if let Some(retry) = delete::<A>(res, ctx, key, &id).await? {
+                    return Ok(retry);
+                }
+            }
+            Ok(None) => {}
+            Err(err) => {
+                let grace = ctx.settings.deletion_grace;
+                let kind = key.kind;
+                if hopeless(&err, None, grace) && Timestamp::now() >= deadline(res, grace) {
+                    let msg = format!(
+                        "a remote {kind} it may have created is left in place after {grace:?}: {err}"
+                    );
+                    ctx.events
+                        .emit(res, EventType::Warning, "Orphaned", "Delete", msg);
+                } else {
+                    warn!(error = %err, "looking up the remote object to delete failed");
+                    let reason = err.reason().as_str();
+                    let msg = format!("looking up the remote {kind} to delete failed: {err}");
+                    ctx.events
+                        .emit(res, EventType::Warning, reason, "Delete", msg);
+                    return Ok(Action::requeue(ctx.next_backoff(key)));
+                }
+            }
+        },
     }
     release::<A>(res, ctx, key).await?;
     Ok(Action::await_change())
@@ -75,8 +101,12 @@ fn deletion_facts<A: Adapter>(res: &A::Resource) -> DeletionFacts<'_> {
         policy: res.common().deletion_policy,
         creates: A::CREATES,
         deletes_remote: A::deletes_remote(res),
-        created: status.and_then(|s| s.created),
+        // A creation recorded before the status said so is the operator's all the same.
+        created: status
+            .and_then(|s| s.created)
+            .or(creation_recorded(res).then_some(true)),
         linked_id: status.and_then(|s| s.external_id.as_deref()),
+        creation_recorded: creation_recorded(res),
         paused: is_paused(res),
     }
 }
@@ -191,6 +221,17 @@ async fn release<A: Adapter>(
 
 /// A failed deletion, with the client it went through when it got that far.
 type DeleteFailed = (Error, Option<Arc<IdentityClient>>);
+/// The id of the remote object a create whose answer was lost may have made, found by its
+/// natural key (the operator's creation record says it is its own).
+async fn find_unlinked<A: Adapter>(
+    res: &A::Resource,
+    ctx: &Context,
+    key: &ObjectKey,
+) -> Result<Option<String>, Error> {
+    let connection = connection_for::<A>(ctx, res, key)?;
+    let client = ctx.connector.client(&connection).await?;
+    Ok(A::find(&client, res, None).await?.map(|found| found.id))
+}
 
 async fn delete_remote<A: Adapter>(
     res: &A::Resource,

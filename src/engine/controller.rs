@@ -25,6 +25,7 @@ use super::key::kind_of;
 use super::reconcile::{error_policy, reconcile};
 use super::usage::{Feed, Use};
 use super::{Adapter, Context, Managed, ObjectKey, PAUSED_ANNOTATION};
+use crate::metrics::Metrics;
 
 /// Which objects this replica manages.
 #[derive(Clone, Debug, Default)]
@@ -181,6 +182,7 @@ pub async fn run_kind<A: Adapter>(
             handover.memo.seen(res);
         }
         feed_usage::<A>(&handover, feed, event);
+        forget_deleted(&handover.metrics, kind_of::<A::Resource>(), event);
         // A settings singleton without a finalizer is gone without a cleanup reconcile: the
         // next resource waiting for its IdentityApi may take over now, not at its resync.
         if let (true, watcher::Event::Delete(res)) = (A::SINGLETON, event) {
@@ -193,6 +195,7 @@ pub async fn run_kind<A: Adapter>(
     .predicate_filter(significant_change, Default::default());
     let (tx, rx) = mpsc::unbounded_channel();
     ctx.dependents.register(kind_of::<A::Resource>(), tx);
+    ctx.metrics.kind_started(kind_of::<A::Resource>());
     ctx.register_store(reader.clone());
     Controller::for_stream(stream, reader)
         .with_config(controller::Config::default().concurrency(concurrency))
@@ -217,6 +220,15 @@ fn feed_usage<A: Adapter>(ctx: &Context, feed: Feed, event: &watcher::Event<A::R
             ctx.usage.seen(feed, &key(res), Some(use_));
         }
         watcher::Event::Delete(res) => ctx.usage.gone(&key(res)),
+    }
+}
+
+/// A deleted object leaves the resource gauges: one without a finalizer gets no cleanup
+/// reconcile that would do it.
+pub fn forget_deleted<K: Resource>(metrics: &Metrics, kind: &str, event: &watcher::Event<K>) {
+    if let watcher::Event::Delete(res) = event {
+        let object = format!("{}/{}", res.namespace().unwrap_or_default(), res.name_any());
+        metrics.set_ready(kind, &object, None);
     }
 }
 

@@ -24,6 +24,7 @@ pub mod memo;
 pub mod protection;
 pub mod reconcile;
 pub mod registry;
+pub mod removal;
 pub mod report;
 pub mod secrets;
 pub mod spec;

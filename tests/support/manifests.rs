@@ -1,11 +1,8 @@
 //! Manifests the end-to-end tests share: an IdentityApi of any provider against the simulator,
 //! a Secret, and the Events the operator wrote about an object.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
-use super::cluster::TestNamespace;
 use super::sim::{AUTH0_AUDIENCE, SimProcess};
 
 pub const GROUP_VERSION: &str = "identity.operator.dev/v1alpha1";
@@ -64,40 +61,6 @@ pub fn secret(name: &str, key: &str, value: &str) -> Value {
 /// A resource of `kind` named `name` with `spec`.
 pub fn document(kind: &str, name: &str, spec: Value) -> Value {
     json!({"apiVersion": GROUP_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec})
-}
-
-/// Events of the object `name` in the namespace, as `reason: note` lines.
-pub fn events_of(ns: &TestNamespace, name: &str) -> Vec<String> {
-    let out = ns.kubectl_ok(&["get", "events", "-o", "json"]);
-    let events: Value = serde_json::from_str(&out).expect("events JSON");
-    events["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|e| e["involvedObject"]["name"] == name)
-        .map(|e| {
-            let note = e["message"]
-                .as_str()
-                .or(e["note"].as_str())
-                .unwrap_or_default();
-            format!("{}: {note}", e["reason"].as_str().unwrap_or_default())
-        })
-        .collect()
-}
-
-/// Waits for an Event of `name` with `reason` whose note contains `fragment`; returns it.
-pub async fn wait_event(ns: &TestNamespace, name: &str, reason: &str, fragment: &str) -> String {
-    let prefix = format!("{reason}: ");
-    super::operator::wait_for(
-        Duration::from_secs(30),
-        &format!("{reason} Event of {name}"),
-        || async {
-            events_of(ns, name)
-                .into_iter()
-                .find(|e| e.starts_with(&prefix) && e.contains(fragment))
-        },
-    )
-    .await
 }
 
 /// The finalizers of `obj`.

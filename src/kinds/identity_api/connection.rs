@@ -126,6 +126,12 @@ impl Connections {
         }
         let mut config = client_config(source.spec, &values)?;
         config.user_agent = self.user_agent.clone();
+        // The connection label of the call metrics: `namespace/name`, or the name of a
+        // ClusterIdentityApi.
+        config.connection = match &source.key {
+            (ns, name) if ns.is_empty() => name.clone(),
+            (ns, name) => format!("{ns}/{name}"),
+        };
         let client = Arc::new(IdentityClient::new(config, metrics.clone()).map_err(Error::Api)?);
         let cached = Cached {
             spec,
@@ -216,6 +222,7 @@ fn client_config(
         max_concurrent: rate.max_concurrent.unwrap_or(DEFAULT_MAX_CONCURRENT),
         tenant_context,
         user_agent: concat!("identity-operator/", env!("CARGO_PKG_VERSION")).into(),
+        connection: String::new(),
     })
 }
 

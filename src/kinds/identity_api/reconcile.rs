@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use futures::{StreamExt, future};
+use futures::{StreamExt, TryStreamExt, future};
 use kube::runtime::controller::{self, Action};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -18,14 +18,17 @@ use super::connection::{IdentityApis, target_of};
 use super::{IdentityApi, IdentityApiStatus, in_use};
 use crate::engine::conditions::{ConditionType, Reason, set_condition};
 use crate::engine::controller::{
-    Scope, Shutdown, api_for, requeues, significant_change, slim, watch_backoff, watch_config,
+    Scope, Shutdown, api_for, forget_deleted, requeues, significant_change, slim, watch_backoff,
+    watch_config,
 };
 use crate::engine::dependents::Target;
+use crate::engine::error::Next;
 use crate::engine::protection::Protector;
 use crate::engine::report::is_repeat;
 use crate::engine::spec::Condition;
 use crate::engine::status::write_if_changed;
 use crate::engine::{Context, Error, ObjectKey};
+use crate::metrics::Metrics;
 
 const KIND: &str = "IdentityApi";
 
@@ -42,11 +45,13 @@ pub fn watch(
     client: &Client,
     scope: &Scope,
     writer: kube::runtime::reflector::store::Writer<IdentityApi>,
+    metrics: Arc<Metrics>,
 ) -> impl futures::Stream<Item = Result<IdentityApi, watcher::Error>> + Send + 'static {
     watcher(api_for::<IdentityApi>(client, scope), watch_config(scope))
         .backoff(watch_backoff())
         .modify(slim)
         .reflect(writer)
+        .inspect_ok(move |event| forget_deleted(&metrics, KIND, event))
         .applied_objects()
         .predicate_filter(significant_change, Default::default())
 }
@@ -127,7 +132,11 @@ async fn reconcile(api: Arc<IdentityApi>, ctx: Arc<ApiContext>) -> Result<Action
             engine.reset_backoff(&key);
             Action::requeue(engine.resync())
         }
-        Err(_) => Action::requeue(engine.next_backoff(&key)),
+        // A connection backing off says when its next attempt is: no sooner.
+        Err(e) => match e.next() {
+            Next::After(wait) => Action::requeue(wait + std::time::Duration::from_millis(50)),
+            _ => Action::requeue(engine.next_backoff(&key)),
+        },
     })
 }
 
@@ -141,6 +150,11 @@ pub fn report_ready<K: Resource<DynamicType = ()>>(
 ) {
     let generation = connection.meta().generation;
     let ready = ConditionType::Ready;
+    let kind = K::kind(&());
+    let object = match connection.namespace() {
+        Some(ns) => format!("{ns}/{}", connection.name_any()),
+        None => connection.name_any(),
+    };
     let Err(e) = result else {
         let message = "authenticated with the identity API";
         set_condition(
@@ -151,8 +165,14 @@ pub fn report_ready<K: Resource<DynamicType = ()>>(
             message,
             generation,
         );
+        let gauge = Some((true, Reason::Authenticated.as_str()));
+        engine.metrics.set_ready(&kind, &object, gauge);
         return;
     };
+    engine.metrics.reconcile_error(&kind, e.reason().as_str());
+    engine
+        .metrics
+        .set_ready(&kind, &object, Some((false, e.reason().as_str())));
     let repeat = is_repeat(conditions, ready, e, generation);
     let message = e.to_string();
     set_condition(conditions, ready, false, e.reason(), &message, generation);
