@@ -265,7 +265,7 @@ impl IdentityClient {
         });
         Ok(Self {
             provider: config.provider,
-            connection: config.connection,
+            connection: config.connection.clone(),
             base_url: config.base_url,
             tenant: config.tenant,
             tenant_context: config.tenant_context,
@@ -278,7 +278,7 @@ impl IdentityClient {
             budget: Mutex::default(),
             budget_changed: tokio::sync::Notify::new(),
             closed: Default::default(),
-            breaker: breaker::Breaker::new(metrics.clone(), config.connection.clone()),
+            breaker: breaker::Breaker::new(metrics.clone(), config.connection),
             logins: AtomicU64::new(0),
             last_refusal: Mutex::default(),
             timeout: config.timeout,
