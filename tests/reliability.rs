@@ -184,6 +184,8 @@ impl World {
     /// `timeout_seconds`: the IdentityApis' `timeoutSeconds`.
     async fn new(prefix: &str, n: usize, timeout_seconds: u32) -> World {
         let cluster = ensure_cluster();
+        // The CRDs before the first apply: on a fresh cluster no operator has installed them.
+        support::operator::install_crds(cluster);
         let ns = Arc::new(TestNamespace::new(cluster, prefix));
         let unique = || format!("{:032x}", rand::rng().random::<u128>());
         let client_secret = format!("client-{}", unique());
