@@ -353,7 +353,7 @@ fn boruta_cases() -> Vec<Case> {
             expect: vec![(
                 "POST",
                 "/boruta/api/backends".into(),
-                json!({"backend": {"name": "Contract Federated", "roles": [], "federated_servers": [{
+                json!({"backend": {"id": "{id}", "name": "Contract Federated", "roles": [], "federated_servers": [{
                     "name": "google", "client_id": "contract-client", "client_secret": REDACTED,
                     "base_url": "https://accounts.google.com",
                     "discovery_path": "/.well-known/openid-configuration"}]}}),
