@@ -888,10 +888,11 @@ async fn deletion_through_a_connection_that_cannot_work_finishes_after_the_grace
     // The operator has seen the loss before the deletions.
     for (i, m) in kinds.iter().enumerate() {
         let name = format!("{}-gone", m.provider);
+        // An API that does not answer at all: the connection backs off as a whole.
         let reason = if i % 2 == 0 {
             "AuthenticationFailed"
         } else {
-            "IdentityApiError"
+            "IdentityApiUnavailable"
         };
         wait_condition(
             cluster,
@@ -931,7 +932,7 @@ async fn deletion_through_a_connection_that_cannot_work_finishes_after_the_grace
             let reason = if i % 2 == 0 {
                 "AuthenticationFailed"
             } else {
-                "IdentityApiError"
+                "IdentityApiUnavailable"
             };
             let warning = wait_event(&ns, &name, reason, "left in place at").await;
             assert!(warning.contains(id.as_str()), "{warning}");

@@ -268,8 +268,13 @@ fn hopeless(err: &Error, client: Option<&IdentityClient>, grace: Duration) -> bo
         | Error::Api(ApiError::Status {
             status: 401 | 403, ..
         }) => true,
-        Error::Api(ApiError::Transport(_)) | Error::Api(ApiError::Status { .. })
-            if err.is_transient() =>
+        // No answer at all, or only server errors: gone, unless it answered lately.
+        Error::Api(
+            ApiError::Transport(_)
+            | ApiError::Unreachable(_)
+            | ApiError::Unavailable { .. }
+            | ApiError::Status { .. },
+        ) if err.is_transient() =>
         {
             client.is_none_or(|c| !c.answered_within(grace))
         }
