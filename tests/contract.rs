@@ -1019,8 +1019,10 @@ async fn steady_state_writes_nothing_whatever_the_vendors_names_and_orders() {
             .iter()
             .filter(|e| e["method"] == "GET")
             .count();
+        // A list snapshot younger than 2 s serves a drift check without a call, so three
+        // checks make two reads at least.
         assert!(
-            reads >= 3,
+            reads >= 2,
             "{api}: {reads} reads since seq {start}: the drift checks did not run"
         );
     }
