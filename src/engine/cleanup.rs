@@ -274,10 +274,7 @@ fn hopeless(err: &Error, client: Option<&IdentityClient>, grace: Duration) -> bo
             | ApiError::Unreachable(_)
             | ApiError::Unavailable { .. }
             | ApiError::Status { .. },
-        ) if err.is_transient() =>
-        {
-            client.is_none_or(|c| !c.answered_within(grace))
-        }
+        ) if err.is_transient() => client.is_none_or(|c| !c.answered_within(grace)),
         _ => false,
     }
 }
