@@ -358,10 +358,14 @@ fn schema_violations_are_rejected_by_kubectl_apply() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    // Nothing invalid got in.
+    // Nothing invalid got in. (The category lists cluster-scoped kinds too: other suites'
+    // ClusterIdentityApis are not this namespace's.)
     let stored = ns.kubectl_ok(&["get", "identity", "-o", "name"]);
     assert_eq!(
-        stored.lines().count(),
+        stored
+            .lines()
+            .filter(|l| !l.starts_with("clusteridentityapi"))
+            .count(),
         KINDS.len() + accepted.len(),
         "{stored}"
     );
