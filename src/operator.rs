@@ -117,13 +117,13 @@ async fn start_cluster_apis(
         writer,
         cluster.relabel_sender(),
     ));
-    let secrets = cluster.secrets.clone();
+    let apis = cluster.clone();
     let api: Api<PartialObjectMeta<Secret>> =
         Api::namespaced(client.clone(), &cluster.credentials_namespace);
     let events = watcher(api, watcher::Config::default()).backoff(watch_backoff());
     tokio::spawn(events.for_each(move |event| {
         if let Ok(event) = event {
-            secrets.apply(&event);
+            apis.apply_secret(&event);
         }
         future::ready(())
     }));

@@ -42,6 +42,11 @@ impl World {
     /// A Boruta ClusterIdentityApi allowing `team_a` by name and namespaces labelled
     /// `team=<name>` (`team_b`), plus `extra` in its spec.
     async fn new(prefix: &str, extra: Value) -> World {
+        World::with_operator(prefix, extra, &[]).await
+    }
+
+    /// `new`, the operator started with `operator_args` too.
+    async fn with_operator(prefix: &str, extra: Value, operator_args: &[&str]) -> World {
         let cluster = ensure_cluster();
         install_crds(cluster);
         let sim = SimProcess::start(SimOptions::default());
@@ -70,7 +75,7 @@ impl World {
         api["metadata"]["labels"] = json!({SELECT: name});
         cluster.kubectl_stdin_ok(&["apply", "-f", "-"], &api.to_string());
         let selector = format!("{SELECT}={name}");
-        let args = [
+        let mut args = vec![
             "--namespace",
             &team_b.name,
             "--namespace",
@@ -79,6 +84,7 @@ impl World {
             "--cluster-identity-api-selector",
             &selector,
         ];
+        args.extend_from_slice(operator_args);
         let operator = Operator::start(cluster, &team_a, &args);
         World {
             cluster,
@@ -103,6 +109,24 @@ impl World {
             ns,
             &document("IdentityBackend", name, spec).to_string(),
         );
+    }
+
+    /// Rewrites the credential Secret in the credentials namespace.
+    fn rotate(&self, value: &str) {
+        self.cluster.kubectl_stdin_ok(
+            &["apply", "-n", E2E_NAMESPACE, "-f", "-"],
+            &secret(&self.name, "secret", value).to_string(),
+        );
+    }
+
+    /// Waits for the ClusterIdentityApi's Ready to be `status`.
+    async fn connection_ready(&self, status: &str) -> Value {
+        let desc = format!("ClusterIdentityApi Ready={status}");
+        wait_for(WAIT, &desc, || async {
+            let api = self.connection()?;
+            (condition(&api, "Ready")?.0 == status).then_some(api)
+        })
+        .await
     }
 
     async fn ready(&self, ns: &TestNamespace, name: &str) -> Value {
@@ -330,4 +354,30 @@ async fn deleting_it_waits_for_its_users() {
         (!held(w.credential())).then_some(())
     })
     .await;
+}
+
+/// A credential Secret rotated in the credentials namespace, which the operator's namespaces do
+/// not include, is taken at once: the resync is an hour, so only the Secret's own change can
+/// requeue the connection and the resources its old value failed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotated_credential_is_taken_at_once() {
+    let resync = ["--resync-interval", "1h"];
+    let w = World::with_operator("cidapi-rotate", json!({}), &resync).await;
+    w.connection_ready("True").await;
+
+    // A wrong value: the connection says so, and a new resource fails to authenticate.
+    w.rotate("not-the-client-secret");
+    let api = w.connection_ready("False").await;
+    let (_, reason, _) = condition(&api, "Ready").expect("Ready");
+    assert_eq!(reason, "AuthenticationFailed", "{api}");
+    w.backend(&w.team_a, "rotated", json!({}));
+    let what = "identitybackend/rotated";
+    let failed = Some("AuthenticationFailed");
+    wait_condition(w.cluster, &w.team_a, what, "Ready", "False", failed, WAIT).await;
+
+    // The right value again: both recover well within the resync.
+    w.rotate(&w.sim.options.client_secret);
+    w.connection_ready("True").await;
+    w.ready(&w.team_a, "rotated").await;
+    assert_eq!(w.backends().await, ["rotated"]);
 }

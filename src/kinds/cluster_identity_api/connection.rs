@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -146,6 +146,36 @@ impl ClusterApis {
     /// Requeues `which` in every scope.
     pub fn requeue(&self, which: Requeue) {
         let _ = self.requeues.send(which);
+    }
+
+    /// Keeps the credentials namespace's Secret versions. A Secret that appeared, changed or
+    /// went away requeues every ClusterIdentityApi reading it and its failing users (a
+    /// rotation that fixes refused credentials is taken at once; the others build a new client
+    /// at their next call). A re-list of unchanged Secrets requeues nothing.
+    pub fn apply_secret(&self, event: &watcher::Event<PartialObjectMeta<Secret>>) {
+        let ns = &self.credentials_namespace;
+        let changed = match event {
+            watcher::Event::Apply(s) | watcher::Event::InitApply(s) => {
+                let name = s.name_any();
+                let now = s.metadata.resource_version.as_deref();
+                (self.secrets.version(ns, &name).as_deref() != now).then_some(name)
+            }
+            watcher::Event::Delete(s) => Some(s.name_any()),
+            _ => None,
+        };
+        self.secrets.apply(event);
+        let Some(name) = changed else { return };
+        for api in self.store.state() {
+            if api
+                .spec
+                .connection
+                .secret_refs()
+                .iter()
+                .any(|r| r.name == name)
+            {
+                self.requeue(Requeue::Failing(target_of(&api.name_any())));
+            }
+        }
     }
 }
 
