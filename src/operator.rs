@@ -10,6 +10,7 @@ use kube::runtime::reflector;
 use tracing::info;
 
 use crate::engine::controller::{Scope, Shutdown, until_ready, watch_secrets};
+use crate::engine::reader::{ClusterReader, Reader};
 use crate::engine::secrets::SecretVersions;
 use crate::engine::{Context, Settings};
 use crate::kinds::MANAGED;
@@ -30,9 +31,10 @@ pub async fn run_scope(
     let api_stream = identity_api::watch(&client, &scope, api_writer);
     // Secrets: metadata only, and of that only the resourceVersion is kept.
     let secrets = Arc::new(SecretVersions::default());
+    let reader: Arc<dyn Reader> = Arc::new(ClusterReader(client.clone()));
     let apis = Arc::new(IdentityApis::new(
         api_store.clone(),
-        client.clone(),
+        reader.clone(),
         secrets.clone(),
         metrics.clone(),
         &settings.instance,
@@ -40,6 +42,7 @@ pub async fn run_scope(
     let ctx = Arc::new(Context::new(
         client.clone(),
         apis.clone(),
+        reader,
         secrets,
         metrics,
         settings,

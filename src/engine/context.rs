@@ -15,6 +15,7 @@ use super::dependents::Dependents;
 use super::events::Events;
 use super::key::ObjectKey;
 use super::memo::Memo;
+use super::reader::Reader;
 use super::secrets::SecretVersions;
 use super::{MANAGER, Managed};
 use crate::metrics::Metrics;
@@ -43,6 +44,8 @@ pub struct Context {
     pub events: Events,
     /// The connections resources name with `spec.apiRef`.
     pub connector: Arc<dyn Connector>,
+    /// Where the Secrets and ConfigMaps resources refer to are read.
+    pub reader: Arc<dyn Reader>,
     pub secrets: Arc<SecretVersions>,
     pub dependents: Dependents,
     pub memo: Memo,
@@ -57,6 +60,7 @@ impl Context {
     pub fn new(
         kube: Client,
         connector: Arc<dyn Connector>,
+        reader: Arc<dyn Reader>,
         secrets: Arc<SecretVersions>,
         metrics: Arc<Metrics>,
         settings: Settings,
@@ -70,6 +74,7 @@ impl Context {
             ),
             kube,
             connector,
+            reader,
             secrets,
             dependents: Default::default(),
             memo: Default::default(),

@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Client, ResourceExt};
 
 use super::{ApiAuth, IdentityApi};
 use crate::engine::connector::{Connection, Connector};
 use crate::engine::dependents::Target;
 use crate::engine::error::Error;
+use crate::engine::reader::Reader;
 use crate::engine::secrets::{self, SecretVersions};
 use crate::engine::spec::{ApiRef, SecretKeyRef};
 use crate::identity::{ClientConfig, Credentials, IdentityClient};
@@ -54,7 +55,7 @@ impl Connections {
     pub async fn get(
         &self,
         api: &IdentityApi,
-        kube: &Client,
+        reader: &dyn Reader,
         secret_store: &SecretVersions,
         metrics: &Arc<Metrics>,
     ) -> Result<Arc<IdentityClient>, Error> {
@@ -81,7 +82,7 @@ impl Connections {
         if let Some(client) = cached() {
             return Ok(client);
         }
-        let values = secrets::read(kube, &ns, &refs).await?;
+        let values = secrets::read(reader, &ns, &refs).await?;
         let mut config = client_config(api, &values)?;
         config.user_agent = self.user_agent.clone();
         let client = Arc::new(IdentityClient::new(config, metrics.clone()).map_err(Error::Api)?);
@@ -177,7 +178,7 @@ fn client_config(api: &IdentityApi, values: &secrets::SecretValues) -> Result<Cl
 pub struct IdentityApis {
     pub store: Store<IdentityApi>,
     pub clients: Connections,
-    kube: Client,
+    reader: Arc<dyn Reader>,
     secrets: Arc<SecretVersions>,
     metrics: Arc<Metrics>,
 }
@@ -185,7 +186,7 @@ pub struct IdentityApis {
 impl IdentityApis {
     pub fn new(
         store: Store<IdentityApi>,
-        kube: Client,
+        reader: Arc<dyn Reader>,
         secrets: Arc<SecretVersions>,
         metrics: Arc<Metrics>,
         instance: &str,
@@ -193,7 +194,7 @@ impl IdentityApis {
         Self {
             store,
             clients: Connections::new(instance),
-            kube,
+            reader,
             secrets,
             metrics,
         }
@@ -202,7 +203,7 @@ impl IdentityApis {
     /// The client of `api` (see [`Connections::get`]).
     pub async fn client_of(&self, api: &IdentityApi) -> Result<Arc<IdentityClient>, Error> {
         self.clients
-            .get(api, &self.kube, &self.secrets, &self.metrics)
+            .get(api, &*self.reader, &self.secrets, &self.metrics)
             .await
     }
 }
