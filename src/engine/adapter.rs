@@ -13,6 +13,7 @@ use kube::core::object::{HasSpec, HasStatus};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::preview::WriteOnly;
 use super::secrets::SecretValues;
 use super::spec::{CommonSpec, ManagedStatus, SecretKeyRef};
 use super::{Context, Error};
@@ -130,6 +131,20 @@ pub trait Adapter: Send + Sync + 'static {
         res: &Self::Resource,
         id: &str,
     ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// The write-only fields `res` sets (passwords, secrets), for `plan`: where the spec sets
+    /// each, its Secret key, and, where the API returns the value, whether the remote one
+    /// differs. By default one per referenced Secret key, whose remote value is unknown.
+    fn write_only(res: &Self::Resource, _observed: Option<&Self::Remote>) -> Vec<WriteOnly> {
+        Self::secret_refs(res)
+            .into_iter()
+            .map(|secret| WriteOnly {
+                path: format!("Secret {secret}"),
+                secret,
+                differs: None,
+            })
+            .collect()
+    }
 
     /// A few fields of the remote object worth showing in `status.remote`.
     fn summary(_observed: &Self::Remote) -> BTreeMap<String, String> {

@@ -21,6 +21,7 @@ pub mod events;
 pub mod finalizer;
 pub mod key;
 pub mod memo;
+pub mod preview;
 pub mod reader;
 pub mod reconcile;
 pub mod registry;
