@@ -5,3 +5,4 @@ pub mod identity;
 pub mod kinds;
 pub mod metrics;
 pub mod operator;
+pub mod plan;

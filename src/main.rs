@@ -34,6 +34,9 @@ enum Command {
     Crds,
     /// Run the controllers.
     Run(RunArgs),
+    /// Show what the operator would change in the identity APIs, writing nothing (exit 0: no
+    /// changes, 2: changes or blocked resources, 1: error).
+    Plan(identity_operator::plan::PlanArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -119,6 +122,16 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// `plan` prints its result on stdout: its logs (warnings only) go to stderr.
+fn init_logging_to_stderr() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,kube=error"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 fn main() {
     tune_allocator();
     tokio::runtime::Builder::new_multi_thread()
@@ -145,6 +158,10 @@ async fn command() {
     let cli = Cli::parse();
     match cli.command {
         Command::Crds => print!("{}", identity_operator::kinds::crds_yaml()),
+        Command::Plan(args) => {
+            init_logging_to_stderr();
+            std::process::exit(identity_operator::plan::run(args).await);
+        }
         Command::Run(args) => {
             init_logging(args.log_format);
             if let Err(e) = run(args).await {
