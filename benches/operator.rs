@@ -5,6 +5,7 @@
 //!     cargo bench --bench operator -- --n 200 convergence steady
 //!     cargo bench --bench operator -- --rate-n 100 ratelimit
 //!     cargo bench --bench operator -- --memory-n 2000 memory
+//!     cargo bench --bench operator -- --n 1000 plan
 //!
 //! It starts the local Kubernetes API server and the identity API simulator (20 ms latency per
 //! call), creates the resources, then drives the release build of the operator and reads the
@@ -968,6 +969,81 @@ async fn rate_limited(table: &mut Table, n: usize, limit: u64) {
     );
 }
 
+/// `identity-operator plan --from-cluster` of `n` resources in one namespace, before the
+/// operator ran (everything to create) and after it converged (nothing to do): wall time and
+/// the identity-API calls it made, read from the simulator's log.
+async fn plan(table: &mut Table, n: usize) {
+    let s = setup("bench-plan", n).await;
+    create_resources(&s, &MIX, n).await;
+    let sc = "plan";
+    let (wall, reads, writes, code) = run_plan(&s).await;
+    let what = format!("{n} resources ({}) to create", describe(&MIX));
+    table.add(
+        sc,
+        &format!("{what}: wall time"),
+        format!("{:.2} s", wall.as_secs_f64()),
+        "",
+        None,
+    );
+    table.add(sc, "identity-API reads (GET)", format!("{reads}"), "", None);
+    table.add(
+        sc,
+        "identity-API writes",
+        format!("{writes}"),
+        "0",
+        Some(writes == 0),
+    );
+    table.add(sc, "exit code", format!("{code}"), "2", Some(code == 2));
+    let op = OperatorProcess::start(s.cluster, &s.ns.name, "10m", &[]);
+    wait_all_ready(&s, &MIX, n, Duration::from_secs(1200)).await;
+    drop(op);
+    let (wall, reads, writes, code) = run_plan(&s).await;
+    let what = format!("{n} resources converged");
+    table.add(
+        sc,
+        &format!("{what}: wall time"),
+        format!("{:.2} s", wall.as_secs_f64()),
+        "",
+        None,
+    );
+    table.add(sc, "identity-API reads (GET)", format!("{reads}"), "", None);
+    table.add(
+        sc,
+        "identity-API writes",
+        format!("{writes}"),
+        "0",
+        Some(writes == 0),
+    );
+    table.add(sc, "exit code", format!("{code}"), "0", Some(code == 0));
+}
+
+/// One `plan --from-cluster -o json` run: wall time, GETs and writes (logins aside) it made.
+async fn run_plan(s: &Setup) -> (Duration, usize, usize, i32) {
+    let since = s.sim.log().await["lastSeq"].as_u64().unwrap_or(0);
+    let start = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_identity-operator"))
+        .args(["plan", "--from-cluster", "-o", "json", "-n", &s.ns.name])
+        .env("KUBECONFIG", &s.cluster.kubeconfig)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("identity-operator plan runs");
+    let wall = start.elapsed();
+    let log = s.sim.log().await;
+    let entries: Vec<&Value> = log["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["seq"].as_u64().unwrap_or(0) > since)
+        .collect();
+    let reads = entries.iter().filter(|e| e["method"] == "GET").count();
+    let writes = entries
+        .iter()
+        .filter(|e| e["method"] != "GET" && !is_auth_call(e))
+        .count();
+    (wall, reads, writes, out.status.code().unwrap_or(-1))
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let args: Vec<String> = std::env::args()
@@ -1007,6 +1083,9 @@ async fn main() {
     }
     if wants("memory") {
         memory(&mut table, memory_n).await;
+    }
+    if wants("plan") {
+        plan(&mut table, n).await;
     }
     table.print();
 }

@@ -132,18 +132,17 @@ pub trait Adapter: Send + Sync + 'static {
         id: &str,
     ) -> impl Future<Output = Result<(), Error>> + Send;
 
-    /// The write-only fields `res` sets (passwords, secrets), for `plan`: where the spec sets
-    /// each, its Secret key, and, where the API returns the value, whether the remote one
-    /// differs. By default one per referenced Secret key, whose remote value is unknown.
-    fn write_only(res: &Self::Resource, _observed: Option<&Self::Remote>) -> Vec<WriteOnly> {
-        Self::secret_refs(res)
-            .into_iter()
-            .map(|secret| WriteOnly {
-                path: format!("Secret {secret}"),
-                secret,
-                differs: None,
-            })
-            .collect()
+    /// The write-only fields `res` sets (passwords, shared secrets), for `plan`: where the spec
+    /// sets each, its Secret key, and, where the API returns the value, whether the remote one
+    /// differs from `values` (compared, never shown). By default the remote value is unknown.
+    fn write_only(
+        _api: &IdentityClient,
+        res: &Self::Resource,
+        _observed: Option<&Observed<Self::Remote>>,
+        _values: &SecretValues,
+    ) -> impl Future<Output = Result<Vec<WriteOnly>, Error>> + Send {
+        let fields = super::preview::write_only_fields(res, Self::secret_refs(res));
+        async move { Ok(fields) }
     }
 
     /// A few fields of the remote object worth showing in `status.remote`.

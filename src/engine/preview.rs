@@ -12,8 +12,9 @@ use super::decide::{self, Blocked, Deletion, DeletionFacts, OrphanBecause, Step,
 use super::finalizer::is_paused;
 use super::key::kind_of;
 use super::reconcile::{Found, blocked_message, gather};
-use super::spec::ManagedStatus;
-use super::{Adapter, Context, Managed, ObjectKey};
+use super::secrets;
+use super::spec::{ManagedStatus, SecretKeyRef};
+use super::{Adapter, Context, Error, Managed, ObjectKey};
 
 /// What the operator would do with one resource.
 #[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -54,7 +55,7 @@ pub struct Change {
 #[derive(Clone, Debug, PartialEq)]
 pub struct WriteOnly {
     pub path: String,
-    pub secret: super::spec::SecretKeyRef,
+    pub secret: SecretKeyRef,
     pub differs: Option<bool>,
 }
 
@@ -115,9 +116,65 @@ pub async fn preview<A: Adapter>(res: &A::Resource, ctx: &Context) -> Preview {
             None => Preview::blocked(Reason::Rejected.as_str(), "a recorded failure holds"),
         },
         Ok(Some(found)) => {
+            let fields = match write_only_of::<A>(res, ctx, &found).await {
+                Ok(fields) => fields,
+                Err(err) => return Preview::blocked(err.reason().as_str(), err.to_string()),
+            };
             let step = decide::decide(&found.facts(ctx, &key, &status));
-            describe::<A>(kind, res, &found, &status, step)
+            describe::<A>(kind, res, &found, &status, fields, step)
         }
+    }
+}
+
+/// The write-only fields of `res`, compared with the remote ones where the API returns them.
+/// The Secret values are read for that and dropped at once, as a write does.
+async fn write_only_of<A: Adapter>(
+    res: &A::Resource,
+    ctx: &Context,
+    found: &Found<'_, A>,
+) -> Result<Vec<WriteOnly>, Error> {
+    let refs = &found.input.refs;
+    if refs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ns = res.meta().namespace.clone().unwrap_or_default();
+    let values = secrets::read(&*ctx.reader, &ns, refs).await?;
+    A::write_only(&found.client, res, found.observed.as_ref(), &values).await
+}
+
+/// One [`WriteOnly`] per Secret key in `refs`, at its path in the spec of `res`, with the
+/// remote value unknown.
+pub fn write_only_fields<R: Serialize>(res: &R, refs: Vec<SecretKeyRef>) -> Vec<WriteOnly> {
+    let spec = serde_json::to_value(res).unwrap_or_default()["spec"].take();
+    refs.into_iter()
+        .map(|secret| {
+            let wanted = serde_json::to_value(&secret).unwrap_or_default();
+            let path = path_of(&spec, &wanted)
+                .map(|p| format!("spec{p}"))
+                .unwrap_or_else(|| format!("Secret {secret}"));
+            WriteOnly {
+                path,
+                secret,
+                differs: None,
+            }
+        })
+        .collect()
+}
+
+/// The dotted path of the first value in `json` equal to `wanted`.
+fn path_of(json: &Value, wanted: &Value) -> Option<String> {
+    if json == wanted {
+        return Some(String::new());
+    }
+    match json {
+        Value::Object(map) => map
+            .iter()
+            .find_map(|(k, v)| path_of(v, wanted).map(|p| format!(".{k}{p}"))),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| path_of(v, wanted).map(|p| format!("[{i}]{p}"))),
+        _ => None,
     }
 }
 
@@ -159,6 +216,7 @@ fn describe<A: Adapter>(
     res: &A::Resource,
     found: &Found<'_, A>,
     status: &ManagedStatus,
+    fields: Vec<WriteOnly>,
     step: Step,
 ) -> Preview {
     let view = serde_json::to_value(&found.input.view).unwrap_or_default();
@@ -172,7 +230,7 @@ fn describe<A: Adapter>(
     match step {
         Step::Create { again } => {
             let mut changes = spec_fields(&spec);
-            changes.extend(write_only::<A>(res, found, status, true));
+            changes.extend(write_only(fields, found, status, true));
             let again = if again {
                 " again: the one it was linked to is gone"
             } else {
@@ -189,7 +247,7 @@ fn describe<A: Adapter>(
             if let Write::Fields { drift, .. } = &write {
                 changes = drift_changes(drift, &view, &remote, &spec);
             }
-            changes.extend(write_only::<A>(res, found, status, !write.is_nothing()));
+            changes.extend(write_only(fields, found, status, !write.is_nothing()));
             let (action, message) = match (adopt, &write) {
                 (true, Write::Nothing) => (Action::Adopt, "links the existing remote object"),
                 (true, _) => (Action::Adopt, "links the existing remote object and writes"),
@@ -240,13 +298,12 @@ fn describe<A: Adapter>(
 /// The write-only fields of `res` with what is known of them; those sent (`sending`, and
 /// their Secret changed since last sent, or never sent) or known to differ.
 fn write_only<A: Adapter>(
-    res: &A::Resource,
+    fields: Vec<WriteOnly>,
     found: &Found<'_, A>,
     status: &ManagedStatus,
     sending: bool,
 ) -> Vec<Change> {
-    let observed = found.observed.as_ref().map(|o| &o.remote);
-    A::write_only(res, observed)
+    fields
         .into_iter()
         .filter_map(|w| {
             let key = format!("{}/{}", w.secret.name, w.secret.key);
@@ -372,6 +429,18 @@ mod tests {
         let changes = drift_changes(&paths, &json!({}), &remote, &json!({}));
         assert_eq!(changes[0].before, json!("old"));
         assert_eq!(changes[0].after, Value::Null);
+    }
+
+    #[test]
+    fn a_write_only_field_is_named_by_its_path_in_the_spec() {
+        let spec = json!({"definedSettings": {"port": 636,
+            "passwordSecretRef": {"name": "bind", "key": "password"}}});
+        let wanted = json!({"name": "bind", "key": "password"});
+        assert_eq!(
+            path_of(&spec, &wanted).as_deref(),
+            Some(".definedSettings.passwordSecretRef")
+        );
+        assert_eq!(path_of(&spec, &json!({"name": "other"})), None);
     }
 
     #[test]
