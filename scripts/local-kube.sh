@@ -317,9 +317,18 @@ launch() { # name args...: starts a component detached, in its own session
 	[ -f "$logfile" ] && mv "$logfile" "$logfile.prev"
 	# No stdin, no inherited lock (fd 9), output to the log: callers that capture our
 	# output (tests) must not wait on the daemons.
-	setsid "$CACHE_BIN/$name" "$@" </dev/null >"$logfile" 2>&1 9>&- &
-	echo $! >"$RUN/$name.pid"
-	log "started $name (pid $!, log $logfile)"
+	# The component writes its own PID just before it becomes the binary: `$!` may name a
+	# process that is not (yet) the binary, as when setsid forks because the caller runs
+	# with job control (each job leads its own process group), or has not exec'd yet.
+	rm -f "$RUN/$name.pid"
+	setsid sh -c 'echo $$ >"$0"; exec "$@"' "$RUN/$name.pid" "$CACHE_BIN/$name" "$@" \
+		</dev/null >"$logfile" 2>&1 9>&- &
+	local _ pid=
+	for _ in $(seq 1 100); do # until it runs as our binary: up to 10 s on a loaded machine
+		pid=$(pid_of "$name") && break
+		sleep 0.1
+	done
+	log "started $name (pid ${pid:-gone}, log $logfile)"
 }
 
 fail_component() { # name message

@@ -50,6 +50,9 @@ start() {
 	export KUBECONFIG=$kubeconfig
 	local kubectl=$CACHE_BIN/kubectl
 	timed "build" cargo build --locked --quiet --bins
+	# The kubectl plugin is the operator's binary under another name (docs/kubectl-plugin.md).
+	mkdir -p "$CACHE_BIN"
+	ln -sf "$(cd "$BIN" && pwd)/identity-operator" "$CACHE_BIN/kubectl-identity"
 
 	if (: >"/dev/tcp/${SIM_ADDR%:*}/${SIM_ADDR#*:}") 2>/dev/null; then
 		die "something already listens on $SIM_ADDR; stop it (or run: scripts/quickstart.sh stop)"
@@ -91,6 +94,7 @@ start() {
 
 Everything is Ready. Try:
   export KUBECONFIG=$kubeconfig PATH=$CACHE_BIN:\$PATH
+  kubectl identity status -n $NAMESPACE   # every resource with its conditions
   kubectl describe identitybackend corporate-ldap -n $NAMESPACE
   kubectl get events -n $NAMESPACE
   curl -s http://$SIM_ADDR/_sim/state      # what the identity APIs now hold

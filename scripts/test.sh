@@ -15,6 +15,7 @@ started=$(date +%s)
 command -v cargo >/dev/null 2>&1 || die "cargo is required (the Rust toolchain)"
 timed "local Kubernetes API server" bash scripts/local-kube.sh start >/dev/null
 timed "Lua 5.1 for the Argo CD health checks" bash scripts/install-lua.sh >/dev/null
+timed "promtool for the alert rules" bash scripts/install-promtool.sh >/dev/null
 timed "cargo fmt --check" cargo fmt --all -- --check
 timed "cargo clippy" cargo clippy --all-targets --locked -- -D warnings
 timed "build" cargo test --locked --lib --bins --tests --no-run

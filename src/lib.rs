@@ -3,6 +3,8 @@
 pub mod engine;
 pub mod identity;
 pub mod kinds;
+pub mod kubectl;
 pub mod metrics;
 pub mod operator;
 pub mod plan;
+pub mod reference;

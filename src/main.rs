@@ -1,4 +1,5 @@
-//! `identity-operator`: prints its CRDs, or runs the controllers.
+//! `identity-operator`: runs the controllers, prints its CRDs or their reference, and, also as
+//! the kubectl plugin `kubectl identity`, reports on identity resources.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,10 +10,11 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use futures::FutureExt;
 use identity_operator::engine::Settings;
 use identity_operator::engine::controller::{Scope, Shutdown};
+use identity_operator::kubectl;
 use identity_operator::metrics::Metrics;
 use identity_operator::operator::run_scope;
 use kube_lease_manager::LeaseManagerBuilder;
@@ -32,11 +34,34 @@ struct Cli {
 enum Command {
     /// Print every CustomResourceDefinition as YAML (what `crds/` holds).
     Crds,
+    /// Write the API reference generated from the CRDs (what `docs/reference/` holds) into DIR.
+    Reference { dir: std::path::PathBuf },
     /// Run the controllers.
     Run(RunArgs),
-    /// Show what the operator would change in the identity APIs, writing nothing (exit 0: no
-    /// changes, 2: changes or blocked resources, 1: error).
+    /// Every identity resource with its conditions (also `kubectl identity status`).
+    Status(kubectl::status::StatusArgs),
+    /// What the operator would change in the identity APIs, writing nothing (also `kubectl
+    /// identity plan`; exit 0: no changes, 2: changes or blocked resources, 1: error).
     Plan(identity_operator::plan::PlanArgs),
+}
+
+/// Subcommands for the cluster, not for a terminal: hidden from `kubectl identity --help`.
+const OPERATOR_ONLY: [&str; 3] = ["crds", "reference", "run"];
+
+/// The command line, read as `kubectl identity` when the binary runs under that name.
+fn parse_cli() -> Cli {
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    let mut command = Cli::command();
+    if kubectl::invoked_as_plugin(&argv0) {
+        command = command
+            .name("kubectl identity")
+            .bin_name("kubectl identity");
+        for name in OPERATOR_ONLY {
+            command = command.mut_subcommand(name, |s| s.hide(true));
+        }
+    }
+    let matches = command.get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -108,10 +133,14 @@ struct RunArgs {
 }
 
 fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,kube=warn,kube_lease_manager=warn")
     });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colour codes are for a terminal: in a file, a pipe or a log collector they are noise.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder
@@ -155,13 +184,26 @@ fn tune_allocator() {
 }
 
 async fn command() {
-    let cli = Cli::parse();
+    let cli = parse_cli();
     match cli.command {
         Command::Crds => print!("{}", identity_operator::kinds::crds_yaml()),
         Command::Plan(args) => {
             init_logging_to_stderr();
             std::process::exit(identity_operator::plan::run(args).await);
         }
+        Command::Reference { dir } => {
+            if let Err(e) = write_reference(&dir) {
+                eprintln!("error: writing the reference to {}: {e}", dir.display());
+                std::process::exit(1);
+            }
+        }
+        Command::Status(args) => match kubectl::status::run(&args).await {
+            Ok(out) => print!("{out}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(1);
+            }
+        },
         Command::Run(args) => {
             init_logging(args.log_format);
             if let Err(e) = run(args).await {
@@ -170,6 +212,14 @@ async fn command() {
             }
         }
     }
+}
+
+fn write_reference(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for page in identity_operator::reference::pages() {
+        std::fs::write(dir.join(&page.file), page.markdown)?;
+    }
+    Ok(())
 }
 
 #[derive(Clone)]
@@ -240,6 +290,7 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     let shutdown: Shutdown = shutdown_signal().boxed().shared();
 
     let mut leadership = None;
+    metrics.set_leader(!args.leader_election);
     if args.leader_election {
         let ns = args
             .leader_election_namespace
@@ -265,6 +316,7 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         info!(%instance, "became the leader");
+        metrics.set_leader(true);
         leadership = Some((rx, task));
     }
     ready.store(true, Ordering::Relaxed);

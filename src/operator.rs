@@ -28,7 +28,7 @@ pub async fn run_scope(
     shutdown: Shutdown,
 ) {
     let (api_store, api_writer) = reflector::store();
-    let api_stream = identity_api::watch(&client, &scope, api_writer);
+    let api_stream = identity_api::watch(&client, &scope, api_writer, metrics.clone());
     // Secrets: metadata only, and of that only the resourceVersion is kept.
     let secrets = Arc::new(SecretVersions::default());
     let reader: Arc<dyn Reader> = Arc::new(ClusterReader(client.clone()));

@@ -535,7 +535,16 @@ async fn adoption_and_deletion_policies() {
 #[tokio::test(flavor = "multi_thread")]
 async fn rejected_spec_is_terminal_until_it_changes() {
     let mut env = Env::new("adminapp-rejected").await;
-    env.apply(&admin_app("badlogo", json!({"logo": "not base64!"})));
+    // A logo in the spec is checked at admission (format: byte); one read from a ConfigMap
+    // reaches Entrust, which refuses it.
+    let logo = |text: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "badlogo"},
+               "data": {"logo": text}})
+    };
+    env.apply(&logo("not base64!"));
+    let mut app = admin_app("badlogo", json!({}));
+    app["spec"]["logoFrom"] = json!({"name": "badlogo", "key": "logo"});
+    env.apply(&app);
     env.start_operator();
     let obj = wait_condition(
         env.cluster,
@@ -556,12 +565,16 @@ async fn rejected_spec_is_terminal_until_it_changes() {
     tokio::time::sleep(Duration::from_secs(7)).await;
     assert_eq!(env.writes().await, 1, "no retry storm");
 
-    env.patch("adminapiapp/badlogo", json!({"logo": "aGVsbG8="}));
-    let obj = env.ready("adminapiapp/badlogo").await;
-    assert_eq!(
-        env.app(&external_id(&obj)).await.unwrap()["logo"],
-        "aGVsbG8="
-    );
+    // A new logo in the ConfigMap is tried at the next drift check.
+    env.apply(&logo("aGVsbG8="));
+    let id = wait_for(READY, "the new logo reaches Entrust", || async {
+        let obj = env.get("adminapiapp/badlogo")?;
+        let (ready, _, _) = condition(&obj, "Ready")?;
+        let id = obj["status"]["externalId"].as_str()?.to_owned();
+        (ready == "True").then_some(id)
+    })
+    .await;
+    assert_eq!(env.app(&id).await.unwrap()["logo"], "aGVsbG8=");
 }
 
 #[tokio::test(flavor = "multi_thread")]

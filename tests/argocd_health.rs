@@ -1,69 +1,48 @@
-//! Argo CD: the Lua health checks of `charts/identity-operator/argocd/health/`, run by a real
-//! Lua 5.1 interpreter (Argo CD's gopher-lua is Lua 5.1) against sample and live objects; the
-//! argocd-cm snippet that carries them; and nothing that would make Argo CD report OutOfSync
+//! Argo CD: the one Lua health check of every kind, laid out as Argo CD keeps its built-in
+//! ones (`resource_customizations/identity.operator.dev/_/`: `health.lua`, `health_test.yaml`,
+//! `testdata/`), run by a real Lua 5.1 interpreter (Argo CD's gopher-lua is Lua 5.1) on its
+//! test cases, on every condition reason the operator can set and on live objects; the
+//! argocd-cm snippet generated from it; and nothing that would make Argo CD report OutOfSync
 //! (the API server defaults no field of a spec, and the operator never writes one).
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use identity_operator::engine::conditions::{Meaning, Reason};
 use serde_json::{Value, json};
+use support::boruta::{self, backend};
 use support::cluster::{Cluster, TestNamespace, ensure_cluster};
 use support::operator::{KINDS, Operator, apply, get_json, install_crds, wait_condition};
-use support::sim::{SimOptions, SimProcess};
 
-const HEALTH_DIR: &str = concat!(
+/// Argo CD's `_` is a wildcard: this script serves every kind of the group.
+const CUSTOMIZATION: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/charts/identity-operator/argocd/health"
+    "/charts/identity-operator/argocd/resource_customizations/identity.operator.dev/_"
 );
 const ARGOCD_CM: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/charts/identity-operator/argocd/argocd-cm.yaml"
 );
-
-/// Ready=False reasons the operator retries by itself: Progressing. Every other reason needs
-/// a change by someone: Degraded.
-const TRANSIENT: [&str; 3] = ["RateLimited", "IdentityApiError", "KubernetesError"];
-/// Ready=False reasons that need a change (spec, Secret, IdentityApi, identity system, or the
-/// other resource of a singleton conflict): Degraded.
-const NEEDS_A_CHANGE: [&str; 15] = [
-    "IdentityApiNotFound",
-    "WrongProvider",
-    "SecretNotFound",
-    "SecretKeyNotFound",
-    "SecretNotText",
-    "ConfigMapNotFound",
-    "ConfigMapKeyNotFound",
-    "InvalidSpec",
-    "RemoteNotFound",
-    "Conflict",
-    "Rejected",
-    "AuthenticationFailed",
-    "Unauthorized",
-    "CertificateNotTrusted",
-    "Drifted",
-];
+/// The argocd-cm key: Argo CD matches wildcards only in `resource.customizations` (a
+/// ConfigMap key cannot hold `*`, so `resource.customizations.health.<group>_<kind>` cannot).
+const WILDCARD_KEY: &str = "identity.operator.dev/*";
 
 fn lua() -> &'static Path {
     static LUA: OnceLock<PathBuf> = OnceLock::new();
-    LUA.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install-lua.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .expect("scripts/install-lua.sh runs");
-        assert!(out.status.success(), "scripts/install-lua.sh failed");
-        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-    })
-    .as_path()
+    LUA.get_or_init(|| support::tools::install("install-lua.sh"))
 }
 
-fn script_path(kind: &str) -> PathBuf {
-    Path::new(HEALTH_DIR).join(format!("{kind}.lua"))
+fn script_path() -> PathBuf {
+    Path::new(CUSTOMIZATION).join("health.lua")
+}
+
+fn script() -> String {
+    std::fs::read_to_string(script_path()).expect("health.lua")
 }
 
 /// A Lua 5.1 string literal (decimal escapes for everything but printable ASCII).
@@ -102,9 +81,9 @@ fn lua_value(v: &Value) -> String {
     }
 }
 
-/// Runs the health script of `kind` on `obj` the way Argo CD does: `obj` a global, only the
-/// base, string, table and math libraries in reach (no io, no os). Returns (status, message).
-fn health(kind: &str, obj: &Value) -> (String, String) {
+/// Runs the health script on `obj` the way Argo CD does: `obj` a global, only the base,
+/// string, table and math libraries in reach (no io, no os). Returns (status, message).
+fn health(obj: &Value) -> (String, String) {
     let dir = tempfile::tempdir().unwrap();
     let harness = dir.path().join("harness.lua");
     let program = format!(
@@ -120,7 +99,7 @@ local hs = check()
 io.write(tostring(hs.status), "\n", tostring(hs.message))
 "#,
         obj = lua_value(obj),
-        path = lua_string(script_path(kind).to_str().unwrap()),
+        path = lua_string(script_path().to_str().unwrap()),
     );
     std::fs::write(&harness, program).unwrap();
     let out = Command::new(lua())
@@ -129,12 +108,37 @@ io.write(tostring(hs.status), "\n", tostring(hs.message))
         .expect("lua runs");
     assert!(
         out.status.success(),
-        "{kind}.lua failed on {obj}:\n{}",
+        "health.lua failed on {obj}:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
     let (status, message) = text.split_once('\n').expect("status and message");
     (status.to_owned(), message.to_owned())
+}
+
+/// The cases of `health_test.yaml`, as Argo CD's own test runs them: (input, status, message).
+fn cases() -> Vec<(String, Value, String, String)> {
+    let dir = Path::new(CUSTOMIZATION);
+    let text = std::fs::read_to_string(dir.join("health_test.yaml")).expect("health_test.yaml");
+    let tests: Value = serde_yaml::from_str(&text).expect("health_test.yaml is YAML");
+    tests["tests"]
+        .as_array()
+        .expect("a list of tests")
+        .iter()
+        .map(|t| {
+            let input = t["inputPath"].as_str().expect("inputPath").to_owned();
+            let yaml = std::fs::read_to_string(dir.join(&input))
+                .unwrap_or_else(|e| panic!("{input}: {e}"));
+            let obj: Value = serde_yaml::from_str(&yaml).unwrap_or_else(|e| panic!("{input}: {e}"));
+            let expected = &t["healthStatus"];
+            (
+                input,
+                obj,
+                expected["status"].as_str().expect("status").to_owned(),
+                expected["message"].as_str().expect("message").to_owned(),
+            )
+        })
+        .collect()
 }
 
 fn resource(kind: &str, generation: i64, status: Value) -> Value {
@@ -159,23 +163,49 @@ fn ready(status: &str, reason: &str, generation: i64) -> Value {
 }
 
 #[test]
-fn every_kind_has_the_same_script_and_the_argocd_cm_snippet_carries_it() {
-    let scripts: Vec<String> = KINDS
+fn health_test_yaml_cases_pass() {
+    let cases = cases();
+    assert!(cases.len() >= 20, "{} cases", cases.len());
+    for (input, obj, status, message) in cases {
+        let got = health(&obj);
+        assert_eq!(got, (status, message), "{input}");
+    }
+}
+
+/// One script serves every kind: each kind has a Healthy case, every testdata file is a case,
+/// and every outcome is covered.
+#[test]
+fn the_cases_cover_every_kind_and_outcome() {
+    let cases = cases();
+    let healthy: BTreeSet<&str> = cases
         .iter()
-        .map(|k| {
-            std::fs::read_to_string(script_path(k))
-                .unwrap_or_else(|e| panic!("{}: {e}", script_path(k).display()))
-        })
+        .filter(|c| c.2 == "Healthy")
+        .map(|c| c.1["kind"].as_str().unwrap())
         .collect();
-    for (kind, script) in KINDS.iter().zip(&scripts) {
-        // The operator reports the same conditions on every kind: one logic, six copies.
+    assert_eq!(
+        healthy,
+        KINDS.into_iter().collect(),
+        "a Healthy case per kind"
+    );
+    let outcomes: BTreeSet<&str> = cases.iter().map(|c| c.2.as_str()).collect();
+    assert_eq!(
+        outcomes,
+        BTreeSet::from(["Degraded", "Healthy", "Progressing", "Suspended"])
+    );
+    let inputs: BTreeSet<String> = cases.iter().map(|c| c.0.clone()).collect();
+    for file in std::fs::read_dir(Path::new(CUSTOMIZATION).join("testdata")).unwrap() {
+        let name = format!("testdata/{}", file.unwrap().file_name().to_string_lossy());
         assert!(
-            script == &scripts[0],
-            "{kind}.lua differs from {}.lua",
-            KINDS[0]
+            inputs.contains(&name),
+            "{name} is no case of health_test.yaml"
         );
     }
-    let expected = argocd_cm(&scripts[0]);
+}
+
+#[test]
+fn the_argocd_cm_snippet_carries_the_script() {
+    let script = script();
+    let expected = argocd_cm(&script);
     if std::env::var_os("UPDATE_ARGOCD_CM").is_some() {
         std::fs::write(ARGOCD_CM, &expected).unwrap();
     }
@@ -184,14 +214,16 @@ fn every_kind_has_the_same_script_and_the_argocd_cm_snippet_carries_it() {
         committed == expected,
         "{ARGOCD_CM} is stale: run `UPDATE_ARGOCD_CM=1 cargo test --test argocd_health`"
     );
-    // What Argo CD will read: each key holds the script exactly.
+    // What Argo CD will read: one wildcard entry whose health.lua is the script exactly.
     let parsed: Value = serde_yaml::from_str(&committed).unwrap();
     let data = parsed["data"].as_object().unwrap();
-    assert_eq!(data.len(), KINDS.len());
-    for kind in KINDS {
-        let key = format!("resource.customizations.health.identity.operator.dev_{kind}");
-        assert_eq!(data[&key], json!(scripts[0]), "{key}");
-    }
+    assert_eq!(data.len(), 1, "{data:?}");
+    let customizations: Value =
+        serde_yaml::from_str(data["resource.customizations"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        customizations,
+        json!({WILDCARD_KEY: {"health.lua": script}})
+    );
 }
 
 /// The snippet works as documented: a merge patch of an existing argocd-cm.
@@ -219,162 +251,69 @@ fn the_argocd_cm_snippet_patches_argocd_cm() {
         cm["data"]["url"], "https://argocd.example",
         "other keys are kept"
     );
-    let script = std::fs::read_to_string(script_path("AdminApiApp")).unwrap();
-    assert_eq!(
-        cm["data"]["resource.customizations.health.identity.operator.dev_AdminApiApp"],
-        json!(script)
-    );
+    let customizations: Value =
+        serde_yaml::from_str(cm["data"]["resource.customizations"].as_str().unwrap()).unwrap();
+    assert_eq!(customizations[WILDCARD_KEY]["health.lua"], json!(script()));
 }
 
 fn argocd_cm(script: &str) -> String {
-    let mut out = String::from(
-        "# Argo CD health checks for identity-operator's kinds, as `data` of the argocd-cm ConfigMap.\n\
-         # Merge them into Argo CD's configuration with\n\
+    let mut out = format!(
+        "# Argo CD health check for every identity-operator kind, as `data` of the argocd-cm ConfigMap.\n\
+         # Merge it into Argo CD's configuration with\n\
          #   kubectl -n argocd patch configmap argocd-cm --type merge --patch-file argocd-cm.yaml\n\
-         # or paste the keys under `data:` of argocd-cm (`configs.cm` of the argo-cd Helm chart).\n\
-         # Generated from health/*.lua: UPDATE_ARGOCD_CM=1 cargo test --test argocd_health\n\
-         data:\n",
+         # or put the `{WILDCARD_KEY}` entry into your own `resource.customizations` (a merge patch\n\
+         # replaces that whole key). Wildcards work in this key from Argo CD 2.6 on.\n\
+         # Generated from resource_customizations/identity.operator.dev/_/health.lua:\n\
+         #   UPDATE_ARGOCD_CM=1 cargo test --test argocd_health\n\
+         data:\n  resource.customizations: |\n    {WILDCARD_KEY}:\n      health.lua: |\n",
     );
-    let mut kinds = KINDS;
-    kinds.sort();
-    for kind in kinds {
-        out.push_str(&format!(
-            "  resource.customizations.health.identity.operator.dev_{kind}: |\n"
-        ));
-        for line in script.lines() {
-            if line.is_empty() {
-                out.push('\n');
-            } else {
-                out.push_str(&format!("    {line}\n"));
-            }
+    for line in script.lines() {
+        if line.is_empty() {
+            out.push('\n');
+        } else {
+            out.push_str(&format!("        {line}\n"));
         }
     }
     out
 }
 
 #[test]
-fn health_follows_ready_for_the_current_generation() {
-    for kind in KINDS {
-        let cases = [
-            (json!(null), "Progressing"),
-            (json!({}), "Progressing"),
-            (json!({"observedGeneration": 3}), "Progressing"),
-            (ready("True", "Synced", 3), "Healthy"),
-            // Ready for an older spec says nothing about this one.
-            (ready("True", "Synced", 2), "Progressing"),
-            (ready("False", "Rejected", 2), "Progressing"),
-            (ready("Unknown", "Reconciling", 3), "Progressing"),
-            (ready("False", "Rejected", 3), "Degraded"),
-            (ready("False", "RateLimited", 3), "Progressing"),
-            (ready("False", "SomethingNew", 3), "Degraded"),
-        ];
-        for (status, expected) in cases {
-            let obj = resource(kind, 3, status.clone());
-            let (got, message) = health(kind, &obj);
-            assert_eq!(got, expected, "{kind} with status {status}: {message}");
-        }
+fn every_condition_reason_is_classified() {
+    for reason in Reason::ALL {
+        let expected = match reason.meaning() {
+            Meaning::Transient => "Progressing",
+            Meaning::NeedsChange => "Degraded",
+            // Success reasons never come with Ready=False, and Paused is the annotation's.
+            Meaning::Success | Meaning::Paused => continue,
+        };
+        let obj = resource("OrgConnection", 1, ready("False", reason.as_str(), 1));
+        let (status, message) = health(&obj);
+        assert_eq!(status, expected, "{}", reason.as_str());
+        assert_eq!(message, format!("{0}: {0} happened", reason.as_str()));
     }
-
-    // The condition's own observedGeneration counts, not only the status's.
-    let mut stale = ready("True", "Synced", 3);
-    stale["conditions"][0]["observedGeneration"] = json!(2);
-    let (got, _) = health("IdentityBackend", &resource("IdentityBackend", 3, stale));
-    assert_eq!(got, "Progressing");
-    // A condition without observedGeneration falls back to the status's.
-    let mut bare = ready("True", "Authenticated", 3);
-    bare["conditions"][0]
-        .as_object_mut()
-        .unwrap()
-        .remove("observedGeneration");
-    let (got, message) = health("IdentityApi", &resource("IdentityApi", 3, bare));
-    assert_eq!(
-        (got.as_str(), message.as_str()),
-        ("Healthy", "Authenticated: Authenticated happened")
-    );
-
-    let mut paused = resource("IdentityBackend", 4, ready("True", "Synced", 3));
-    paused["metadata"]["annotations"] = json!({"identity.operator.dev/paused": "true"});
-    assert_eq!(health("IdentityBackend", &paused).0, "Suspended");
-    let mut deleting = resource("IdentityBackend", 3, ready("True", "Synced", 3));
-    deleting["metadata"]["deletionTimestamp"] = json!("2025-01-01T00:00:00Z");
-    assert_eq!(health("IdentityBackend", &deleting).0, "Progressing");
+    // A reason the script does not know yet counts as needing a change.
+    let obj = resource("LdapSettings", 1, ready("False", "SomethingNew", 1));
+    assert_eq!(health(&obj).0, "Degraded");
 }
 
+/// The script's list of reasons that clear by themselves is the operator's.
 #[test]
-fn every_failure_reason_is_classified() {
-    for reason in TRANSIENT {
-        let obj = resource("OrgConnection", 1, ready("False", reason, 1));
-        let (status, message) = health("OrgConnection", &obj);
-        assert_eq!(status, "Progressing", "{reason}");
-        assert_eq!(message, format!("{reason}: {reason} happened"));
-    }
-    for reason in NEEDS_A_CHANGE {
-        let obj = resource("LdapSettings", 1, ready("False", reason, 1));
-        assert_eq!(health("LdapSettings", &obj).0, "Degraded", "{reason}");
-    }
-    // Every reason the engine can put in a condition was decided on here.
-    let source = include_str!("../src/engine/error.rs");
-    let body = &source[source.find("pub fn reason(").expect("Error::reason")..];
-    let body = &body[..body.find("\n    }\n").unwrap()];
-    let reasons: Vec<&str> = body
-        .split("=> \"")
-        .skip(1)
-        .map(|s| &s[..s.find('"').unwrap()])
-        .collect();
-    assert!(reasons.len() >= 10, "{reasons:?}");
-    for reason in reasons {
-        assert!(
-            TRANSIENT.contains(&reason) || NEEDS_A_CHANGE.contains(&reason),
-            "reason {reason} of src/engine/error.rs: decide whether Argo CD shows it as \
-             Progressing (TRANSIENT in the health scripts) or Degraded"
-        );
-    }
-}
-
-/// The script's list of transient reasons is the test's.
-#[test]
-fn script_and_test_agree_on_transient_reasons() {
-    let script = std::fs::read_to_string(script_path("IdentityApi")).unwrap();
+fn script_and_operator_agree_on_transient_reasons() {
+    let script = script();
     let block = &script[script.find("local transient = {").unwrap()..];
     let block = &block[..block.find('}').unwrap()];
-    let mut listed: Vec<&str> = block
+    let listed: BTreeSet<&str> = block
         .lines()
         .skip(1)
         .filter_map(|l| l.trim().split_once(" = true"))
         .map(|(name, _)| name)
         .collect();
-    listed.sort();
-    let mut expected = TRANSIENT.to_vec();
-    expected.sort();
-    assert_eq!(listed, expected);
-}
-
-fn boruta_api(sim: &SimProcess) -> Value {
-    json!({
-        "apiVersion": "identity.operator.dev/v1alpha1", "kind": "IdentityApi",
-        "metadata": {"name": "boruta"},
-        "spec": {
-            "provider": "boruta",
-            "url": sim.url("boruta"),
-            "auth": {"oauth2ClientCredentials": {
-                "tokenUrl": "oauth/token",
-                "clientId": sim.options.client_id,
-                "clientSecretRef": {"name": "boruta-client", "key": "secret"},
-                "scopes": ["identity-providers:manage:all"],
-            }},
-        },
-    })
-}
-
-fn backend(name: &str, extra: Value) -> Value {
-    let mut spec =
-        json!({"apiRef": {"name": "boruta"}, "name": name, "passwordHashingAlg": "argon2"});
-    support::chart::merge(&mut spec, &extra);
-    json!({
-        "apiVersion": "identity.operator.dev/v1alpha1", "kind": "IdentityBackend",
-        "metadata": {"name": name},
-        "spec": spec,
-    })
+    let transient: BTreeSet<&str> = Reason::ALL
+        .iter()
+        .filter(|r| r.meaning() == Meaning::Transient)
+        .map(|r| r.as_str())
+        .collect();
+    assert_eq!(listed, transient);
 }
 
 /// Managers other than `applier` that own a field under `spec`.
@@ -398,27 +337,11 @@ fn spec_writers(obj: &Value, applier: &str) -> Vec<String> {
 async fn live_objects_get_the_health_argo_cd_would_show() {
     let cluster = ensure_cluster();
     let ns = TestNamespace::new(cluster, "argocd-health");
-    let sim = SimProcess::start(SimOptions {
-        extra_args: vec!["--boruta-oauth-rate-limit".into(), "0".into()],
-        ..SimOptions::default()
-    });
-    let secret = json!({
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "boruta-client"},
-        "stringData": {"secret": sim.options.client_secret},
-    });
+    let _sim = boruta::good_and_broken(cluster, &ns, json!({}));
     let good = backend("good", json!({}));
-    let broken = backend(
-        "broken",
-        json!({"type": "Ldap", "ldapHost": "ldap.example.com", "ldapUserRdnAttribute": "uid",
-               "ldapBaseDn": "dc=example", "ldapMasterDn": "cn=admin,dc=example",
-               "ldapMasterPasswordSecretRef": {"name": "absent", "key": "password"}}),
-    );
-    for doc in [&secret, &boruta_api(&sim), &good, &broken] {
-        apply(cluster, &ns, &doc.to_string());
-    }
     // Before any operator ran: never reconciled.
     let fresh = get_json(&ns, cluster, "identitybackend/good").unwrap();
-    assert_eq!(health("IdentityBackend", &fresh).0, "Progressing");
+    assert_eq!(health(&fresh).0, "Progressing");
 
     let mut op = Operator::start(cluster, &ns, &[]);
     let timeout = Duration::from_secs(45);
@@ -432,7 +355,7 @@ async fn live_objects_get_the_health_argo_cd_would_show() {
         timeout,
     )
     .await;
-    assert_eq!(health("IdentityApi", &api).0, "Healthy");
+    assert_eq!(health(&api).0, "Healthy");
     let live = wait_condition(
         cluster,
         &ns,
@@ -443,7 +366,7 @@ async fn live_objects_get_the_health_argo_cd_would_show() {
         timeout,
     )
     .await;
-    assert_eq!(health("IdentityBackend", &live).0, "Healthy");
+    assert_eq!(health(&live).0, "Healthy");
     let failed = wait_condition(
         cluster,
         &ns,
@@ -454,7 +377,7 @@ async fn live_objects_get_the_health_argo_cd_would_show() {
         timeout,
     )
     .await;
-    let (status, message) = health("IdentityBackend", &failed);
+    let (status, message) = health(&failed);
     assert_eq!(status, "Degraded");
     assert!(message.starts_with("SecretNotFound: "), "{message}");
 
@@ -477,7 +400,7 @@ async fn live_objects_get_the_health_argo_cd_would_show() {
     let edited = backend("good", json!({"isDefault": false}));
     apply(cluster, &ns, &edited.to_string());
     let pending = get_json(&ns, cluster, "identitybackend/good").unwrap();
-    let (status, message) = health("IdentityBackend", &pending);
+    let (status, message) = health(&pending);
     assert_eq!(status, "Progressing", "{message}");
     ns.kubectl_ok(&[
         "annotate",
@@ -485,7 +408,7 @@ async fn live_objects_get_the_health_argo_cd_would_show() {
         "identity.operator.dev/paused=true",
     ]);
     let paused = get_json(&ns, cluster, "identitybackend/good").unwrap();
-    assert_eq!(health("IdentityBackend", &paused).0, "Suspended");
+    assert_eq!(health(&paused).0, "Suspended");
     ns.kubectl_ok(&[
         "annotate",
         "identitybackend/good",
@@ -505,7 +428,7 @@ async fn live_objects_get_the_health_argo_cd_would_show() {
     )
     .await;
     assert_eq!(live["metadata"]["generation"], 2);
-    assert_eq!(health("IdentityBackend", &live).0, "Healthy");
+    assert_eq!(health(&live).0, "Healthy");
     // Deleted while the operator runs, so no finalizer keeps the namespace.
     ns.kubectl_ok(&["delete", "identitybackends", "--all", "--timeout=60s"]);
 }

@@ -216,7 +216,9 @@ async fn adopt_edit_drift_and_steady_state_with_minimal_patches() {
     env.start_operator();
 
     // One PATCH with exactly the operations that differ: tokenRetentionDays (30 already),
-    // 1001's openIdId (already tenant-a) and the rest of the tenant are left alone.
+    // 1001's openIdId (already tenant-a) and the rest of the tenant are left alone. 1003 is
+    // linked under the numeric virtual id '1'; once linked, its fields can be read, and a
+    // second PATCH replaces, by OID, the one that differs.
     let obj = env.ready("authenticationsettings/master").await;
     assert_eq!(obj["status"]["externalId"], "master");
     assert_eq!(obj["status"]["created"], false);
@@ -226,14 +228,18 @@ async fn adopt_edit_drift_and_steady_state_with_minimal_patches() {
     );
     assert_eq!(
         env.patches_since(0).await,
-        vec![json!([
-            {"op": "replace", "path": "/securityDomain", "value": "corp"},
-            {"op": "replace", "path": "/minimumPasswordLength", "value": 12},
-            {"op": "remove", "path": "/openIdConnections/1002"},
-            {"op": "replace", "path": "/openIdConnections/1001/liveSyncOn", "value": true},
-            {"op": "add", "path": "/openIdConnections/new-1", "value": "1003"},
-            {"op": "replace", "path": "/openIdConnections/new-1/openIdGroupId", "value": "g-c"},
-        ])]
+        vec![
+            json!([
+                {"op": "replace", "path": "/securityDomain", "value": "corp"},
+                {"op": "replace", "path": "/minimumPasswordLength", "value": 12},
+                {"op": "remove", "path": "/openIdConnections/1002"},
+                {"op": "replace", "path": "/openIdConnections/1001/liveSyncOn", "value": true},
+                {"op": "add", "path": "/openIdConnections/1", "value": "1003"},
+            ]),
+            json!([
+                {"op": "replace", "path": "/openIdConnections/1003/openIdGroupId", "value": "g-c"},
+            ])
+        ]
     );
     let auth = env.tenant().await["authentication"].clone();
     assert_eq!(auth["securityDomain"], "corp");
@@ -246,8 +252,9 @@ async fn adopt_edit_drift_and_steady_state_with_minimal_patches() {
     // Steady state: three resync intervals of reads only, and no status write.
     let version =
         env.get("authenticationsettings/master").unwrap()["metadata"]["resourceVersion"].clone();
+    assert_eq!(env.writes().await, 2, "the two PATCHes above");
     tokio::time::sleep(Duration::from_secs(7)).await;
-    assert_eq!(env.writes().await, 1, "no write in steady state");
+    assert_eq!(env.writes().await, 2, "no write in steady state");
     let after = env.get("authenticationsettings/master").unwrap();
     assert_eq!(after["metadata"]["resourceVersion"], version);
 
@@ -286,8 +293,7 @@ async fn adopt_edit_drift_and_steady_state_with_minimal_patches() {
         env.patches_since(seq).await,
         vec![json!([
             {"op": "replace", "path": "/securityDomain", "value": "corp"},
-            {"op": "add", "path": "/openIdConnections/new-1", "value": "1003"},
-            {"op": "replace", "path": "/openIdConnections/new-1/openIdGroupId", "value": "g-c"},
+            {"op": "add", "path": "/openIdConnections/1", "value": "1003"},
         ])]
     );
     let metrics = env.op.as_ref().unwrap().metrics().await;
@@ -389,11 +395,21 @@ async fn too_many_requests_10400_waits_and_converges() {
         metrics.contains("identity_operator_identity_api_rate_limited_total{api=\"xelion\"}"),
         "{metrics}"
     );
-    assert_eq!(
-        env.patches_since(0).await.len(),
-        1,
-        "one PATCH, no duplicate add"
-    );
+    // The PATCH that links 1003, then the one that sets its field: no duplicate add.
+    let applied: Vec<Value> = env
+        .entries_since(0)
+        .await
+        .into_iter()
+        .filter(|e| e["method"] == "PATCH" && e["status"] == 204)
+        .map(|e| e["body"]["operations"].clone())
+        .collect();
+    assert_eq!(applied.len(), 2, "{applied:?}");
+    let adds = applied
+        .iter()
+        .flat_map(|ops| ops.as_array().unwrap())
+        .filter(|o| o["op"] == "add")
+        .count();
+    assert_eq!(adds, 1, "no duplicate add: {applied:?}");
     assert_eq!(
         env.tenant().await["authentication"]["securityDomain"],
         "corp"

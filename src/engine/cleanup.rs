@@ -8,8 +8,9 @@ use kube::runtime::events::EventType;
 use tracing::{info, warn};
 
 use super::decide::{Deletion, DeletionFacts, OrphanBecause, decide_deletion};
-use super::finalizer::{has_finalizer, is_paused, remove_finalizer};
+use super::finalizer::{creation_recorded, has_finalizer, is_paused, remove_finalizer};
 use super::reconcile::connection_for;
+use super::spec::ManagedStatus;
 use super::{Adapter, Context, Error, Managed, ObjectKey};
 
 pub async fn cleanup<A: Adapter>(
@@ -21,15 +22,7 @@ pub async fn cleanup<A: Adapter>(
         return Ok(Action::await_change());
     }
     let status = res.managed_status().cloned().unwrap_or_default();
-    let facts = DeletionFacts {
-        policy: res.common().deletion_policy,
-        creates: A::CREATES,
-        deletes_remote: A::deletes_remote(res),
-        created: status.created,
-        linked_id: status.external_id.as_deref(),
-        paused: is_paused(res),
-    };
-    match decide_deletion(&facts) {
+    match decide_deletion(&deletion_facts::<A>(res, &status)) {
         Deletion::Release => {}
         Deletion::Orphan { id, why } => {
             let (type_, msg) = match why {
@@ -55,6 +48,30 @@ pub async fn cleanup<A: Adapter>(
                 return Ok(retry);
             }
         }
+        Deletion::DeleteUnlinked => match find_unlinked::<A>(res, ctx, key).await {
+            Ok(Some(id)) => {
+                if let Some(retry) = delete::<A>(res, ctx, key, &id).await {
+                    return Ok(retry);
+                }
+            }
+            Ok(None) => {}
+            Err(err) if gives_up(res, ctx, &err) => {
+                let msg = format!(
+                    "a remote {} it may have created is left in place after {:?}: {err}",
+                    key.kind, ctx.settings.deletion_grace
+                );
+                ctx.events
+                    .emit(res, EventType::Warning, "Orphaned", "Delete", msg);
+            }
+            Err(err) => {
+                warn!(error = %err, "looking up the remote object to delete failed");
+                let reason = err.reason().as_str();
+                let msg = format!("looking up the remote {} to delete failed: {err}", key.kind);
+                ctx.events
+                    .emit(res, EventType::Warning, reason, "Delete", msg);
+                return Ok(Action::requeue(ctx.next_backoff(key)));
+            }
+        },
     }
     release::<A>(res, ctx, key).await?;
     Ok(Action::await_change())
@@ -118,6 +135,35 @@ async fn release<A: Adapter>(
     ctx.reset_backoff(key);
     ctx.metrics.set_ready(key.kind, &key.object(), None);
     Ok(())
+}
+
+/// The id of the remote object a create whose answer was lost may have made, found by its
+/// natural key (the operator's creation record says it is its own).
+/// What the deletion of `res` is decided from (`plan` decides from the same).
+pub(crate) fn deletion_facts<'a, A: Adapter>(
+    res: &A::Resource,
+    status: &'a ManagedStatus,
+) -> DeletionFacts<'a> {
+    DeletionFacts {
+        policy: res.common().deletion_policy,
+        creates: A::CREATES,
+        deletes_remote: A::deletes_remote(res),
+        // A creation recorded before the status said so is the operator's all the same.
+        created: status.created.or(creation_recorded(res).then_some(true)),
+        linked_id: status.external_id.as_deref(),
+        creation_recorded: creation_recorded(res),
+        paused: is_paused(res),
+    }
+}
+
+pub(crate) async fn find_unlinked<A: Adapter>(
+    res: &A::Resource,
+    ctx: &Context,
+    key: &ObjectKey,
+) -> Result<Option<String>, Error> {
+    let connection = connection_for::<A>(ctx, res, key)?;
+    let client = ctx.connector.client(&connection).await?;
+    Ok(A::find(&client, res, None).await?.map(|found| found.id))
 }
 
 async fn delete_remote<A: Adapter>(

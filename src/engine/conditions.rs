@@ -1,4 +1,4 @@
-//! Conditions as types: the two condition types every managed kind reports, and every reason
+//! Conditions as types: the condition types the managed kinds report, and every reason
 //! the operator sets them with. Troubleshooting documents each reason (`Reason::ALL`), so a
 //! reason can only be added here, where the documentation test finds it.
 
@@ -13,6 +13,9 @@ pub enum ConditionType {
     Ready,
     /// The last reconcile succeeded.
     Synced,
+    /// Fields taken out of the spec that the identity API cannot clear keep their remote
+    /// value (`True` while there are any, with reason `CannotClear`).
+    FieldsKept,
 }
 
 impl ConditionType {
@@ -20,12 +23,27 @@ impl ConditionType {
         match self {
             ConditionType::Ready => "Ready",
             ConditionType::Synced => "Synced",
+            ConditionType::FieldsKept => "FieldsKept",
         }
     }
 }
 
+/// What a reason tells the person looking at a resource (and Argo CD's health check).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Meaning {
+    /// All is well: the condition is `True`.
+    Success,
+    /// A failure the operator retries by itself; it clears without anyone acting.
+    Transient,
+    /// A failure that lasts until someone changes something: the spec, a Secret, the
+    /// connection or the identity system.
+    NeedsChange,
+    /// Writes are stopped on purpose (the pause annotation).
+    Paused,
+}
+
 macro_rules! reasons {
-    ($($(#[doc = $doc:literal])* $name:ident,)*) => {
+    ($($(#[doc = $doc:literal])* $name:ident: $meaning:ident,)*) => {
         /// Why a condition has its status: the `reason` of `Ready` and `Synced`, and of the
         /// Warning Events of failures.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -42,61 +60,85 @@ macro_rules! reasons {
                     $(Reason::$name => stringify!($name),)*
                 }
             }
+
+            pub fn meaning(self) -> Meaning {
+                match self {
+                    $(Reason::$name => Meaning::$meaning,)*
+                }
+            }
         }
     };
 }
 
 reasons! {
     /// Ready=True: the remote object matches the spec.
-    Synced,
+    Synced: Success,
     /// Synced=True: the last reconcile succeeded.
-    ReconcileSuccess,
+    ReconcileSuccess: Success,
     /// Synced=True under `Observe`: the remote object was read and compared, nothing written.
-    Observed,
-    /// Ready=False under `Observe`: the remote object differs from the spec (`status.drift`).
-    Drifted,
-    /// Synced=False: the `identity.operator.dev/paused` annotation stops all writes.
-    Paused,
+    Observed: Success,
     /// IdentityApi Ready=True: the operator authenticated with the identity API.
-    Authenticated,
+    Authenticated: Success,
+    /// Ready=False under `Observe`: the remote object differs from the spec (`status.drift`).
+    Drifted: NeedsChange,
+    /// Synced=False: the `identity.operator.dev/paused` annotation stops all writes.
+    Paused: Paused,
     /// The IdentityApi named by `spec.apiRef` does not exist.
-    IdentityApiNotFound,
+    IdentityApiNotFound: NeedsChange,
     /// The IdentityApi is of another provider than the kind needs.
-    WrongProvider,
+    WrongProvider: NeedsChange,
     /// A referenced Secret does not exist.
-    SecretNotFound,
+    SecretNotFound: NeedsChange,
     /// A referenced Secret exists but lacks the key.
-    SecretKeyNotFound,
+    SecretKeyNotFound: NeedsChange,
     /// A referenced Secret key holds bytes that are not UTF-8 text.
-    SecretNotText,
+    SecretNotText: NeedsChange,
     /// A referenced ConfigMap does not exist.
-    ConfigMapNotFound,
+    ConfigMapNotFound: NeedsChange,
     /// A referenced ConfigMap exists but lacks the key.
-    ConfigMapKeyNotFound,
+    ConfigMapKeyNotFound: NeedsChange,
     /// The spec cannot be turned into a request (checked before anything is sent).
-    InvalidSpec,
+    InvalidSpec: NeedsChange,
     /// The remote object to observe or adopt does not exist.
-    RemoteNotFound,
+    RemoteNotFound: NeedsChange,
     /// Another object stands in the way (a second settings resource, several remote objects
     /// with the same name).
-    Conflict,
+    Conflict: NeedsChange,
     /// The identity API refused the spec (400/409/422): not retried until something changes.
-    Rejected,
+    Rejected: NeedsChange,
     /// The remote object still differed right after several writes: the operator stopped
     /// writing until the spec, a Secret or the remote object changes.
-    WriteNotConverging,
+    WriteNotConverging: NeedsChange,
     /// The identity API asked the operator to slow down (429).
-    RateLimited,
+    RateLimited: Transient,
     /// Logging in to the identity API failed.
-    AuthenticationFailed,
+    AuthenticationFailed: NeedsChange,
     /// The identity API's TLS certificate is not trusted.
-    CertificateNotTrusted,
+    CertificateNotTrusted: NeedsChange,
     /// The identity API refused the operator's credentials for a call (401/403).
-    Unauthorized,
+    Unauthorized: NeedsChange,
     /// The identity API failed (5xx, timeout, connection refused, an unreadable answer).
-    IdentityApiError,
+    IdentityApiError: Transient,
+    /// The connection backs off after failures: every resource using it waits for its next
+    /// attempt instead of trying on its own.
+    IdentityApiUnavailable: Transient,
+    /// The connection (a ClusterIdentityApi) does not allow this namespace, kind or policy.
+    ConnectionNotAllowed: NeedsChange,
+    /// A connection or credential Secret being deleted is held while resources still need it.
+    InUse: NeedsChange,
+    /// FieldsKept=True: fields taken out of the spec keep their remote value, as the identity
+    /// API cannot clear them; stated again in the spec, or cleared by hand, they stop being
+    /// reported.
+    CannotClear: NeedsChange,
     /// The Kubernetes API failed.
-    KubernetesError,
+    KubernetesError: Transient,
+}
+
+impl Reason {
+    /// The reason called `name`, if the operator can set it.
+    pub fn find(name: &str) -> Option<Reason> {
+        Reason::ALL.iter().copied().find(|r| r.as_str() == name)
+    }
 }
 
 impl std::fmt::Display for Reason {

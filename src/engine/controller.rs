@@ -23,6 +23,7 @@ use super::dependents::Target;
 use super::key::kind_of;
 use super::reconcile::{error_policy, reconcile};
 use super::{Adapter, Context, Managed, PAUSED_ANNOTATION};
+use crate::metrics::Metrics;
 
 /// Which objects this replica manages.
 #[derive(Clone, Debug, Default)]
@@ -189,6 +190,7 @@ pub async fn run_kind<A: Adapter>(
     .predicate_filter(significant_change, Default::default());
     let (tx, rx) = mpsc::unbounded_channel();
     ctx.dependents.register(kind_of::<A::Resource>(), tx);
+    ctx.metrics.kind_started(kind_of::<A::Resource>());
     ctx.register_store(reader.clone());
     Controller::for_stream(stream, reader)
         .with_config(controller::Config::default().concurrency(concurrency))
@@ -197,6 +199,15 @@ pub async fn run_kind<A: Adapter>(
         .run(reconcile::<A>, error_policy::<A>, ctx.clone())
         .for_each(|_| future::ready(()))
         .await;
+}
+
+/// A deleted object leaves the resource gauges: one without a finalizer gets no cleanup
+/// reconcile that would do it.
+pub fn forget_deleted<K: Resource>(metrics: &Metrics, kind: &str, event: &watcher::Event<K>) {
+    if let watcher::Event::Delete(res) = event {
+        let object = format!("{}/{}", res.namespace().unwrap_or_default(), res.name_any());
+        metrics.set_ready(kind, &object, None);
+    }
 }
 
 /// Backoff of the watches when the API server fails: client-go's start (0.8 s, doubling) but

@@ -148,6 +148,8 @@ pub struct DeletionFacts<'a> {
     pub created: Option<bool>,
     /// The remote object the resource is linked to.
     pub linked_id: Option<&'a str>,
+    /// The operator recorded, before a create call, that it creates the remote object.
+    pub creation_recorded: bool,
     /// The paused annotation is set.
     pub paused: bool,
 }
@@ -159,6 +161,10 @@ pub enum Deletion {
     Release,
     /// Delete (or, for a settings singleton, disable) the remote object.
     Delete { id: String },
+    /// A create whose answer was lost (the operator died, the call timed out) left no id in
+    /// the status, but the object may exist all the same: find it by its natural key and
+    /// delete it.
+    DeleteUnlinked,
     /// Leave the remote object in place.
     Orphan { id: String, why: OrphanBecause },
 }
@@ -185,7 +191,12 @@ pub fn deletion_policy(facts: &DeletionFacts) -> DeletionPolicy {
 
 pub fn decide_deletion(facts: &DeletionFacts) -> Deletion {
     let Some(id) = facts.linked_id else {
-        return Deletion::Release;
+        let lost_create = facts.creates && facts.creation_recorded && !facts.paused;
+        return match facts.policy {
+            Some(DeletionPolicy::Orphan) => Deletion::Release,
+            _ if lost_create => Deletion::DeleteUnlinked,
+            _ => Deletion::Release,
+        };
     };
     let id = id.to_owned();
     match deletion_policy(facts) {
@@ -370,6 +381,7 @@ mod tests {
         deletes_remote: true,
         created: None,
         linked_id: Some("r1"),
+        creation_recorded: false,
         paused: false,
     };
 
@@ -456,7 +468,25 @@ mod tests {
                 "nothing linked: release",
                 DeletionFacts {
                     linked_id: None,
-                    created: Some(true),
+                    ..BASE
+                },
+                Deletion::Release,
+            ),
+            (
+                "a create whose answer was lost: find it and delete it",
+                DeletionFacts {
+                    linked_id: None,
+                    creation_recorded: true,
+                    ..BASE
+                },
+                Deletion::DeleteUnlinked,
+            ),
+            (
+                "a lost create, but Orphan written: release",
+                DeletionFacts {
+                    linked_id: None,
+                    creation_recorded: true,
+                    policy: Some(DeletionPolicy::Orphan),
                     ..BASE
                 },
                 Deletion::Release,

@@ -6,38 +6,153 @@ use serde_json::Value;
 /// object keys absent from `desired` (server defaults, computed fields) are ignored, arrays
 /// must have the same length and match element by element.
 pub fn subset_diff(desired: &Value, observed: &Value) -> Vec<String> {
+    shaped_diff(desired, observed, &Shape::default())
+}
+
+/// Where a vendor's answer is not compared as [`subset_diff`] compares it. Paths are wire paths
+/// with `[]` for "every element of a list": `roles`, `federated_servers[]`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Shape<'a> {
+    /// Lists the vendor may answer in an order of its own, with the field that identifies an
+    /// element: elements are matched by it, in any order, and an observed element the desired
+    /// list lacks is a difference. Reported as `path[<key value>]`.
+    pub keyed: &'a [(&'a str, &'a str)],
+    /// Objects the vendor stores as they were sent (free-form JSON columns): a key the
+    /// desired object lacks is a difference too.
+    pub exact: &'a [&'a str],
+}
+
+impl Shape<'_> {
+    fn key_of(&self, shape: &str) -> Option<&str> {
+        self.keyed
+            .iter()
+            .find(|(path, _)| *path == shape)
+            .map(|(_, key)| *key)
+    }
+}
+
+/// [`subset_diff`], with the lists and objects of `shape` compared as it says.
+pub fn shaped_diff(desired: &Value, observed: &Value, shape: &Shape) -> Vec<String> {
     let mut out = Vec::new();
-    walk(desired, observed, String::new(), &mut out);
+    let at = At {
+        path: String::new(),
+        shape: String::new(),
+    };
+    walk(desired, observed, &at, shape, &mut out);
     out
 }
 
-fn walk(desired: &Value, observed: &Value, path: String, out: &mut Vec<String>) {
+/// Where the walk is: the reported path, and the same path with `[]` for list elements.
+struct At {
+    path: String,
+    shape: String,
+}
+
+impl At {
+    fn field(&self, key: &str) -> At {
+        let join = |base: &str| {
+            if base.is_empty() {
+                key.to_owned()
+            } else {
+                format!("{base}.{key}")
+            }
+        };
+        At {
+            path: join(&self.path),
+            shape: join(&self.shape),
+        }
+    }
+
+    fn element(&self, label: &str) -> At {
+        At {
+            path: format!("{}[{label}]", self.path),
+            shape: format!("{}[]", self.shape),
+        }
+    }
+}
+
+fn walk(desired: &Value, observed: &Value, at: &At, shape: &Shape, out: &mut Vec<String>) {
     match (desired, observed) {
         (Value::Object(d), Value::Object(o)) => {
             for (k, dv) in d {
-                let child = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                walk(dv, o.get(k).unwrap_or(&Value::Null), child, out);
+                walk(
+                    dv,
+                    o.get(k).unwrap_or(&Value::Null),
+                    &at.field(k),
+                    shape,
+                    out,
+                );
+            }
+            if shape.exact.contains(&at.shape.as_str()) {
+                let extra = o
+                    .iter()
+                    .filter(|(k, v)| !v.is_null() && !d.contains_key(*k));
+                out.extend(extra.map(|(k, _)| at.field(k).path));
             }
         }
-        (Value::Array(d), Value::Array(o)) if d.len() == o.len() => {
-            let before = out.len();
-            for (i, (dv, ov)) in d.iter().zip(o).enumerate() {
-                walk(dv, ov, format!("{path}[{i}]"), out);
-            }
-            // One entry for the list is clearer than one per element.
-            if out.len() > before {
-                out.truncate(before);
-                out.push(path);
+        (Value::Array(d), Value::Array(o)) => {
+            let by_key = shape
+                .key_of(&at.shape)
+                .and_then(|key| Some((keyed(d, key)?, keyed(o, key)?)));
+            match by_key {
+                Some((d, o)) => walk_keyed(&d, &o, at, shape, out),
+                None if d.len() == o.len() => {
+                    let before = out.len();
+                    for (i, (dv, ov)) in d.iter().zip(o).enumerate() {
+                        walk(dv, ov, &at.element(&i.to_string()), shape, out);
+                    }
+                    // One entry for the list is clearer than one per element.
+                    if out.len() > before {
+                        out.truncate(before);
+                        out.push(at.path.clone());
+                    }
+                }
+                None => out.push(at.path.clone()),
             }
         }
         (Value::Number(d), Value::Number(o)) if d.as_f64() == o.as_f64() => {}
         (d, o) if d == o => {}
-        _ => out.push(path),
+        _ => out.push(at.path.clone()),
     }
+}
+
+/// The elements of a list by the value of their `key` field, when every element has one and
+/// no two share it (otherwise the list is compared element by element).
+fn keyed<'v>(items: &'v [Value], key: &str) -> Option<Vec<(String, &'v Value)>> {
+    let mut labelled = Vec::with_capacity(items.len());
+    for item in items {
+        let label = match item.get(key)? {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => return None,
+        };
+        if labelled.iter().any(|(l, _)| *l == label) {
+            return None;
+        }
+        labelled.push((label, item));
+    }
+    Some(labelled)
+}
+
+type Labelled<'v> = [(String, &'v Value)];
+
+fn walk_keyed(
+    desired: &Labelled,
+    observed: &Labelled,
+    at: &At,
+    shape: &Shape,
+    out: &mut Vec<String>,
+) {
+    for (label, dv) in desired {
+        match observed.iter().find(|(l, _)| l == label) {
+            Some((_, ov)) => walk(dv, ov, &at.element(label), shape, out),
+            None => out.push(at.element(label).path),
+        }
+    }
+    let extra = observed
+        .iter()
+        .filter(|(label, _)| !desired.iter().any(|(l, _)| l == label));
+    out.extend(extra.map(|(label, _)| at.element(label).path));
 }
 
 /// `remote` as far as `view` speaks of it: the keys of objects that `view` has (recursively);
@@ -119,6 +234,44 @@ mod tests {
     fn camel_cases_wire_paths() {
         assert_eq!(camel_case("ldap_master_dn"), "ldapMasterDn");
         assert_eq!(camel_case("roles"), "roles");
+    }
+
+    const SHAPE: Shape = Shape {
+        keyed: &[("roles", "id"), ("servers", "name")],
+        exact: &["servers[]"],
+    };
+
+    #[test]
+    fn keyed_lists_match_by_key_in_any_order() {
+        let desired = json!({"roles": [{"id": "a"}, {"id": "b"}]});
+        let observed = json!({"roles": [{"id": "b", "name": "B"}, {"id": "a", "name": "A"}]});
+        assert!(shaped_diff(&desired, &observed, &SHAPE).is_empty());
+        // Positionally, the same lists differ.
+        assert_eq!(subset_diff(&desired, &observed), vec!["roles"]);
+        let observed = json!({"roles": [{"id": "c"}, {"id": "a"}]});
+        assert_eq!(
+            shaped_diff(&desired, &observed, &SHAPE),
+            vec!["roles[b]", "roles[c]"]
+        );
+        // Elements without their key, or with a key twice, are compared by position.
+        let twice = json!({"roles": [{"id": "a"}, {"id": "a"}]});
+        assert_eq!(shaped_diff(&twice, &desired, &SHAPE), vec!["roles"]);
+    }
+
+    #[test]
+    fn exact_objects_differ_on_keys_the_desired_one_lacks() {
+        let desired = json!({"servers": [{"name": "x", "scope": "openid"}]});
+        let observed =
+            json!({"servers": [{"name": "x", "scope": "openid", "client_id": "c", "gone": null}]});
+        assert_eq!(
+            shaped_diff(&desired, &observed, &SHAPE),
+            vec!["servers[x].client_id"]
+        );
+        let changed = json!({"servers": [{"name": "x", "scope": "email"}]});
+        assert_eq!(
+            shaped_diff(&desired, &changed, &SHAPE),
+            vec!["servers[x].scope"]
+        );
     }
 }
 
@@ -224,6 +377,25 @@ pub(crate) mod props {
                 diff.iter().any(|d| path == *d || path.starts_with(&format!("{d}."))),
                 "{:?} not in {:?}", path, diff
             );
+        }
+
+        #[test]
+        fn reordered_keyed_lists_have_no_diff(
+            items in prop::collection::btree_map("[a-f]{1,2}", json_value(), 0..5),
+            shuffle in any::<prop::sample::Index>(),
+        ) {
+            let list: Vec<Value> = items
+                .iter()
+                .map(|(k, v)| serde_json::json!({"id": k, "v": v}))
+                .collect();
+            let mut turned = list.clone();
+            if !turned.is_empty() {
+                let by = shuffle.index(turned.len());
+                turned.rotate_left(by);
+            }
+            let shape = Shape { keyed: &[("l", "id")], exact: &["l[]"] };
+            let (d, o) = (serde_json::json!({"l": list}), serde_json::json!({"l": turned}));
+            prop_assert!(shaped_diff(&d, &o, &shape).is_empty());
         }
 
         #[test]

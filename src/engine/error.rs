@@ -33,6 +33,11 @@ pub enum Error {
     RemoteNotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A create refused because the object exists (a 409, Boruta's taken id) while no earlier
+    /// attempt of the operator may have made it: someone else did since the lookup. The next
+    /// lookup, a fresh one, finds it and adopts it as not the operator's.
+    #[error("{0}")]
+    AlreadyExists(String),
     #[error(
         "the remote object still differs at {} after {writes} writes in a row; no more writes until the spec, a Secret or the remote object changes",
         drift.join(", ")
@@ -80,10 +85,11 @@ impl Error {
             Error::ConfigMapKeyNotFound { .. } => Reason::ConfigMapKeyNotFound,
             Error::InvalidSpec(_) => Reason::InvalidSpec,
             Error::RemoteNotFound(_) => Reason::RemoteNotFound,
-            Error::Conflict(_) => Reason::Conflict,
+            Error::Conflict(_) | Error::AlreadyExists(_) => Reason::Conflict,
             Error::WriteNotConverging { .. } => Reason::WriteNotConverging,
             Error::Rejected(_) => Reason::Rejected,
             Error::Api(ApiError::RateLimited { .. }) => Reason::RateLimited,
+            Error::Api(ApiError::Unavailable { .. }) => Reason::IdentityApiUnavailable,
             Error::Api(ApiError::Authentication(_)) => Reason::AuthenticationFailed,
             Error::Api(ApiError::UntrustedCertificate(_)) => Reason::CertificateNotTrusted,
             Error::Api(ApiError::Status {
@@ -97,6 +103,8 @@ impl Error {
     pub fn next(&self) -> Next {
         match self {
             Error::Api(ApiError::RateLimited { retry_after }) => Next::After(*retry_after),
+            // The connection's next attempt: every resource using it waits for that one.
+            Error::Api(ApiError::Unavailable { retry_in, .. }) => Next::After(*retry_in),
             Error::ApiNotFound(_)
             | Error::WrongProvider { .. }
             | Error::SecretNotFound(_)
@@ -110,18 +118,26 @@ impl Error {
             Error::ConfigMapNotFound(_)
             | Error::ConfigMapKeyNotFound { .. }
             | Error::RemoteNotFound(_)
+            | Error::AlreadyExists(_)
             | Error::Api(_)
             | Error::Kube(_) => Next::Backoff,
         }
     }
 
     /// Failures that say nothing about the remote object and clear by themselves: the
-    /// identity API or Kubernetes unreachable, slow, overloaded or rate limiting.
+    /// identity API or Kubernetes unreachable, slow, overloaded or rate limiting, or an answer
+    /// lost on the way (cut short, replaced by a proxy's page, of a shape we do not know).
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Api(ApiError::RateLimited { .. } | ApiError::Transport(_)) | Error::Kube(_) => {
-                true
-            }
+            Error::Api(
+                ApiError::RateLimited { .. }
+                | ApiError::Transport(_)
+                | ApiError::Unreachable(_)
+                | ApiError::Unreadable { .. }
+                | ApiError::Decode { .. }
+                | ApiError::Unavailable { .. },
+            )
+            | Error::Kube(_) => true,
             Error::Api(ApiError::Status { status, .. }) => *status == 408 || *status >= 500,
             _ => false,
         }
@@ -130,5 +146,46 @@ impl Error {
     /// Terminal errors are remembered in status so the same spec is not sent again.
     pub fn is_terminal(&self) -> bool {
         matches!(self, Error::Rejected(_) | Error::InvalidSpec(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(e: ApiError) -> Error {
+        Error::Api(e)
+    }
+
+    #[test]
+    fn lost_answers_and_dead_apis_are_transient_never_terminal() {
+        let unreadable = api(ApiError::Unreadable {
+            method: "POST".into(),
+            path: "api/backends".into(),
+            status: 200,
+            detail: "JSON cut short after 80 bytes".into(),
+        });
+        let decode = api(ApiError::Decode {
+            path: "api/backends".into(),
+            message: "invalid type: string \"…\", expected a sequence".into(),
+        });
+        let unavailable = api(ApiError::Unavailable {
+            retry_in: Duration::from_secs(8),
+            cause: "connection refused".into(),
+        });
+        for e in [&unreadable, &decode, &unavailable] {
+            assert!(e.is_transient(), "{e}");
+            assert!(!e.is_terminal(), "{e}");
+        }
+        assert_eq!(unreadable.reason(), Reason::IdentityApiError);
+        assert_eq!(unreadable.next(), Next::Backoff);
+        assert_eq!(unavailable.reason(), Reason::IdentityApiUnavailable);
+        assert_eq!(unavailable.next(), Next::After(Duration::from_secs(8)));
+        let exists = Error::AlreadyExists("made by someone else".into());
+        assert_eq!(
+            (exists.reason(), exists.next()),
+            (Reason::Conflict, Next::Backoff)
+        );
+        assert!(!exists.is_terminal());
     }
 }

@@ -25,6 +25,7 @@ pub mod preview;
 pub mod reader;
 pub mod reconcile;
 pub mod registry;
+pub mod removal;
 pub mod report;
 pub mod secrets;
 pub mod spec;

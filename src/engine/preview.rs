@@ -7,8 +7,9 @@ use kube::Resource;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::cleanup::{deletion_facts, find_unlinked};
 use super::conditions::{ConditionType, Reason};
-use super::decide::{self, Blocked, Deletion, DeletionFacts, OrphanBecause, Step, Write};
+use super::decide::{self, Blocked, Deletion, OrphanBecause, Step, Write};
 use super::finalizer::is_paused;
 use super::key::kind_of;
 use super::reconcile::{Found, blocked_message, gather};
@@ -101,7 +102,7 @@ pub async fn preview<A: Adapter>(res: &A::Resource, ctx: &Context) -> Preview {
     let kind = kind_of::<A::Resource>();
     let key = ObjectKey::of(kind, res);
     if res.meta().deletion_timestamp.is_some() {
-        return deletion::<A>(res);
+        return deletion::<A>(res, ctx, &key).await;
     }
     if is_paused(res) {
         let msg = "paused: the identity.operator.dev/paused annotation stops all writes";
@@ -178,20 +179,26 @@ fn path_of(json: &Value, wanted: &Value) -> Option<String> {
     }
 }
 
-fn deletion<A: Adapter>(res: &A::Resource) -> Preview {
+async fn deletion<A: Adapter>(res: &A::Resource, ctx: &Context, key: &ObjectKey) -> Preview {
     let kind = kind_of::<A::Resource>();
     let status = res.managed_status().cloned().unwrap_or_default();
-    let facts = DeletionFacts {
-        policy: res.common().deletion_policy,
-        creates: A::CREATES,
-        deletes_remote: A::deletes_remote(res),
-        created: status.created,
-        linked_id: status.external_id.as_deref(),
-        paused: is_paused(res),
-    };
-    let (message, writes, id) = match decide::decide_deletion(&facts) {
+    let (message, writes, id) = match decide::decide_deletion(&deletion_facts::<A>(res, &status)) {
         Deletion::Release => ("nothing remote is linked".to_owned(), false, None),
         Deletion::Delete { id } => (format!("deletes the remote {kind} {id}"), true, Some(id)),
+        // The create's answer was lost: the remote object is looked up by its natural key.
+        Deletion::DeleteUnlinked => match find_unlinked::<A>(res, ctx, key).await {
+            Ok(Some(id)) => (
+                format!("deletes the remote {kind} {id} it created (its id was never recorded)"),
+                true,
+                Some(id),
+            ),
+            Ok(None) => (
+                format!("no remote {kind} it may have created exists"),
+                false,
+                None,
+            ),
+            Err(err) => return Preview::blocked(err.reason().as_str(), err.to_string()),
+        },
         Deletion::Orphan { id, why } => {
             let why = match why {
                 OrphanBecause::Policy => "deletionPolicy Orphan",

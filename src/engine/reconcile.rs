@@ -56,6 +56,7 @@ pub async fn reconcile<A: Adapter>(
 pub fn error_policy<A: Adapter>(res: Arc<A::Resource>, err: &Error, ctx: Arc<Context>) -> Action {
     let key = ObjectKey::of(kind_of::<A::Resource>(), res.as_ref());
     warn!(kind = key.kind, namespace = %key.namespace, object = %key.name, error = %err, "reconcile failed");
+    ctx.metrics.reconcile_error(key.kind, err.reason().as_str());
     Action::requeue(ctx.next_backoff(&key))
 }
 
@@ -86,11 +87,9 @@ async fn apply<A: Adapter>(
     };
     ctx.dependents.settled(key, action.is_some());
     status.observed_generation = generation;
-    ctx.metrics.set_ready(
-        key.kind,
-        &key.object(),
-        Some(status.is(super::conditions::ConditionType::Ready)),
-    );
+    let ready = status.condition(super::conditions::ConditionType::Ready);
+    let ready = ready.map(|c| (c.is_true(), c.reason.as_str()));
+    ctx.metrics.set_ready(key.kind, &key.object(), ready);
     // A failed status write goes to error_policy, whose backoff keeps growing: the reset comes
     // only once the outcome is recorded.
     if let Some(written) = write_if_changed(&ctx.kube, res, old, &status).await? {
@@ -370,7 +369,20 @@ async fn create<A: Adapter>(
     )
     .await?;
     let desired = A::desired(res, Some(&values))?;
-    let created = A::create(client, res, &desired).await;
+    let created = match A::create(client, res, &desired).await {
+        Err(err) => {
+            // The create may have happened all the same (its answer lost, cut short, or
+            // refused as a duplicate): no list fetched before it may answer the next lookup.
+            client.lists().expire();
+            match err {
+                Error::AlreadyExists(exists) => {
+                    adopt_created::<A>(client, input, status, &desired, exists).await
+                }
+                err => Err(err),
+            }
+        }
+        created => created,
+    };
     let created = remember_terminal(created, status, &input.attempt)?;
     info!(id = %created.id, "created remote object");
     let note = format!("created remote {kind} {}", created.id);
@@ -379,6 +391,41 @@ async fn create<A: Adapter>(
     status.created = Some(true);
     record_write::<A>(status, &created, input.versions.clone());
     Ok((created, Outcome::Written { converged: true }))
+}
+
+/// A create refused because the object exists. After an earlier attempt of the operator whose
+/// answer was lost, the object is that attempt's: it is read again (a fresh read), adopted as
+/// the operator's creation and brought to the spec, instead of the resource being stuck at
+/// `Rejected`. Without such an attempt, someone else made it since the lookup: that is said,
+/// and the next (fresh) lookup adopts it as theirs.
+async fn adopt_created<A: Adapter>(
+    client: &IdentityClient,
+    input: &Dereferenced<'_, A>,
+    status: &mut ManagedStatus,
+    desired: &A::Remote,
+    exists: String,
+) -> Result<Observed<A::Remote>, Error> {
+    let res = input.res.as_ref();
+    if !creation_recorded(res) || status.created == Some(false) {
+        // Remembered in status, so that a later refusal is not taken for a lost attempt.
+        status.created = Some(false);
+        return Err(Error::AlreadyExists(format!(
+            "{exists}, and the operator did not create it: someone else did since it looked. \
+             The next reconcile adopts it, and leaves it in place on deletion unless \
+             deletionPolicy is Delete"
+        )));
+    }
+    let Some(found) = A::find(client, res, None).await? else {
+        return Err(Error::AlreadyExists(format!(
+            "{exists} (made by an earlier attempt of the operator whose answer was lost), but \
+             it cannot be read yet; it is adopted once it can"
+        )));
+    };
+    info!(id = %found.id, "adopted the object an earlier create made (its answer was lost)");
+    if A::diff(&input.view, &found.remote).is_empty() {
+        return Ok(found);
+    }
+    A::update(client, res, &found.id, desired, &found.remote, true).await
 }
 
 /// Links a found remote object, writing what differs.

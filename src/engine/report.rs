@@ -110,6 +110,7 @@ pub fn failure<A: Adapter>(
 ) -> Action {
     let generation = res.meta().generation;
     warn!(reason = %err.reason(), error = %err, "reconcile failed");
+    ctx.metrics.reconcile_error(key.kind, err.reason().as_str());
     // A drift check that fails for a passing reason says nothing about the remote object: it
     // stays Ready (only Synced tells) while the spec and Secrets it last matched are current.
     let still_ready = err.is_transient()

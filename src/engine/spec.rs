@@ -133,18 +133,28 @@ pub struct ManagedStatus {
     pub last_sync_time: Option<String>,
     /// `resourceVersion` of every referenced Secret at the time its value was last sent,
     /// keyed `secretName/key`. Never secret material.
+    // Atomic: Kubernetes 1.20's server-side apply turned a granular map whose last key the
+    // operator let go (a Secret reference taken out of the spec) into `null`, which the schema
+    // refuses: the status write failed until the reference came back.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("x-kubernetes-map-type" = "atomic"))]
     pub applied_secret_versions: BTreeMap<String, String>,
     /// Field paths where the remote object differs from the spec (reported under `Observe`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drift: Vec<String>,
     /// A short summary of the remote object (for example a connection's name and strategy).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("x-kubernetes-map-type" = "atomic"))]
     pub remote: BTreeMap<String, String>,
     /// Set while a terminal error (the identity API rejected the spec) holds for this
     /// generation and these Secret versions; the operator does not retry until they change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_attempt: Option<String>,
+    /// Spec fields (paths such as `definedSettings.pageSize`) the remote object was made to
+    /// match at the last sync. A field taken out of the spec since is cleared remotely where the
+    /// API allows it, and otherwise reported in the `FieldsKept` condition.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applied_fields: Vec<String>,
 }
 
 impl ManagedStatus {

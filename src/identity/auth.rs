@@ -40,6 +40,20 @@ pub enum Credentials {
     },
 }
 
+impl Credentials {
+    /// Every secret value of these credentials (masked in any message built from an answer).
+    pub fn secrets(&self) -> Vec<&str> {
+        match self {
+            Credentials::Bearer(token) => vec![token.expose()],
+            Credentials::OAuth2 { client_secret, .. } => vec![client_secret.expose()],
+            Credentials::VcdSession { password, .. } => vec![password.expose()],
+            Credentials::VcdApiToken { refresh_token, .. } => vec![refresh_token.expose()],
+            Credentials::Entrust { shared_secret, .. } => vec![shared_secret.expose()],
+            Credentials::Xelion { password, .. } => vec![password.expose()],
+        }
+    }
+}
+
 /// An access token, with what is needed to keep it alive.
 #[derive(Clone)]
 pub struct Token {
@@ -143,9 +157,10 @@ pub(super) async fn login(
                 .get("x-vmware-vcloud-access-token")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            let body: Value = resp.json().await.unwrap_or(Value::Null);
             if !status.is_success() {
-                return Err(auth_failure(path, status, &body));
+                let content_type = content_type(resp.headers());
+                let bytes = resp.bytes().await.map_err(ApiError::from_reqwest)?;
+                return Err(auth_failure(path, status, content_type.as_deref(), &bytes));
             }
             let token = token.ok_or_else(|| {
                 ApiError::Authentication(format!("{path}: no x-vmware-vcloud-access-token header"))
@@ -258,8 +273,9 @@ pub(super) async fn logout_xelion(
     if status.is_success() {
         return Ok(());
     }
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
-    Err(auth_failure(&path, status, &body))
+    let content_type = content_type(resp.headers());
+    let bytes = resp.bytes().await.map_err(ApiError::from_reqwest)?;
+    Err(auth_failure(&path, status, content_type.as_deref(), &bytes))
 }
 
 fn xelion_session(body: &Value, path: &str) -> Result<Token, ApiError> {
@@ -311,16 +327,62 @@ async fn send_json(req: reqwest::RequestBuilder, path: &str) -> Result<Value, Ap
             retry_after: super::retry_after(resp.headers()).unwrap_or(Duration::from_secs(1)),
         });
     }
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    let content_type = content_type(resp.headers());
+    let bytes = resp.bytes().await.map_err(ApiError::from_reqwest)?;
     if !status.is_success() {
-        return Err(auth_failure(path, status, &body));
+        return Err(auth_failure(path, status, content_type.as_deref(), &bytes));
     }
-    Ok(body)
+    // A token answer that is not JSON (a proxy's page, cut short) is no verdict on the
+    // credentials: it counts as the token endpoint failing.
+    serde_json::from_slice(&bytes).map_err(|_| ApiError::Unreadable {
+        method: "POST".into(),
+        path: path.to_owned(),
+        status: status.as_u16(),
+        detail: super::error::describe_unreadable(&bytes, content_type.as_deref()),
+    })
 }
 
-fn auth_failure(path: &str, status: StatusCode, body: &Value) -> ApiError {
-    let detail = super::error::vendor_message(body).unwrap_or_default();
-    ApiError::Authentication(format!("{path} answered {}: {detail}", status.as_u16()))
+fn content_type(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// A login the authentication endpoint did not accept. A 4xx in the vendor's JSON is its
+/// verdict on the credentials; a 5xx, or an answer that is not JSON (a proxy's page), says
+/// the endpoint itself failed.
+fn auth_failure(
+    path: &str,
+    status: StatusCode,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> ApiError {
+    let parsed = serde_json::from_slice::<Value>(body);
+    match parsed {
+        Err(_) if !body.is_empty() => ApiError::Unreadable {
+            method: "POST".into(),
+            path: path.to_owned(),
+            status: status.as_u16(),
+            detail: super::error::describe_unreadable(body, content_type),
+        },
+        parsed if status.is_server_error() => ApiError::Status {
+            method: "POST".into(),
+            path: path.to_owned(),
+            status: status.as_u16(),
+            message: parsed
+                .ok()
+                .and_then(|b| super::error::vendor_message(&b))
+                .unwrap_or_default(),
+        },
+        parsed => {
+            let detail = parsed
+                .ok()
+                .and_then(|b| super::error::vendor_message(&b))
+                .unwrap_or_default();
+            ApiError::Authentication(format!("{path} answered {}: {detail}", status.as_u16()))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -341,6 +403,43 @@ mod tests {
             join_url("http://h:1/a", "https://other/token"),
             "https://other/token"
         );
+    }
+
+    #[test]
+    fn a_failing_token_endpoint_is_told_from_a_refusal() {
+        let failure = |status: u16, content_type: Option<&str>, body: &str| {
+            auth_failure(
+                "oauth/token",
+                StatusCode::from_u16(status).unwrap(),
+                content_type,
+                body.as_bytes(),
+            )
+        };
+        let refused = failure(
+            401,
+            None,
+            r#"{"error": "access_denied", "error_description": "Unauthorized"}"#,
+        );
+        assert!(
+            matches!(refused, ApiError::Authentication(_)),
+            "{refused:?}"
+        );
+        assert!(!refused.is_outage());
+        let down = failure(503, None, r#"{"message": "Service Unavailable"}"#);
+        assert!(matches!(down, ApiError::Status { status: 503, .. }) && down.is_outage());
+        let page = failure(
+            502,
+            Some("text/html"),
+            "<html><title>502 Bad Gateway</title></html>",
+        );
+        assert!(page.is_outage(), "{page:?}");
+        assert!(page.to_string().contains("\"502 Bad Gateway\""), "{page}");
+        let wrong_url = failure(
+            404,
+            Some("text/html"),
+            "<html><title>404 Not Found</title></html>",
+        );
+        assert!(!wrong_url.is_outage(), "{wrong_url:?}");
     }
 
     #[test]

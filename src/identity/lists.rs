@@ -4,7 +4,9 @@
 //!
 //! A snapshot may be up to `max_age` old, which is fine for drift detection; the operator's own
 //! writes are overlaid on it, so it never shows an object older than the operator last wrote,
-//! and an object it just created is always found (no duplicate by natural key).
+//! and an object it just created is always found (no duplicate by natural key). A create whose
+//! answer was lost is not in the overlay: [`Lists::expire`] then makes the next lookup list
+//! again, so it cannot be served by a snapshot older than the create.
 //!
 //! A list of thousands of objects was most of the operator's memory (as `serde_json::Value`
 //! trees about 4 KB per Boruta backend, typed about 1.3 KB). Each item is now kept as compact
@@ -29,6 +31,11 @@ use super::ApiError;
 pub trait Item: serde::de::DeserializeOwned + Clone + Send + Sync + 'static {
     /// Top-level fields never kept (secrets an API returns in plain text).
     const FORGET: &'static [&'static str] = &[];
+    /// Takes out of a listed object (nulls already gone) what must not be kept: the
+    /// [`FORGET`](Item::FORGET) fields, and whatever secret an item type keeps deeper down.
+    fn forget(object: &mut serde_json::Map<String, Value>) {
+        object.retain(|k, _| !Self::FORGET.contains(&k.as_str()));
+    }
     /// The vendor's id; items without one are not kept.
     fn id(&self) -> Option<&str>;
     /// The natural key a resource without an id is found by (its name).
@@ -80,7 +87,8 @@ impl<T: Item> Items<T> {
     /// Keeps `value` (one element of the list) if it reads as a `T` with an id.
     fn push(&mut self, mut value: Value) -> Result<(), serde_json::Error> {
         if let Value::Object(map) = &mut value {
-            map.retain(|k, v| !v.is_null() && !T::FORGET.contains(&k.as_str()));
+            map.retain(|_, v| !v.is_null());
+            T::forget(map);
         }
         let item = T::deserialize(&value)?;
         if let Some(id) = item.id() {
@@ -190,6 +198,8 @@ pub struct Lists {
     max_age: Duration,
     /// `Slot<T>` by path, each of the item type its endpoint returns.
     slots: Mutex<HashMap<String, Arc<dyn Any + Send + Sync>>>,
+    /// Snapshots started before this serve no lookup (see [`Lists::expire`]).
+    not_before: Mutex<Option<Instant>>,
 }
 
 /// A list as of a recent call, with the operator's later writes applied (looked up in place,
@@ -226,7 +236,15 @@ impl Lists {
         Self {
             max_age,
             slots: Mutex::default(),
+            not_before: Mutex::default(),
         }
+    }
+
+    /// After a write whose outcome is unknown (a create whose answer was lost, cut short or
+    /// refused as a duplicate), no list fetched so far may answer a lookup: the next one lists
+    /// again (one call, shared as usual by the lookups waiting for it).
+    pub fn expire(&self) {
+        *self.not_before.lock().expect("lock") = Some(Instant::now());
     }
 
     fn slot<T: Item>(&self, path: &str) -> Arc<Slot<T>> {
@@ -255,11 +273,11 @@ impl Lists {
         Fut: Future<Output = Result<Items<T>, ApiError>>,
     {
         let slot = self.slot::<T>(path);
-        let snapshot = match Self::fresh(&slot, self.max_age) {
+        let snapshot = match self.fresh(&slot) {
             Some(snapshot) => snapshot,
             None => {
                 let _fetching = slot.fetching.lock().await;
-                match Self::fresh(&slot, self.max_age) {
+                match self.fresh(&slot) {
                     Some(snapshot) => snapshot,
                     None => {
                         let started = Instant::now();
@@ -305,12 +323,14 @@ impl Lists {
         });
     }
 
-    fn fresh<T>(slot: &Slot<T>, max_age: Duration) -> Option<Arc<Snapshot<T>>> {
+    fn fresh<T>(&self, slot: &Slot<T>) -> Option<Arc<Snapshot<T>>> {
+        let not_before = *self.not_before.lock().expect("lock");
         slot.snapshot
             .lock()
             .expect("lock")
             .as_ref()
-            .filter(|s| s.started.elapsed() < max_age)
+            .filter(|s| s.started.elapsed() < self.max_age)
+            .filter(|s| not_before.is_none_or(|at| s.started >= at))
             .cloned()
     }
 
@@ -445,6 +465,29 @@ mod tests {
     fn an_element_that_is_not_an_item_fails_the_list() {
         let err = serde_json::from_value::<Items<Obj>>(serde_json::json!([{"id": 1}]));
         assert!(err.is_err());
+    }
+
+    #[tokio::test]
+    async fn after_a_lost_answer_no_earlier_list_serves_a_lookup() {
+        let lists = Lists::new(Duration::from_secs(60));
+        lists
+            .get("p", || async { Ok(named(&["a"])) })
+            .await
+            .unwrap();
+        lists.expire();
+        let listed = lists
+            .get("p", || async {
+                Ok(named(&["a", "made-by-the-lost-create"]))
+            })
+            .await
+            .unwrap();
+        assert!(listed.get("made-by-the-lost-create").is_some());
+        // The new list serves the next lookups again.
+        let again = lists
+            .get::<Obj, _, _>("p", || async { unreachable!("the new list is fresh") })
+            .await
+            .unwrap();
+        assert!(again.get("a").is_some());
     }
 
     #[tokio::test]

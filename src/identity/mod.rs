@@ -1,12 +1,15 @@
 //! One HTTP client per IdentityApi: authentication with a cached token, a client-side rate
-//! limit and concurrency cap, pacing from the vendors' rate-limit headers, and classified errors.
+//! limit and concurrency cap, pacing from the vendors' rate-limit headers, a breaker that makes
+//! the whole connection wait while its API is down, and classified errors.
 
 pub mod auth;
+pub mod breaker;
 mod budget;
 pub mod error;
 pub mod lists;
 
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -96,6 +99,8 @@ pub struct ClientConfig {
     /// VCD provider session acting for a tenant organisation.
     pub tenant_context: Option<String>,
     pub user_agent: String,
+    /// The IdentityApi, `namespace/name`: the `connection` label of the call metrics.
+    pub connection: String,
 }
 
 /// A JSON answer of an identity API, kept as the chunks of bytes received: a list of thousands
@@ -103,6 +108,7 @@ pub struct ClientConfig {
 /// buffer or parsed into a `Value` tree first.
 #[derive(Debug)]
 pub struct Response {
+    method: Method,
     pub status: u16,
     pub headers: HeaderMap,
     chunks: Vec<bytes::Bytes>,
@@ -137,28 +143,67 @@ impl Response {
         }
     }
 
-    /// The answer as JSON: nothing is `null`, text that is not JSON a JSON string.
+    /// The answer as JSON: nothing, or anything that is not JSON, is `null` (its text is
+    /// never handed on: it could be anything, a secret among it).
     pub fn body(&self) -> Value {
-        if self.chunks.iter().all(|c| c.is_empty()) {
-            return Value::Null;
-        }
-        self.parse().unwrap_or_else(|_| {
-            let text: Vec<u8> = self.chunks.concat();
-            Value::String(String::from_utf8_lossy(&text).into_owned())
+        self.parse().unwrap_or(Value::Null)
+    }
+
+    /// The answer decoded as `T`; `path` names the call in the error, which never quotes the
+    /// answer.
+    pub fn decode<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
+        self.parse().map_err(|e| {
+            ApiError::undecodable(
+                self.method.as_str(),
+                path,
+                self.status,
+                &self.chunks.concat(),
+                &e,
+            )
         })
     }
 
-    /// The answer decoded as `T`; `path` names the call in the error.
-    pub fn decode<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
-        self.parse().map_err(|e| ApiError::Decode {
+    fn is_empty(&self) -> bool {
+        self.chunks.iter().all(|c| c.is_empty())
+    }
+
+    fn content_type(&self) -> Option<&str> {
+        self.headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+    }
+
+    /// A 2xx answer that is not JSON at all (a proxy's HTML page, JSON cut short) says nothing
+    /// about the call's outcome: it is refused here, once for every caller, before anyone
+    /// reads it.
+    fn readable(self, path: &str) -> Result<Response, ApiError> {
+        let syntax = match self.chunks.as_slice() {
+            _ if self.is_empty() => return Ok(self),
+            [one] => serde_json::from_slice::<serde::de::IgnoredAny>(one).map(|_| ()),
+            chunks => {
+                serde_json::from_reader::<_, serde::de::IgnoredAny>(ChunkReader { chunks, at: 0 })
+                    .map(|_| ())
+            }
+        };
+        match syntax {
+            Ok(()) => Ok(self),
+            Err(_) => Err(self.unreadable(path)),
+        }
+    }
+
+    fn unreadable(&self, path: &str) -> ApiError {
+        ApiError::Unreadable {
+            method: self.method.to_string(),
             path: path.to_owned(),
-            message: e.to_string(),
-        })
+            status: self.status,
+            detail: error::describe_unreadable(&self.chunks.concat(), self.content_type()),
+        }
     }
 }
 
 pub struct IdentityClient {
     provider: Provider,
+    connection: String,
     base_url: String,
     tenant: Option<String>,
     tenant_context: Option<String>,
@@ -173,6 +218,13 @@ pub struct IdentityClient {
     budget_changed: tokio::sync::Notify,
     /// Set by `close`: a replaced client never logs in again.
     closed: std::sync::atomic::AtomicBool,
+    /// Makes the whole connection wait while its API is down.
+    breaker: breaker::Breaker,
+    /// Logins finished so far, and the last one's refusal (see [`Self::current_token`]).
+    logins: AtomicU64,
+    last_refusal: Mutex<Option<(u64, ApiError)>>,
+    /// The IdentityApi's `timeoutSeconds`: how long a call waits for a probe's outcome too.
+    timeout: Duration,
     metrics: Arc<Metrics>,
     lists: lists::Lists,
 }
@@ -213,6 +265,7 @@ impl IdentityClient {
         });
         Ok(Self {
             provider: config.provider,
+            connection: config.connection,
             base_url: config.base_url,
             tenant: config.tenant,
             tenant_context: config.tenant_context,
@@ -225,6 +278,10 @@ impl IdentityClient {
             budget: Mutex::default(),
             budget_changed: tokio::sync::Notify::new(),
             closed: Default::default(),
+            breaker: breaker::Breaker::new(metrics.clone(), config.connection.clone()),
+            logins: AtomicU64::new(0),
+            last_refusal: Mutex::default(),
+            timeout: config.timeout,
             metrics,
             lists: lists::Lists::new(LIST_MAX_AGE),
         })
@@ -274,12 +331,20 @@ impl IdentityClient {
 
     /// Makes sure a valid token is at hand (logging in if needed): the IdentityApi's Ready check.
     pub async fn authenticate(&self) -> Result<(), ApiError> {
-        self.current_token(None).await.map(|_| ())
+        let ticket = self.breaker.admit(self.timeout).await?;
+        self.current_token(None, &ticket).await.map(|_| ())
     }
 
     /// Returns a fresh token, logging in (or renewing a Xelion session) when there is none or
-    /// when `stale` is the one a call was just refused with.
-    async fn current_token(&self, stale: Option<&SecretString>) -> Result<SecretString, ApiError> {
+    /// when `stale` is the one a call was just refused with. Logins are single-flight: callers
+    /// queued behind a login that failed take its outcome (an open breaker, or the refusal)
+    /// instead of asking again.
+    async fn current_token(
+        &self,
+        stale: Option<&SecretString>,
+        ticket: &breaker::Ticket<'_>,
+    ) -> Result<SecretString, ApiError> {
+        let logins_before = self.logins.load(Ordering::SeqCst);
         let mut slot = self.token.lock().await;
         if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(ApiError::Transport(
@@ -306,31 +371,83 @@ impl IdentityClient {
             }
         }
         *slot = None;
+        self.breaker.check()?;
+        if let Some((at, refusal)) = &*self.last_refusal.lock().expect("refusal lock")
+            && *at > logins_before
+        {
+            return Err(refusal.clone());
+        }
         // Callers queued on the lock behind a rate-limited login wait for the window too.
-        self.wait_for_pause().await;
-        self.wait_for_budget(true).await;
+        self.paced(async {
+            self.wait_for_pause().await;
+            self.wait_for_budget(true).await;
+        })
+        .await;
         let token = auth::login(
             &self.http,
             &self.base_url,
             self.tenant.as_deref(),
             &self.credentials,
         )
-        .await;
-        let status = match &token {
-            Ok(_) => 200,
-            Err(ApiError::RateLimited { retry_after }) => {
-                self.pause(*retry_after);
-                429
+        .await
+        .map_err(|e| self.redacted(e));
+        let logins = self.logins.fetch_add(1, Ordering::SeqCst) + 1;
+        self.record_call("LOGIN", login_status(&token));
+        let refusal = match token {
+            Ok(token) => {
+                ticket.pass();
+                let value = token.value.clone();
+                *slot = Some(token);
+                return Ok(value);
             }
-            Err(ApiError::Transport(_) | ApiError::UntrustedCertificate(_)) => 0,
-            Err(_) => 401,
+            // The token endpoint is down, not refusing us: the whole connection waits.
+            Err(e) if e.is_outage() => return Err(ticket.fail(&e)),
+            Err(e) => e,
         };
-        self.metrics
-            .api_call(self.provider.as_str(), "LOGIN", status);
-        let token = token?;
-        let value = token.value.clone();
-        *slot = Some(token);
-        Ok(value)
+        ticket.pass();
+        if let ApiError::RateLimited { retry_after } = &refusal {
+            self.pause(*retry_after);
+        }
+        *self.last_refusal.lock().expect("refusal lock") = Some((logins, refusal.clone()));
+        Err(refusal)
+    }
+
+    /// `e` with every credential of this connection that a vendor's message may echo (an OAuth
+    /// error quoting the client secret) masked.
+    fn redacted(&self, e: ApiError) -> ApiError {
+        let mask = |text: String| {
+            self.credentials
+                .secrets()
+                .into_iter()
+                .filter(|secret| secret.len() >= 4)
+                .fold(text, |text, secret| text.replace(secret, "***"))
+        };
+        match e {
+            ApiError::Status {
+                method,
+                path,
+                status,
+                message,
+            } => ApiError::Status {
+                method,
+                path,
+                status,
+                message: mask(message),
+            },
+            ApiError::Authentication(message) => ApiError::Authentication(mask(message)),
+            ApiError::Unreadable {
+                method,
+                path,
+                status,
+                detail,
+            } => ApiError::Unreadable {
+                method,
+                path,
+                status,
+                detail: mask(detail),
+            },
+            other => other,
+        }
     }
 
     fn authorization(&self, token: &SecretString) -> String {
@@ -340,6 +457,20 @@ impl IdentityClient {
             (Provider::Entrust, Credentials::Entrust { .. }) => token.expose().to_owned(),
             _ => format!("Bearer {}", token.expose()),
         }
+    }
+
+    fn record_call(&self, method: &str, status: u16) {
+        self.metrics
+            .api_call(self.provider.as_str(), &self.connection, method, status);
+    }
+
+    /// Runs `wait` (a wait for the rate limit, a 429's delay or the budget) and counts the
+    /// time it took in the connection's rate-limit wait metric.
+    async fn paced(&self, wait: impl std::future::Future<Output = ()>) {
+        let started = Instant::now();
+        wait.await;
+        self.metrics
+            .rate_limit_waited(self.provider.as_str(), &self.connection, started.elapsed());
     }
 
     async fn wait_for_pause(&self) {
@@ -401,7 +532,7 @@ impl IdentityClient {
     }
 
     /// Sends one call to `path` (relative to the IdentityApi's URL) and returns the answer when
-    /// its status is 2xx; otherwise the classified error.
+    /// its status is 2xx and it is JSON (or empty); otherwise the classified error.
     pub async fn call(
         &self,
         method: Method,
@@ -412,19 +543,34 @@ impl IdentityClient {
         let mut rate_limited_once = false;
         let mut retries = retry_delays(&method);
         loop {
-            self.wait_for_pause().await;
-            if let Some(limiter) = &self.limiter {
-                limiter.until_ready().await;
-            }
+            let ticket = self.breaker.admit(self.timeout).await?;
+            self.paced(async {
+                self.wait_for_pause().await;
+                if let Some(limiter) = &self.limiter {
+                    limiter.until_ready().await;
+                }
+            })
+            .await;
             let _permit = self
                 .in_flight
                 .acquire()
                 .await
                 .expect("semaphore never closed");
-            let token = self.current_token(stale.as_ref()).await?;
+            let token = self.current_token(stale.as_ref(), &ticket).await?;
             // Last before sending: a call counted in one window must not leave in the next.
-            self.wait_for_budget(false).await;
-            let sent = self.send(&method, path, body, &token).await;
+            self.paced(self.wait_for_budget(false)).await;
+            let sent = match self.send(&method, path, body, &token).await {
+                // Not even a connection: the API is down, and every call waits for the
+                // connection's next attempt instead of trying on its own.
+                Err(e @ ApiError::Unreachable(_)) => return Err(ticket.fail(&e)),
+                Ok(resp) if (200..300).contains(&resp.status) => {
+                    resp.readable(path).map_err(|e| self.redacted(e))
+                }
+                sent => sent,
+            };
+            if let Some(down) = self.tell_breaker(&ticket, &sent, path) {
+                return Err(down);
+            }
             let passing = matches!(
                 &sent,
                 Err(ApiError::Transport(_)) | Ok(Response { status: 500.., .. })
@@ -451,18 +597,29 @@ impl IdentityClient {
                     continue;
                 }
                 s if s.is_success() => return Ok(resp),
-                _ => {
-                    let body = resp.body();
-                    return Err(ApiError::Status {
-                        method: method.to_string(),
-                        path: path.to_owned(),
-                        status: resp.status,
-                        message: error::vendor_message(&body)
-                            .unwrap_or_else(|| truncate(&body.to_string(), 300)),
-                    });
-                }
+                _ => return Err(self.redacted(failure(&resp, path))),
             }
         }
+    }
+
+    /// What the connection learns from a call: any answer says it works; no answer (a
+    /// timeout, a 5xx, a proxy's page instead of the API's JSON) is a strike, and strikes in a
+    /// row say the API is down (then the error every caller gets, see [`breaker`]).
+    fn tell_breaker(
+        &self,
+        ticket: &breaker::Ticket<'_>,
+        sent: &Result<Response, ApiError>,
+        path: &str,
+    ) -> Option<ApiError> {
+        let no_answer = match sent {
+            Err(e @ (ApiError::Transport(_) | ApiError::Unreadable { .. })) => e.clone(),
+            Ok(resp) if resp.status >= 500 => self.redacted(failure(resp, path)),
+            _ => {
+                ticket.pass();
+                return None;
+            }
+        };
+        ticket.strike(&no_answer)
     }
 
     async fn send(
@@ -501,14 +658,12 @@ impl IdentityClient {
             Ok(r) => r,
             Err(e) => {
                 self.budget_answered(None, false);
-                self.metrics
-                    .api_call(self.provider.as_str(), method.as_str(), 0);
+                self.record_call(method.as_str(), 0);
                 return Err(ApiError::from_reqwest(e));
             }
         };
         let status = resp.status().as_u16();
-        self.metrics
-            .api_call(self.provider.as_str(), method.as_str(), status);
+        self.record_call(method.as_str(), status);
         let headers = resp.headers().clone();
         self.pace_from_headers(&headers);
         let mut chunks = Vec::new();
@@ -517,6 +672,7 @@ impl IdentityClient {
             chunks.push(chunk);
         }
         Ok(Response {
+            method: method.clone(),
             status,
             headers,
             chunks,
@@ -530,6 +686,43 @@ impl IdentityClient {
             .zip(header_u64(headers, "x-ratelimit-reset"))
             .map(|(remaining, reset)| (header_u64(headers, "x-ratelimit-limit"), remaining, reset));
         self.budget_answered(announced, true);
+    }
+}
+
+/// The error of a non-2xx answer: the vendor's message when it answered its JSON, a
+/// description (never the content) when the answer is something else, a proxy's page most
+/// likely. A 404 or 409 counts as the vendor's verdict only in the vendor's own words.
+fn failure(resp: &Response, path: &str) -> ApiError {
+    if resp.is_empty() {
+        return ApiError::Status {
+            method: resp.method.to_string(),
+            path: path.to_owned(),
+            status: resp.status,
+            message: String::new(),
+        };
+    }
+    match resp.parse::<Value>() {
+        Ok(body) => ApiError::Status {
+            method: resp.method.to_string(),
+            path: path.to_owned(),
+            status: resp.status,
+            message: error::vendor_message(&body)
+                .unwrap_or_else(|| truncate(&body.to_string(), 300)),
+        },
+        Err(_) => resp.unreadable(path),
+    }
+}
+
+/// The status a login is counted with in the calls metric (0: no answer).
+fn login_status(login: &Result<Token, ApiError>) -> u16 {
+    match login {
+        Ok(_) => 200,
+        Err(ApiError::RateLimited { .. }) => 429,
+        Err(ApiError::Status { status, .. } | ApiError::Unreadable { status, .. }) => *status,
+        Err(
+            ApiError::Transport(_) | ApiError::Unreachable(_) | ApiError::UntrustedCertificate(_),
+        ) => 0,
+        Err(_) => 401,
     }
 }
 
@@ -606,6 +799,7 @@ mod response_tests {
 
     fn response(chunks: &[&str]) -> Response {
         Response {
+            method: Method::GET,
             status: 200,
             headers: HeaderMap::new(),
             chunks: chunks
@@ -626,8 +820,42 @@ mod response_tests {
         assert_eq!(v["data"][1]["id"], "b");
         assert_eq!(response(&[]).body(), Value::Null);
         assert_eq!(response(&["", ""]).body(), Value::Null);
-        assert_eq!(response(&["not ", "json"]).body(), Value::from("not json"));
+        assert_eq!(response(&["not ", "json"]).body(), Value::Null);
         assert!(response(&["{", "}x"]).decode::<Value>("p").is_err());
+    }
+
+    #[test]
+    fn a_2xx_that_is_not_json_is_refused_without_quoting_it() {
+        let cut = response(&[
+            r#"{"data": {"id": "1", "#,
+            r#""ldap_master_password": "hunt"#,
+        ]);
+        let err = cut.readable("api/backends/1").unwrap_err();
+        assert!(
+            matches!(err, ApiError::Unreadable { status: 200, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("JSON cut short"), "{err}");
+        assert!(!err.to_string().contains("hunt"), "{err}");
+        let mut page = response(&["<html><head><title>Maintenance</title></head></html>"]);
+        page.headers
+            .insert(reqwest::header::CONTENT_TYPE, "text/html".parse().unwrap());
+        let err = page.readable("p").unwrap_err();
+        assert!(err.to_string().contains("\"Maintenance\""), "{err}");
+        assert!(response(&[]).readable("p").is_ok());
+        assert!(response(&["[1,", "2]"]).readable("p").is_ok());
+    }
+
+    #[test]
+    fn only_the_vendors_json_is_its_verdict() {
+        let mut proxy = response(&["<html><title>404 Not Found</title></html>"]);
+        proxy.status = 404;
+        let err = failure(&proxy, "api/backends/1");
+        assert!(!err.is_not_found(), "{err:?}");
+        assert!(err.to_string().contains("\"404 Not Found\""), "{err}");
+        let mut vendor = response(&[r#"{"code": "NOT_FOUND", "message": "Not found"}"#]);
+        vendor.status = 404;
+        assert!(failure(&vendor, "api/backends/1").is_not_found());
     }
 }
 

@@ -53,14 +53,16 @@ pub struct AdminApiAppSpec {
     /// IP list restricting where the application may authenticate from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip_list_id: Option<String>,
-    /// Logo, base64-encoded.
+    /// Logo, base64-encoded (as the document says; checked at admission).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "byte"))]
     pub logo: Option<String>,
     /// Logo taken from a ConfigMap key: raw image bytes under binaryData, or base64 text under
     /// data. Read at every reconcile; a change is picked up at the next drift check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logo_from: Option<ConfigMapKeyRef>,
-    /// Administrator role of the application (set exactly one of roleId and spRoleId).
+    /// Site (administrator) role of the application. Set exactly one of roleId and spRoleId:
+    /// the other is unset in Entrust.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 256))]
     pub role_id: Option<String>,
@@ -115,7 +117,10 @@ use kube::ResourceExt;
 use reqwest::Method;
 use serde_json::Value;
 
-use super::common::SecretKeyRef;
+use super::common::{
+    Blank, Clear, Removable, SecretKeyRef, candidates, kept_fields, record_applied, removals,
+    removed_fields, stated_fields,
+};
 use crate::engine::secrets::SecretValues;
 use crate::engine::{Adapter, Context, Error, Observed};
 use crate::identity::{ApiError, IdentityClient, SecretString, path_segment};
@@ -176,6 +181,7 @@ pub struct AdminApiApplicationParms {
     pub ip_list_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logo: Option<String>,
+    /// `""` removes the site role (documented).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role_id: Option<String>,
     /// `""` removes the service-provider role (documented).
@@ -194,8 +200,33 @@ const COMPARED: &[&str] = &[
     "spRoleId",
 ];
 
+/// What taking a field out of the spec does to the application (docs/vendor-choices.md). The
+/// document gives an empty value only for the roles ("Pass an empty string value to unset");
+/// an empty description and a false flag are values like any other, but an IP list or a logo
+/// has no documented empty value.
+const REMOVABLE: &[Removable] = &[
+    Removable::same("description", Clear::To(Blank::Str(""))),
+    Removable::same("allowLongLivedToken", Clear::To(Blank::Bool(false))),
+    Removable::same(
+        "ipListId",
+        Clear::Keep {
+            why: "Entrust documents no way to unset an application's IP list",
+            observable: true,
+        },
+    ),
+    Removable::same(
+        "logo",
+        Clear::Keep {
+            why: "Entrust documents no way to remove an application's logo",
+            observable: true,
+        },
+    ),
+];
+
 impl AdminApiAppSpec {
     fn to_application(&self) -> AdminApiApplication {
+        // One role: the role the spec does not name is unset with "", as documented for both.
+        let unset_unless = |other: &Option<String>| other.as_ref().map(|_| String::new());
         AdminApiApplication {
             name: Some(self.name.clone()),
             description: self.description.clone(),
@@ -203,20 +234,49 @@ impl AdminApiAppSpec {
             application_template_id: self.application_template_id.clone(),
             ip_list_id: self.ip_list_id.clone(),
             logo: self.logo.clone(),
-            role_id: self.role_id.clone(),
-            // One role: an application given a roleId has no service-provider role. Entrust
-            // documents no way to remove a roleId, so the reverse is left alone.
+            role_id: self
+                .role_id
+                .clone()
+                .or_else(|| unset_unless(&self.sp_role_id)),
             sp_role_id: self
                 .sp_role_id
                 .clone()
-                .or_else(|| self.role_id.as_ref().map(|_| String::new())),
+                .or_else(|| unset_unless(&self.role_id)),
             ..AdminApiApplication::default()
         }
     }
+
+    /// The removable fields this spec sets (a logo from a ConfigMap counts once resolved).
+    fn stated(&self) -> Vec<String> {
+        let spec = serde_json::to_value(self).expect("serializable");
+        let paths: Vec<&str> = REMOVABLE.iter().map(|r| r.spec).collect();
+        stated_fields(&spec, &paths)
+    }
+}
+
+fn removed(res: &AdminApiApp) -> Vec<&'static Removable> {
+    let stated = res.spec.stated();
+    removals(REMOVABLE, &removed_fields(res.status.as_ref(), &stated))
+}
+
+/// `desired` with the blank of every removed field Entrust can clear, which makes it compared
+/// and sent like any stated value.
+fn with_blanks(
+    desired: AdminApiApplication,
+    removed: &[&Removable],
+) -> Result<AdminApiApplication, Error> {
+    let mut value = serde_json::to_value(&desired).expect("serializable");
+    for r in removed {
+        if let Clear::To(blank) = r.clear {
+            value[r.wire] = blank.value();
+        }
+    }
+    serde_json::from_value(value).map_err(|e| Error::InvalidSpec(e.to_string()))
 }
 
 impl AdminApiApplication {
-    /// The body of a create (with the template) or an update (without it).
+    /// The body of a create (with the template) or an update (without it). A create needs no
+    /// role unset.
     fn parms(&self, create: bool) -> AdminApiApplicationParms {
         let set = |v: &Option<String>| v.clone().filter(|s| !(create && s.is_empty()));
         AdminApiApplicationParms {
@@ -230,7 +290,7 @@ impl AdminApiApplication {
             description: self.description.clone(),
             ip_list_id: self.ip_list_id.clone(),
             logo: self.logo.clone(),
-            role_id: self.role_id.clone(),
+            role_id: set(&self.role_id),
             sp_role_id: set(&self.sp_role_id),
         }
     }
@@ -349,7 +409,7 @@ impl Adapter for Entrust {
         res: &AdminApiApp,
         _secrets: Option<&SecretValues>,
     ) -> Result<AdminApiApplication, Error> {
-        Ok(res.spec.to_application())
+        with_blanks(res.spec.to_application(), &removed(res))
     }
 
     fn diff(desired: &AdminApiApplication, observed: &AdminApiApplication) -> Vec<String> {
@@ -378,13 +438,15 @@ impl Adapter for Entrust {
         }
         // No id yet: find the application by name, so a crash between create and the status
         // write never creates a second one.
-        let mut named = listed.named(&res.spec.name);
-        match (named.pop(), named.is_empty()) {
-            (None, _) => Ok(None),
-            (Some(a), true) => observed(a, APPLICATIONS).map(Some),
-            _ => Err(Error::Conflict(format!(
-                "several Entrust admin API applications are named {:?}; set spec.applicationId to choose one",
-                res.spec.name
+        let named = listed.named(&res.spec.name);
+        match named.as_slice() {
+            [] => Ok(None),
+            [one] => observed(one.clone(), APPLICATIONS).map(Some),
+            several => Err(Error::Conflict(format!(
+                "several Entrust admin API applications are named {:?} ({}); set \
+                 spec.applicationId to the one to manage",
+                res.spec.name,
+                candidates(several.iter().filter_map(|a| a.id.as_deref()))
             ))),
         }
     }
@@ -395,7 +457,16 @@ impl Adapter for Entrust {
         desired: &AdminApiApplication,
     ) -> Result<Observed<AdminApiApplication>, Error> {
         let body = serde_json::to_value(desired.parms(true)).expect("serializable");
-        let resp = api.call(Method::POST, APPLICATIONS, Some(&body)).await?;
+        let resp = match api.call(Method::POST, APPLICATIONS, Some(&body)).await {
+            // ALREADY_EXISTS: application names are unique.
+            Err(e) if e.status() == Some(409) => {
+                return Err(Error::AlreadyExists(format!(
+                    "Entrust already has an admin API application named {:?}",
+                    desired.name.as_deref().unwrap_or_default()
+                )));
+            }
+            other => other?,
+        };
         let created = observed(resp.decode(APPLICATIONS)?, APPLICATIONS)?;
         remember(api, &created);
         Ok(created)
@@ -451,6 +522,9 @@ impl Adapter for Entrust {
         _fresh: bool,
         status: &mut ManagedStatus,
     ) -> Result<(), Error> {
+        let observed = serde_json::to_value(&app.remote).expect("serializable");
+        let kept = kept_fields(&removed(res), &observed);
+        record_applied(status, res.spec.stated(), &kept, res.metadata.generation);
         shared_secret::ensure(ctx, api, res, app, status).await
     }
 }
@@ -515,11 +589,57 @@ mod tests {
             serde_json::to_value(desired.parms(false)).unwrap(),
             json!({"name": "ci", "roleId": "role-1", "spRoleId": "", "ipListId": "ips"})
         );
+        // The opposite switch unsets the site role the same way.
         let sp = spec(json!({"spRoleId": "sp-1"})).to_application();
         assert_eq!(
             serde_json::to_value(sp.parms(false)).unwrap(),
+            json!({"name": "ci", "roleId": "", "spRoleId": "sp-1"})
+        );
+        assert_eq!(
+            serde_json::to_value(sp.parms(true)).unwrap(),
             json!({"name": "ci", "spRoleId": "sp-1"})
         );
+    }
+
+    #[test]
+    fn a_site_role_the_spec_does_not_name_is_drift() {
+        let desired = spec(json!({"spRoleId": "sp-1"})).to_application();
+        let mut both = answer();
+        both["spRoleId"] = json!("sp-1");
+        assert_eq!(differences(&desired, &app(both)), vec!["spec.roleId"]);
+        let mut only_sp = answer();
+        only_sp["roleId"] = Value::Null;
+        only_sp["spRoleId"] = json!("sp-1");
+        assert!(differences(&desired, &app(only_sp)).is_empty());
+    }
+
+    #[test]
+    fn removed_fields_are_cleared_or_reported() {
+        let mut res = AdminApiApp::new("ci", spec(json!({"roleId": "role-1"})));
+        res.status = Some(ManagedStatus {
+            applied_fields: ["description", "allowLongLivedToken", "ipListId", "logo"]
+                .map(String::from)
+                .to_vec(),
+            ..Default::default()
+        });
+        let desired = Entrust::desired(&res, None).unwrap();
+        assert_eq!(
+            serde_json::to_value(desired.parms(false)).unwrap(),
+            json!({"name": "ci", "roleId": "role-1", "spRoleId": "", "description": "",
+                   "allowLongLivedToken": false})
+        );
+        let mut remote = answer();
+        remote["allowLongLivedToken"] = json!(true);
+        remote["ipListId"] = json!("ips-1");
+        assert_eq!(
+            Entrust::diff(&desired, &app(remote.clone())),
+            vec!["spec.description", "spec.allowLongLivedToken"]
+        );
+        let kept: Vec<String> = kept_fields(&removed(&res), &remote)
+            .into_iter()
+            .map(|k| k.path)
+            .collect();
+        assert_eq!(kept, vec!["ipListId"]);
     }
 
     #[test]

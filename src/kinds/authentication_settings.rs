@@ -2,7 +2,9 @@
 //! (`/api/v1/{tenant}/server/authentication`, a singleton per IdentityApi).
 //!
 //! The settings always exist: the operator adopts them and changes them with one PATCH
-//! carrying the minimal list of operations; it never deletes them.
+//! carrying the minimal list of operations (and a second one for the fields of OpenID
+//! connections the first one linked, which can be read only once linked); it never deletes
+//! them.
 
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -51,22 +53,22 @@ pub struct AuthenticationSettingsSpec {
     /// Synchronise the time with the domain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synchronize_domain_time: Option<bool>,
-    /// Days an authentication token is kept.
+    /// Days an authentication token is kept (Xelion's integers are 32-bit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = 0, max = 2147483647))]
     pub token_retention_days: Option<i64>,
     /// Minimum length of user passwords.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = 0, max = 2147483647))]
     pub minimum_password_length: Option<i64>,
     /// Failed logins after which an account is locked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = 0, max = 2147483647))]
     pub max_number_of_false_logins: Option<i64>,
     /// OpenID connections linked to the tenant's authentication, by the OID of existing Xelion
-    /// OpenID connection objects. When set, the list is authoritative: links missing here are
-    /// removed (the OpenID connection objects themselves stay). Leave it out to leave the
-    /// links alone.
+    /// OpenID connection objects, in any order. When set, the list is authoritative: links
+    /// missing here are removed (the OpenID connection objects themselves stay). Leave it out
+    /// to leave the links alone; taking it out of a spec that had it unlinks them all.
     /// Each OID may appear once (the API server rejects a duplicate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["oid"]))]
@@ -80,7 +82,7 @@ impl crate::engine::ManagedSpec for AuthenticationSettingsSpec {
 }
 
 /// A link to an existing Xelion OpenID connection object, with the values to give it. Fields
-/// left out keep their current value.
+/// never set here keep their current value; one taken out of the spec is blanked.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OpenIdConnectionLink {
@@ -114,9 +116,12 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::engine::secrets::SecretValues;
-use crate::engine::{Adapter, Error, Observed};
+use crate::engine::{Adapter, Context, Error, Observed};
 use crate::identity::{ApiError, IdentityClient};
-use crate::kinds::common::SecretKeyRef;
+use crate::kinds::common::{
+    Blank, Clear, Removable, SecretKeyRef, kept_fields, record_applied, removals, removed_fields,
+    stated_fields,
+};
 use crate::kinds::identity_api::Provider;
 
 /// The authentication settings object (`objectType: "Authentication"`), as GET answers it
@@ -242,7 +247,8 @@ fn scalar_fields(a: &Authentication) -> [(&'static str, Option<Value>); 8] {
     ]
 }
 
-/// The fields of a linked OpenID connection that a PATCH may replace.
+/// The fields of a linked OpenID connection that a PATCH may replace, in the order of the
+/// document's example.
 fn member_fields(c: &OpenIdConnection) -> [(&'static str, Option<Value>); 4] {
     [
         ("openIdId", c.open_id_id.clone().map(Value::from)),
@@ -250,8 +256,8 @@ fn member_fields(c: &OpenIdConnection) -> [(&'static str, Option<Value>); 4] {
             "openIdProvider",
             c.open_id_provider.clone().map(Value::from),
         ),
-        ("liveSyncOn", c.live_sync_on.map(Value::from)),
         ("openIdGroupId", c.open_id_group_id.clone().map(Value::from)),
+        ("liveSyncOn", c.live_sync_on.map(Value::from)),
     ]
 }
 
@@ -271,8 +277,11 @@ fn changed<const N: usize>(
 
 /// The minimal operation list, in a stable order: scalar replaces (documented field order),
 /// removes of links the spec does not list (remote order), then per link of the spec (spec
-/// order) either the replaces of its changed fields or an add under a virtual id followed by
-/// the replaces of the fields the spec sets for it.
+/// order) either the replaces of its fields that differ, by OID, or an add under a numeric
+/// virtual id (as in the document: '1', with the OID as the value).
+///
+/// A connection that is not linked yet cannot be read, so its fields are compared, and only
+/// those that differ replaced, by the next plan, once the add has made it a linked one.
 pub fn plan(desired: &Authentication, observed: &Authentication) -> Plan {
     let mut plan = Plan::default();
     for (name, value) in changed(scalar_fields(desired), scalar_fields(observed)) {
@@ -307,25 +316,14 @@ pub fn plan(desired: &Authentication, observed: &Authentication) -> Plan {
             }
             continue;
         }
-        // Virtual ids name a link added in this PATCH until Xelion gives it its place; their
-        // format is not documented [NF], so one that can never be an OID is used.
         added += 1;
-        let virtual_id = format!("new-{added}");
         plan.operations.push(Operation {
             op: "add",
-            path: format!("/openIdConnections/{virtual_id}"),
+            path: format!("/openIdConnections/{added}"),
             value: Some(Value::from(link.oid.clone())),
         });
         plan.drift
             .push(format!("spec.openIdConnections[{}]", link.oid));
-        // The values of a connection that is not linked yet cannot be read, so every field the
-        // spec sets for it is sent.
-        for (field, value) in member_fields(link).into_iter() {
-            if let Some(value) = value {
-                let path = format!("/openIdConnections/{virtual_id}/{field}");
-                plan.operations.push(Operation::replace(path, value));
-            }
-        }
     }
     plan
 }
@@ -371,6 +369,97 @@ impl AuthenticationSettingsSpec {
     }
 }
 
+/// What taking a field out of the spec does to the settings (docs/vendor-choices.md): a string
+/// is replaced by "" and a flag by false, as on a fresh tenant; a number has no empty value. A
+/// link list taken out unlinks every connection; a link's field taken out is blanked the same
+/// way (see [`blank_removed`]).
+const REMOVABLE: &[Removable] = &[
+    Removable::same("code", Clear::To(Blank::Str(""))),
+    Removable::same("securityDomain", Clear::To(Blank::Str(""))),
+    Removable::same("domainServer1", Clear::To(Blank::Str(""))),
+    Removable::same("domainServer2", Clear::To(Blank::Str(""))),
+    Removable::same("synchronizeDomainTime", Clear::To(Blank::Bool(false))),
+    Removable::same(
+        "tokenRetentionDays",
+        Clear::Keep {
+            why: NO_EMPTY_NUMBER,
+            observable: true,
+        },
+    ),
+    Removable::same(
+        "minimumPasswordLength",
+        Clear::Keep {
+            why: NO_EMPTY_NUMBER,
+            observable: true,
+        },
+    ),
+    Removable::same(
+        "maxNumberOfFalseLogins",
+        Clear::Keep {
+            why: NO_EMPTY_NUMBER,
+            observable: true,
+        },
+    ),
+    Removable::same("openIdConnections", Clear::To(Blank::List)),
+];
+
+const NO_EMPTY_NUMBER: &str =
+    "Xelion has no empty value for a number: it keeps this one until the spec states another";
+
+impl AuthenticationSettingsSpec {
+    /// The removable fields this spec sets, its links and their fields included
+    /// (`openIdConnections[1001].liveSyncOn`).
+    fn stated(&self) -> Vec<String> {
+        let spec = serde_json::to_value(self).expect("serializable");
+        let paths: Vec<&str> = REMOVABLE.iter().map(|r| r.spec).collect();
+        let mut stated = stated_fields(&spec, &paths);
+        for link in self.open_id_connections.iter().flatten() {
+            let fields = serde_json::to_value(link).expect("serializable");
+            let fields = fields.as_object().expect("an object");
+            stated.push(format!("openIdConnections[{}]", link.oid));
+            stated.extend(
+                fields
+                    .keys()
+                    .filter(|k| *k != "oid")
+                    .map(|k| format!("openIdConnections[{}].{k}", link.oid)),
+            );
+        }
+        stated
+    }
+}
+
+/// `desired` with the blank of every removed field Xelion can clear, so that the plan replaces
+/// it like any stated value.
+fn blank_removed(desired: Authentication, removed: &[String]) -> Result<Authentication, Error> {
+    let mut value = serde_json::to_value(&desired).expect("serializable");
+    for r in removals(REMOVABLE, removed) {
+        if let Clear::To(blank) = r.clear {
+            value[r.wire] = blank.value();
+        }
+    }
+    for path in removed {
+        let Some((oid, field)) = path
+            .strip_prefix("openIdConnections[")
+            .and_then(|rest| rest.split_once("]."))
+        else {
+            continue;
+        };
+        let links = value["openIdConnections"].as_array_mut();
+        if let Some(link) = links.into_iter().flatten().find(|l| l["oid"] == oid) {
+            link[field] = if field == "liveSyncOn" {
+                Value::Bool(false)
+            } else {
+                Value::from("")
+            };
+        }
+    }
+    serde_json::from_value(value).map_err(|e| Error::InvalidSpec(e.to_string()))
+}
+
+fn removed(res: &AuthenticationSettings) -> Vec<String> {
+    removed_fields(res.status.as_ref(), &res.spec.stated())
+}
+
 fn path(api: &IdentityClient) -> String {
     format!("api/v1/{}/server/authentication", api.tenant())
 }
@@ -391,6 +480,17 @@ async fn read(api: &IdentityClient) -> Result<Observed<Authentication>, Error> {
     })
 }
 
+async fn patch(api: &IdentityClient, operations: Vec<Operation>) -> Result<(), Error> {
+    let body = json!({ "operations": operations });
+    match api.call(Method::PATCH, &path(api), Some(&body)).await {
+        Ok(_) => Ok(()),
+        // The settings exist (they were just read): a 404 (10006) means an operation named
+        // an OID that is no OpenID connection, which only a spec change can fix.
+        Err(e) if e.is_not_found() => Err(Error::Rejected(e)),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Reconciles AuthenticationSettings against the Xelion REST API.
 pub struct Xelion;
 
@@ -409,7 +509,7 @@ impl Adapter for Xelion {
         res: &AuthenticationSettings,
         _secrets: Option<&SecretValues>,
     ) -> Result<Authentication, Error> {
-        res.spec.to_authentication()
+        blank_removed(res.spec.to_authentication()?, &removed(res))
     }
 
     fn diff(desired: &Authentication, observed: &Authentication) -> Vec<String> {
@@ -450,15 +550,29 @@ impl Adapter for Xelion {
                 remote: observed.clone(),
             });
         }
-        let body = json!({ "operations": operations });
-        match api.call(Method::PATCH, &path(api), Some(&body)).await {
-            Ok(_) => {}
-            // The settings exist (they were just read): a 404 (10006) means an operation named
-            // an OID that is no OpenID connection, which only a spec change can fix.
-            Err(e) if e.is_not_found() => return Err(Error::Rejected(e)),
-            Err(e) => return Err(e.into()),
-        }
+        let added: Vec<String> = operations
+            .iter()
+            .filter(|o| o.op == "add")
+            .filter_map(|o| o.value.as_ref()?.as_str().map(str::to_owned))
+            .collect();
+        patch(api, operations).await?;
         // PATCH answers without a body.
+        let linked = read(api).await?;
+        // The connections just linked can be read now: a second PATCH replaces those of their
+        // fields that differ, and nothing else.
+        let members = plan(desired, &linked.remote)
+            .operations
+            .into_iter()
+            .filter(|o| {
+                added
+                    .iter()
+                    .any(|oid| o.path.starts_with(&format!("/openIdConnections/{oid}/")))
+            })
+            .collect::<Vec<_>>();
+        if members.is_empty() {
+            return Ok(linked);
+        }
+        patch(api, members).await?;
         read(api).await
     }
 
@@ -468,6 +582,20 @@ impl Adapter for Xelion {
         _id: &str,
     ) -> Result<(), Error> {
         // Never called: the settings are always left in place.
+        Ok(())
+    }
+
+    async fn finish(
+        _ctx: &Context,
+        _api: &IdentityClient,
+        res: &AuthenticationSettings,
+        settings: &Observed<Authentication>,
+        _fresh: bool,
+        status: &mut ManagedStatus,
+    ) -> Result<(), Error> {
+        let observed = serde_json::to_value(&settings.remote).expect("serializable");
+        let kept = kept_fields(&removals(REMOVABLE, &removed(res)), &observed);
+        record_applied(status, res.spec.stated(), &kept, res.metadata.generation);
         Ok(())
     }
 
@@ -637,9 +765,10 @@ mod tests {
                     ]),
                     ..Default::default()
                 },
-                json!([{"op": "add", "path": "/openIdConnections/new-1", "value": "1003"}]),
+                json!([{"op": "add", "path": "/openIdConnections/1", "value": "1003"}]),
             ),
             (
+                // Its fields are compared once it is linked (the next plan).
                 "add a link with its fields",
                 Authentication {
                     open_id_connections: Some(vec![
@@ -652,13 +781,7 @@ mod tests {
                     ]),
                     ..Default::default()
                 },
-                json!([
-                    {"op": "add", "path": "/openIdConnections/new-1", "value": "1003"},
-                    {"op": "replace", "path": "/openIdConnections/new-1/openIdId", "value": "tenant-c"},
-                    {"op": "replace", "path": "/openIdConnections/new-1/openIdProvider", "value": "MICROSOFT"},
-                    {"op": "replace", "path": "/openIdConnections/new-1/liveSyncOn", "value": true},
-                    {"op": "replace", "path": "/openIdConnections/new-1/openIdGroupId", "value": "g-c"},
-                ]),
+                json!([{"op": "add", "path": "/openIdConnections/1", "value": "1003"}]),
             ),
             (
                 "remove a link",
@@ -692,8 +815,8 @@ mod tests {
                     ..Default::default()
                 },
                 json!([
-                    {"op": "replace", "path": "/openIdConnections/1001/liveSyncOn", "value": true},
                     {"op": "replace", "path": "/openIdConnections/1001/openIdGroupId", "value": "g-a"},
+                    {"op": "replace", "path": "/openIdConnections/1001/liveSyncOn", "value": true},
                     {"op": "replace", "path": "/openIdConnections/1002/openIdProvider", "value": "GOOGLE"},
                 ]),
             ),
@@ -724,10 +847,9 @@ mod tests {
                     {"op": "replace", "path": "/securityDomain", "value": "example"},
                     {"op": "replace", "path": "/maxNumberOfFalseLogins", "value": 10},
                     {"op": "remove", "path": "/openIdConnections/1001"},
-                    {"op": "add", "path": "/openIdConnections/new-1", "value": "1004"},
-                    {"op": "replace", "path": "/openIdConnections/new-1/liveSyncOn", "value": true},
+                    {"op": "add", "path": "/openIdConnections/1", "value": "1004"},
                     {"op": "replace", "path": "/openIdConnections/1002/liveSyncOn", "value": false},
-                    {"op": "add", "path": "/openIdConnections/new-2", "value": "1003"},
+                    {"op": "add", "path": "/openIdConnections/2", "value": "1003"},
                 ]),
             ),
         ];
@@ -816,6 +938,70 @@ mod tests {
         let s = Xelion::summary(&observed());
         assert_eq!(s["securityDomain"], "corp");
         assert_eq!(s["openIdConnections"], "2");
+    }
+
+    #[test]
+    fn links_are_compared_by_oid_in_any_order() {
+        let desired = Authentication {
+            open_id_connections: Some(vec![
+                link("1001", json!({"openIdId": "tenant-a"})),
+                link("1002", json!({"liveSyncOn": true})),
+            ]),
+            ..Default::default()
+        };
+        let mut reversed = observed();
+        reversed.open_id_connections.as_mut().unwrap().reverse();
+        assert_eq!(plan(&desired, &reversed), Plan::default());
+    }
+
+    #[test]
+    fn removed_fields_are_blanked_or_reported() {
+        let mut res = spec(json!({
+            "openIdConnections": [{"oid": "1001", "openIdId": "tenant-a"}, {"oid": "1002"}],
+        }));
+        res.status = Some(ManagedStatus {
+            applied_fields: [
+                "securityDomain",
+                "synchronizeDomainTime",
+                "tokenRetentionDays",
+                "openIdConnections",
+                "openIdConnections[1001]",
+                "openIdConnections[1001].openIdId",
+                "openIdConnections[1002]",
+                "openIdConnections[1002].liveSyncOn",
+                "openIdConnections[1002].openIdGroupId",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ..Default::default()
+        });
+        let desired = Xelion::desired(&res, None).unwrap();
+        assert_eq!(
+            serde_json::to_value(&plan(&desired, &observed()).operations).unwrap(),
+            json!([
+                {"op": "replace", "path": "/securityDomain", "value": ""},
+                {"op": "replace", "path": "/openIdConnections/1002/openIdGroupId", "value": ""},
+                {"op": "replace", "path": "/openIdConnections/1002/liveSyncOn", "value": false},
+            ])
+        );
+        let remote = serde_json::to_value(observed()).unwrap();
+        let kept = kept_fields(&removals(REMOVABLE, &removed(&res)), &remote);
+        assert_eq!(
+            kept.iter().map(|k| k.path.as_str()).collect::<Vec<_>>(),
+            vec!["tokenRetentionDays"]
+        );
+        // The whole list taken out unlinks every connection.
+        let mut bare = spec(json!({}));
+        bare.status = res.status.clone();
+        let desired = Xelion::desired(&bare, None).unwrap();
+        assert_eq!(
+            plan(&desired, &observed()).drift,
+            vec![
+                "spec.securityDomain",
+                "spec.openIdConnections[1001]",
+                "spec.openIdConnections[1002]"
+            ]
+        );
     }
 }
 
@@ -936,6 +1122,7 @@ mod props {
                     assert_eq!(before, links.len() + 1, "remove of an unlinked OID {oid}");
                 }
                 ("add", ["openIdConnections", id]) => {
+                    assert!(id.parse::<u32>().is_ok(), "virtual id {id} is a number");
                     let oid = value.as_str().expect("add carries an OID").to_owned();
                     assert!(
                         !links.iter().any(|c| c.oid == oid),
@@ -949,7 +1136,11 @@ mod props {
                     virtual_ids.insert(id.to_string(), oid);
                 }
                 ("replace", ["openIdConnections", id, field]) => {
-                    let oid = virtual_ids.get(*id).map_or(*id, String::as_str).to_owned();
+                    assert!(
+                        !virtual_ids.contains_key(*id),
+                        "replace through virtual id {id}"
+                    );
+                    let oid = id.to_string();
                     let link = links
                         .iter_mut()
                         .find(|c| c.oid == oid)
@@ -973,9 +1164,21 @@ mod props {
         ) {
             let objects = objects.into_iter().map(|c| (c.oid.clone(), c)).collect();
             let first = plan(&desired, &observed);
-            let applied = apply(&observed, &first.operations, &objects);
-            let second = plan(&desired, &applied);
-            prop_assert!(second.operations.is_empty(), "left over: {:?}", second.operations);
+            let linked = apply(&observed, &first.operations, &objects);
+            // The second round replaces fields of the connections the first one linked, and
+            // only those that differ from the connection objects.
+            let second = plan(&desired, &linked);
+            for op in &second.operations {
+                prop_assert_eq!(op.op, "replace");
+                prop_assert!(
+                    first.operations.iter().any(|a| a.op == "add"
+                        && op.path.starts_with(&format!("/openIdConnections/{}/", a.value.as_ref().and_then(Value::as_str).unwrap_or_default()))),
+                    "{:?} is not a field of a connection just linked", op
+                );
+            }
+            let applied = apply(&linked, &second.operations, &objects);
+            let third = plan(&desired, &applied);
+            prop_assert!(third.operations.is_empty(), "left over: {:?}", third.operations);
             // The linked set is exactly the desired one (when the spec lists links).
             if let Some(want) = &desired.open_id_connections {
                 let mut want: Vec<&str> = want.iter().map(|c| c.oid.as_str()).collect();

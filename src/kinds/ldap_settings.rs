@@ -89,8 +89,8 @@ pub struct DefinedLdapSettings {
     /// LDAP server host name.
     #[schemars(length(min = 1))]
     pub host_name: String,
-    /// LDAP server port (1..65335, as the cloudapi documents it).
-    #[schemars(range(min = 1, max = 65335))]
+    /// LDAP server port (1..65535).
+    #[schemars(range(min = 1, max = 65535))]
     pub port: i32,
     /// Use LDAPS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -126,10 +126,12 @@ pub struct DefinedLdapSettings {
     /// Label of the LDAP login button in the VCD UI.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_ui_button_label: Option<String>,
-    /// LDAP attributes of users. Attributes left out keep their current value.
+    /// LDAP attributes of users. Attributes never set here keep their current value; one taken
+    /// out of the spec is cleared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_attributes: Option<LdapUserAttributes>,
-    /// LDAP attributes of groups. Attributes left out keep their current value.
+    /// LDAP attributes of groups. Attributes never set here keep their current value; one taken
+    /// out of the spec is cleared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_attributes: Option<LdapGroupAttributes>,
 }
@@ -210,9 +212,13 @@ use std::collections::BTreeMap;
 use reqwest::Method;
 use serde_json::Value;
 
+use super::common::{
+    Clear, Removable, kept_fields, record_applied, removals, removed_drift, removed_fields,
+    stated_fields,
+};
 use crate::engine::diff::subset_diff;
 use crate::engine::secrets::SecretValues;
-use crate::engine::{Adapter, Error, Observed};
+use crate::engine::{Adapter, Context, Error, Observed};
 use crate::identity::{ApiError, IdentityClient, SecretString};
 use crate::kinds::identity_api::Provider;
 
@@ -231,6 +237,9 @@ pub struct OrganizationLdapSettings {
     pub inherited_custom_users_ou: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub defined_settings: Option<LdapDefinedSettings>,
+    /// In desired settings: the fields taken out of the spec since the last sync.
+    #[serde(skip)]
+    pub removed: Vec<&'static Removable>,
 }
 
 /// LdapDefinedSettings: the organisation's own LDAP server (with settingsSource DEFINED).
@@ -268,7 +277,63 @@ pub struct LdapDefinedSettings {
     pub group_attributes: Option<LdapGroupAttributes>,
 }
 
+/// A field the spec and VCD name alike, left out of the PUT once taken out of the spec.
+const fn omitted(path: &'static str) -> Removable {
+    Removable::same(path, Clear::Omit)
+}
+
+/// What taking a field out of the spec does (docs/vendor-choices.md): VCD's PUT replaces the
+/// whole object, so the field is left out of the next PUT and VCD clears it or puts its default
+/// back. The bind password is the exception: an omitted password means "unchanged".
+const REMOVABLE: &[Removable] = &[
+    omitted("settingsSource"),
+    omitted("inheritedCustomUsersOu"),
+    omitted("definedSettings"),
+    omitted("definedSettings.ssl"),
+    omitted("definedSettings.pagedSearchDisabled"),
+    omitted("definedSettings.pageSize"),
+    omitted("definedSettings.maxResults"),
+    omitted("definedSettings.maxUserGroups"),
+    Removable::new(
+        "definedSettings.passwordSecretRef",
+        "definedSettings.password",
+        Clear::Keep {
+            why: "VCD keeps the bind password it has: a PUT without one leaves it unchanged",
+            observable: false,
+        },
+    ),
+    omitted("definedSettings.groupSearchBase"),
+    omitted("definedSettings.customUiButtonLabel"),
+    omitted("definedSettings.userAttributes"),
+    omitted("definedSettings.userAttributes.objectClass"),
+    omitted("definedSettings.userAttributes.objectIdentifier"),
+    omitted("definedSettings.userAttributes.userName"),
+    omitted("definedSettings.userAttributes.email"),
+    omitted("definedSettings.userAttributes.displayName"),
+    omitted("definedSettings.userAttributes.givenName"),
+    omitted("definedSettings.userAttributes.surname"),
+    omitted("definedSettings.userAttributes.telephone"),
+    omitted("definedSettings.userAttributes.groupMembershipIdentifier"),
+    omitted("definedSettings.userAttributes.groupBackLinkIdentifier"),
+    omitted("definedSettings.userAttributes.domain"),
+    omitted("definedSettings.userAttributes.managerIdentifier"),
+    omitted("definedSettings.groupAttributes"),
+    omitted("definedSettings.groupAttributes.objectClass"),
+    omitted("definedSettings.groupAttributes.objectIdentifier"),
+    omitted("definedSettings.groupAttributes.groupName"),
+    omitted("definedSettings.groupAttributes.membership"),
+    omitted("definedSettings.groupAttributes.membershipIdentifier"),
+    omitted("definedSettings.groupAttributes.backLinkIdentifier"),
+];
+
 impl LdapSettingsSpec {
+    /// The removable fields this spec sets.
+    fn stated(&self) -> Vec<String> {
+        let spec = serde_json::to_value(self).expect("serializable");
+        let paths: Vec<&str> = REMOVABLE.iter().map(|r| r.spec).collect();
+        stated_fields(&spec, &paths)
+    }
+
     fn to_settings(&self, password: Option<SecretString>) -> OrganizationLdapSettings {
         OrganizationLdapSettings {
             enabled: self.enabled,
@@ -290,6 +355,7 @@ impl LdapSettingsSpec {
                 user_attributes: d.user_attributes.clone(),
                 group_attributes: d.group_attributes.clone(),
             }),
+            removed: Vec::new(),
         }
     }
 
@@ -300,16 +366,22 @@ impl LdapSettingsSpec {
     }
 }
 
-/// The body of a PUT: the settings as they are, with every field the spec sets replaced.
-/// VCD's PUT replaces the whole object, so sending only the spec would reset what the spec
-/// leaves out (server defaults, attributes set by hand) whenever something else changed.
-/// The password is sent only when asked for (first apply, rotated Secret).
+/// The body of a PUT: the settings as they are, with every field the spec sets replaced and
+/// every field taken out of the spec left out. VCD's PUT replaces the whole object, so sending
+/// only the spec would reset what the spec leaves out (server defaults, attributes set by hand)
+/// whenever something else changed. The password is sent only when asked for (first apply,
+/// rotated Secret).
 fn put_body(
     desired: &OrganizationLdapSettings,
     observed: &OrganizationLdapSettings,
     send_password: bool,
 ) -> Value {
     let mut body = serde_json::to_value(observed).expect("serializable");
+    for removed in &desired.removed {
+        if removed.clear == Clear::Omit {
+            omit(&mut body, removed.wire);
+        }
+    }
     merge(
         &mut body,
         &serde_json::to_value(desired).expect("serializable"),
@@ -322,6 +394,18 @@ fn put_body(
         defined.remove("password");
     }
     body
+}
+
+/// Takes the field at the dotted `path` out of `value`.
+fn omit(value: &mut Value, path: &str) {
+    let (parents, last) = path.rsplit_once('.').unwrap_or(("", path));
+    let parent = parents
+        .split('.')
+        .filter(|k| !k.is_empty())
+        .try_fold(value, |v, key| v.get_mut(key));
+    if let Some(Value::Object(fields)) = parent {
+        fields.remove(last);
+    }
 }
 
 /// Overlays `patch` on `base`, object by object.
@@ -413,7 +497,11 @@ impl Adapter for Vcd {
             }
             _ => None,
         };
-        Ok(res.spec.to_settings(password))
+        let removed = removed_fields(res.status.as_ref(), &res.spec.stated());
+        Ok(OrganizationLdapSettings {
+            removed: removals(REMOVABLE, &removed),
+            ..res.spec.to_settings(password)
+        })
     }
 
     fn diff(
@@ -426,10 +514,12 @@ impl Adapter for Vcd {
         }
         let d = serde_json::to_value(&desired).expect("serializable");
         let o = serde_json::to_value(observed).expect("serializable");
-        subset_diff(&d, &o)
+        let mut drift: Vec<String> = subset_diff(&d, &o)
             .iter()
             .map(|p| format!("spec.{p}"))
-            .collect()
+            .collect();
+        drift.extend(removed_drift(&desired.removed, &o));
+        drift
     }
 
     async fn find(
@@ -483,6 +573,21 @@ impl Adapter for Vcd {
 
     fn deletes_remote(res: &LdapSettings) -> bool {
         res.spec.disable_on_delete
+    }
+
+    async fn finish(
+        _ctx: &Context,
+        _api: &IdentityClient,
+        res: &LdapSettings,
+        settings: &Observed<OrganizationLdapSettings>,
+        _fresh: bool,
+        status: &mut ManagedStatus,
+    ) -> Result<(), Error> {
+        let observed = serde_json::to_value(&settings.remote).expect("serializable");
+        let removed = removed_fields(res.status.as_ref(), &res.spec.stated());
+        let kept = kept_fields(&removals(REMOVABLE, &removed), &observed);
+        record_applied(status, res.spec.stated(), &kept, res.metadata.generation);
+        Ok(())
     }
 
     fn summary(observed: &OrganizationLdapSettings) -> BTreeMap<String, String> {
@@ -633,6 +738,60 @@ mod tests {
                 .as_object()
                 .unwrap()
                 .contains_key("inheritedCustomUsersOu")
+        );
+    }
+
+    #[test]
+    fn removed_fields_are_left_out_of_the_put_and_the_password_is_reported() {
+        let mut res = spec(json!({}));
+        res.status = Some(ManagedStatus {
+            applied_fields: [
+                "settingsSource",
+                "definedSettings",
+                "definedSettings.ssl",
+                "definedSettings.pageSize",
+                "definedSettings.customUiButtonLabel",
+                "definedSettings.userAttributes",
+                "definedSettings.userAttributes.email",
+                "definedSettings.passwordSecretRef",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ..Default::default()
+        });
+        res.spec
+            .defined_settings
+            .as_mut()
+            .unwrap()
+            .password_secret_ref = None;
+        let desired = Vcd::desired(&res, None).unwrap();
+        let current = observed("ldap.acme.example");
+        assert_eq!(
+            Vcd::diff(&desired, &current),
+            vec![
+                "spec.definedSettings.pageSize",
+                "spec.definedSettings.customUiButtonLabel",
+                "spec.definedSettings.userAttributes.email",
+            ]
+        );
+        let body = put_body(&desired, &current, false);
+        let defined = body["definedSettings"].as_object().unwrap();
+        for gone in ["pageSize", "customUiButtonLabel"] {
+            assert!(!defined.contains_key(gone), "{gone} in {body}");
+        }
+        assert_eq!(
+            body["definedSettings"]["userAttributes"],
+            json!({"objectClass": "inetOrgPerson", "userName": "uid"})
+        );
+        // What the spec still states, and what it never stated, stay.
+        assert_eq!(body["definedSettings"]["ssl"], true);
+        assert_eq!(body["definedSettings"]["maxResults"], 200);
+        let remote = serde_json::to_value(&current).unwrap();
+        let removed = removed_fields(res.status.as_ref(), &res.spec.stated());
+        let kept = kept_fields(&removals(REMOVABLE, &removed), &remote);
+        assert_eq!(
+            kept.iter().map(|k| k.path.as_str()).collect::<Vec<_>>(),
+            vec!["definedSettings.passwordSecretRef"]
         );
     }
 

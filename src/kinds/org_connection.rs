@@ -36,9 +36,10 @@ pub struct OrgConnectionSpec {
     #[schemars(length(min = 1, max = 50))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("connectionId is immutable"))]
     pub connection_id: String,
-    /// Name of the connection shown for this organization (1..50 characters, no spaces).
+    /// Name of the connection shown for this organization (1..50 characters, no spaces: the
+    /// pattern `^[^ ]*$` of Auth0's document).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 50), regex(pattern = r"^\S+$"))]
+    #[schemars(length(min = 1, max = 50), regex(pattern = r"^[^ ]*$"))]
     pub organization_connection_name: Option<String>,
     /// Give users who log in through this connection membership of the organization.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -93,10 +94,13 @@ use std::collections::BTreeMap;
 use reqwest::Method;
 use serde_json::{Map, Value};
 
-use super::common::SecretKeyRef;
+use super::common::{
+    Blank, Clear, Removable, SecretKeyRef, record_applied, removals, removed_fields, stated_fields,
+};
 use crate::engine::diff::camel_case;
+use crate::engine::reconcile::creation_recorded;
 use crate::engine::secrets::SecretValues;
-use crate::engine::{Adapter, Error, Observed};
+use crate::engine::{Adapter, Context, Error, Observed};
 use crate::identity::lists::Items;
 use crate::identity::{ApiError, IdentityClient, path_segment};
 use crate::kinds::identity_api::Provider;
@@ -122,6 +126,9 @@ pub struct OrganizationConnection {
     /// The tenant's connection; read-only.
     #[serde(default, skip_serializing)]
     pub connection: Option<OrganizationConnectionDetails>,
+    /// In a desired connection: the settings taken out of the spec since the last sync.
+    #[serde(skip)]
+    pub removed: Vec<&'static Removable>,
 }
 
 /// `connection` in an OrganizationConnection answer.
@@ -159,23 +166,59 @@ impl OrganizationConnection {
     }
 }
 
+/// What taking a setting out of the spec does (docs/vendor-choices.md): the PATCH resets it,
+/// with `null` where Auth0's document allows it (the name is cleared; the access level and the
+/// enabled flag fall back to Auth0's defaults), else with Auth0's documented default.
+const REMOVABLE: &[Removable] = &[
+    Removable::new(
+        "organizationConnectionName",
+        "organization_connection_name",
+        Clear::To(Blank::Null),
+    ),
+    Removable::new(
+        "assignMembershipOnLogin",
+        "assign_membership_on_login",
+        Clear::To(Blank::Bool(false)),
+    ),
+    Removable::new(
+        "showAsButton",
+        "show_as_button",
+        Clear::To(Blank::Bool(true)),
+    ),
+    Removable::new(
+        "isSignupEnabled",
+        "is_signup_enabled",
+        Clear::To(Blank::Bool(false)),
+    ),
+    Removable::new(
+        "organizationAccessLevel",
+        "organization_access_level",
+        Clear::To(Blank::Null),
+    ),
+    Removable::new("isEnabled", "is_enabled", Clear::To(Blank::Null)),
+];
+
 /// The fields of `desired` that `observed` does not match: exactly the body of one PATCH.
+/// A removed setting is reset when Auth0 holds anything but its default.
 pub fn changes(
     desired: &OrganizationConnection,
     observed: &OrganizationConnection,
 ) -> Map<String, Value> {
     let have = observed.settable();
-    desired
+    let current = |field: &str| have.get(field).cloned().or_else(|| auth0_default(field));
+    let mut body: Map<String, Value> = desired
         .settable()
         .into_iter()
-        .filter(|(field, want)| {
-            have.get(field)
-                .cloned()
-                .or_else(|| auth0_default(field))
-                .as_ref()
-                != Some(want)
-        })
-        .collect()
+        .filter(|(field, want)| current(field).as_ref() != Some(want))
+        .collect();
+    for removed in &desired.removed {
+        if let Clear::To(blank) = removed.clear
+            && current(removed.wire) != auth0_default(removed.wire)
+        {
+            body.insert(removed.wire.to_owned(), blank.value());
+        }
+    }
+    body
 }
 
 impl OrgConnectionSpec {
@@ -191,7 +234,15 @@ impl OrgConnectionSpec {
                 .map(|l| l.as_str().to_owned()),
             is_enabled: self.is_enabled,
             connection: None,
+            removed: Vec::new(),
         }
+    }
+
+    /// The removable settings this spec sets.
+    fn stated(&self) -> Vec<String> {
+        let spec = serde_json::to_value(self).expect("serializable");
+        let paths: Vec<&str> = REMOVABLE.iter().map(|r| r.spec).collect();
+        stated_fields(&spec, &paths)
     }
 
     fn connections_path(&self) -> String {
@@ -277,6 +328,19 @@ async fn list_connections(
     Ok(all)
 }
 
+/// The organization's connection, read by itself: `None` when Auth0 says it is not enabled.
+async fn read_connection(
+    api: &IdentityClient,
+    res: &OrgConnection,
+) -> Result<Option<OrganizationConnection>, Error> {
+    let path = res.spec.connection_path();
+    match api.call(Method::GET, &path, None).await {
+        Ok(resp) => Ok(Some(resp.decode(&path)?)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 impl Adapter for Auth0 {
     type Resource = OrgConnection;
     type Remote = OrganizationConnection;
@@ -291,7 +355,11 @@ impl Adapter for Auth0 {
         res: &OrgConnection,
         _secrets: Option<&SecretValues>,
     ) -> Result<OrganizationConnection, Error> {
-        Ok(res.spec.to_organization_connection())
+        let removed = removed_fields(res.status.as_ref(), &res.spec.stated());
+        Ok(OrganizationConnection {
+            removed: removals(REMOVABLE, &removed),
+            ..res.spec.to_organization_connection()
+        })
     }
 
     fn diff(desired: &OrganizationConnection, observed: &OrganizationConnection) -> Vec<String> {
@@ -314,7 +382,14 @@ impl Adapter for Auth0 {
             .lists()
             .get(&path, || list_connections(api, &path))
             .await?;
-        Ok(listed.get(&res.spec.connection_id).map(|remote| Observed {
+        let remote = match listed.get(&res.spec.connection_id) {
+            Some(remote) => Some(remote),
+            // An earlier enable may have worked though its answer was lost: the connection
+            // itself is read, not only a list (which may lag behind the write).
+            None if creation_recorded(res) => read_connection(api, res).await?,
+            None => None,
+        };
+        Ok(remote.map(|remote| Observed {
             id: res.spec.external_id(),
             remote,
         }))
@@ -339,6 +414,11 @@ impl Adapter for Auth0 {
             // No such organization or connection in the tenant: nothing the spec can fix by
             // retrying at once, but it may appear.
             Err(e) if e.is_not_found() => Err(Error::RemoteNotFound(e.to_string())),
+            // `connection_already_enabled`.
+            Err(e) if e.status() == Some(409) => Err(Error::AlreadyExists(format!(
+                "Auth0 says connection {:?} is already enabled for organization {:?}",
+                res.spec.connection_id, res.spec.organization_id
+            ))),
             Err(e) => Err(e.into()),
         }
     }
@@ -379,6 +459,19 @@ impl Adapter for Auth0 {
             );
         }
         result?;
+        Ok(())
+    }
+
+    /// Every removed setting Auth0 can reset, so none is ever kept.
+    async fn finish(
+        _ctx: &Context,
+        _api: &IdentityClient,
+        res: &OrgConnection,
+        _observed: &Observed<OrganizationConnection>,
+        _fresh: bool,
+        status: &mut ManagedStatus,
+    ) -> Result<(), Error> {
+        record_applied(status, res.spec.stated(), &[], res.metadata.generation);
         Ok(())
     }
 
@@ -499,6 +592,37 @@ mod tests {
     }
 
     #[test]
+    fn removed_settings_are_reset_unless_auth0_holds_its_default() {
+        let mut res = OrgConnection::new("c", spec(json!({"showAsButton": false})));
+        res.status = Some(ManagedStatus {
+            applied_fields: [
+                "organizationConnectionName",
+                "assignMembershipOnLogin",
+                "showAsButton",
+                "isSignupEnabled",
+                "organizationAccessLevel",
+                "isEnabled",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ..Default::default()
+        });
+        let desired = Auth0::desired(&res, None).unwrap();
+        let mut remote = full_answer();
+        remote["show_as_button"] = json!(false);
+        remote["is_signup_enabled"] = json!(true);
+        assert_eq!(
+            Value::Object(changes(&desired, &answer(remote))),
+            json!({"organization_connection_name": null, "assign_membership_on_login": false,
+                   "is_signup_enabled": false, "organization_access_level": null})
+        );
+        // Auth0's defaults, or an answer that leaves them out: nothing left to reset.
+        let defaults = json!({"connection_id": "con_saml", "show_as_button": false,
+            "assign_membership_on_login": false, "organization_access_level": "none"});
+        assert!(changes(&desired, &answer(defaults)).is_empty());
+    }
+
+    #[test]
     fn status_shows_the_connection_name_and_strategy() {
         let summary = Auth0::summary(&answer(full_answer()));
         assert_eq!(summary["connectionName"], "corp-saml");
@@ -545,6 +669,7 @@ mod props {
                     organization_access_level: level.map(str::to_owned),
                     is_enabled: enabled,
                     connection: None,
+                    removed: Vec::new(),
                 }
             })
     }

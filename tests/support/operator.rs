@@ -427,30 +427,64 @@ pub fn count_calls(calls: &Value, api: &str, method: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Number of identity-API writes (POST, PUT, PATCH, DELETE) the simulator received for `api`,
-/// leaving out authentication calls.
-pub fn count_writes(log: &Value, api: &str) -> usize {
-    log["entries"]
-        .as_array()
-        .or_else(|| log.as_array())
-        .map(|entries| {
-            entries
-                .iter()
-                .filter(|e| e["api"] == api)
-                .filter(|e| {
-                    matches!(
-                        e["method"].as_str(),
-                        Some("POST" | "PUT" | "PATCH" | "DELETE")
-                    )
-                })
-                .filter(|e| {
-                    let path = e["path"].as_str().unwrap_or_default();
-                    !path.contains("/oauth/")
-                        && !path.contains("/login")
-                        && !path.contains("/sessions")
-                        && !path.contains("/authenticate")
-                })
-                .count()
+/// The identity-API writes (POST, PUT, PATCH, DELETE) the simulator logged for `api`, oldest
+/// first, leaving out authentication calls.
+pub fn writes<'l>(log: &'l Value, api: &str) -> Vec<&'l Value> {
+    let entries = log["entries"].as_array().or_else(|| log.as_array());
+    entries
+        .into_iter()
+        .flatten()
+        .filter(|e| e["api"] == api)
+        .filter(|e| {
+            matches!(
+                e["method"].as_str(),
+                Some("POST" | "PUT" | "PATCH" | "DELETE")
+            )
         })
-        .unwrap_or(0)
+        .filter(|e| {
+            let path = e["path"].as_str().unwrap_or_default();
+            !path.contains("/oauth/")
+                && !path.contains("/login")
+                && !path.contains("/sessions")
+                && !path.contains("/authenticate")
+        })
+        .collect()
+}
+
+/// Number of identity-API writes the simulator logged for `api` (see [`writes`]).
+pub fn count_writes(log: &Value, api: &str) -> usize {
+    writes(log, api).len()
+}
+
+/// Events of the object `name` in the namespace, as `reason: note` lines.
+pub fn events_of(ns: &TestNamespace, name: &str) -> Vec<String> {
+    let out = ns.kubectl_ok(&["get", "events", "-o", "json"]);
+    let events: Value = serde_json::from_str(&out).expect("events JSON");
+    events["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["involvedObject"]["name"] == name)
+        .map(|e| {
+            let note = e["message"]
+                .as_str()
+                .or(e["note"].as_str())
+                .unwrap_or_default();
+            format!("{}: {note}", e["reason"].as_str().unwrap_or_default())
+        })
+        .collect()
+}
+
+pub async fn wait_event(ns: &TestNamespace, name: &str, reason: &str, fragment: &str) -> String {
+    let prefix = format!("{reason}: ");
+    wait_for(
+        Duration::from_secs(30),
+        &format!("{reason} Event of {name}"),
+        || async {
+            events_of(ns, name)
+                .into_iter()
+                .find(|e| e.starts_with(&prefix) && e.contains(fragment))
+        },
+    )
+    .await
 }

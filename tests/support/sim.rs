@@ -170,6 +170,13 @@ impl SimProcess {
         self.get("/_sim/log").await
     }
 
+    /// The sequence number of the last call logged so far.
+    pub async fn last_seq(&self) -> u64 {
+        self.get("/_sim/log?limit=0").await["lastSeq"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
     /// Log entries of one API after sequence number `since`.
     pub async fn log_since(&self, api: &str, since: u64) -> Value {
         self.get(&format!("/_sim/log?api={api}&since={since}"))

@@ -12,7 +12,7 @@ use crate::auth::{Subject, TokenError};
 use crate::faults::LimitInfo;
 use crate::state::Sim;
 use crate::wire::{
-    Api, Locked, SimRequest, empty, json_response, random_string, set_header, type_name,
+    Api, Locked, SimRequest, empty, json_response, now_ms, random_string, set_header, type_name,
 };
 
 /// Scopes granted to the sim's client (the Management API grants what the client may have).
@@ -32,6 +32,8 @@ struct OrgConnection {
     connection_id: String,
     /// The settable fields; unset optional ones are absent.
     fields: Map<String, Value>,
+    /// When the API enabled it (0: seeded), for reads that lag behind (`readLagMs`).
+    created_ms: u64,
 }
 
 #[derive(Default)]
@@ -139,6 +141,7 @@ impl Store {
             list.push(OrgConnection {
                 connection_id: conn.to_string(),
                 fields,
+                created_ms: 0,
             });
         }
         Ok(())
@@ -426,14 +429,16 @@ fn org_connections(
             "inexistent_organization",
         );
     }
+    let now = now_ms();
+    let seen = |oc: &OrgConnection| !sim.faults.hides(Api::Auth0, oc.created_ms, now);
     match (rest, &req.method) {
-        ([], &Method::GET) => list(&store, req, org, legacy),
+        ([], &Method::GET) => list(&store, req, org, legacy, seen),
         ([], &Method::POST) => create(&mut store, org, body, legacy),
-        ([conn], &Method::GET) => match find(&store, org, conn) {
+        ([conn], &Method::GET) => match find(&store, org, conn).filter(|oc| seen(oc)) {
             Some(oc) => json_response(StatusCode::OK, &store.view(oc, legacy)),
             None => not_enabled(),
         },
-        ([conn], &Method::PATCH) => update(&mut store, org, conn, body, legacy),
+        ([conn], &Method::PATCH) => update(sim, &mut store, org, conn, body, legacy),
         ([conn], &Method::DELETE) => {
             let list = store.org_connections.entry(org.to_string()).or_default();
             let before = list.len();
@@ -464,7 +469,14 @@ fn not_enabled() -> Response {
     )
 }
 
-fn list(store: &Store, req: &SimRequest, org: &str, legacy: bool) -> Response {
+/// A page of the organization's connections; `seen` leaves out those a lagging read misses.
+fn list(
+    store: &Store,
+    req: &SimRequest,
+    org: &str,
+    legacy: bool,
+    seen: impl Fn(&OrgConnection) -> bool,
+) -> Response {
     let number = |name: &str, default: u64| match req.query_param(name) {
         None => Ok(default),
         Some(v) => v.parse::<u64>().map_err(|_| name.to_string()),
@@ -485,11 +497,13 @@ fn list(store: &Store, req: &SimRequest, org: &str, legacy: bool) -> Response {
         Some("true") => true,
         Some(_) => return invalid_query("'Expected type boolean' on property include_totals"),
     };
-    let all = store
+    let all: Vec<&OrgConnection> = store
         .org_connections
         .get(org)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+        .into_iter()
+        .flatten()
+        .filter(|oc| seen(oc))
+        .collect();
     let items: Vec<Value> = all
         .iter()
         .skip(page.saturating_mul(per_page) as usize)
@@ -569,6 +583,7 @@ fn create(store: &mut Store, org: &str, body: Option<Value>, legacy: bool) -> Re
     let oc = OrgConnection {
         connection_id: conn.to_string(),
         fields,
+        created_ms: now_ms(),
     };
     let view = store.view(&oc, legacy);
     store
@@ -579,7 +594,14 @@ fn create(store: &mut Store, org: &str, body: Option<Value>, legacy: bool) -> Re
     json_response(StatusCode::CREATED, &view)
 }
 
-fn update(store: &mut Store, org: &str, conn: &str, body: Option<Value>, legacy: bool) -> Response {
+fn update(
+    sim: &Sim,
+    store: &mut Store,
+    org: &str,
+    conn: &str,
+    body: Option<Value>,
+    legacy: bool,
+) -> Response {
     let body = match body_object(body) {
         Ok(body) => body,
         Err(response) => return response,
@@ -602,7 +624,9 @@ fn update(store: &mut Store, org: &str, conn: &str, body: Option<Value>, legacy:
     else {
         return not_enabled();
     };
+    let before = oc.fields.clone();
     apply(&mut oc.fields, &body);
+    sim.faults.keep_ignored(Api::Auth0, &before, &mut oc.fields);
     let oc = oc.clone();
     json_response(StatusCode::OK, &store.view(&oc, legacy))
 }

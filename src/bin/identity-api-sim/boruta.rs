@@ -9,6 +9,7 @@ use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use crate::auth::Subject;
+use crate::boruta_schema;
 use crate::state::Sim;
 use crate::wire::{
     Api, Locked, SimRequest, empty, is_uuid, json_response, new_uuid, now_ms, set_header,
@@ -95,6 +96,8 @@ struct Backend {
     role_ids: Vec<String>,
     /// Users registered in this backend (seeded); a backend with users cannot be deleted.
     users: u64,
+    /// When the API created it (0: seeded), for reads that lag behind (`readLagMs`).
+    created_ms: u64,
 }
 
 pub struct Store {
@@ -118,7 +121,7 @@ impl Default for Store {
         fields.insert("id".into(), DEFAULT_BACKEND_ID.into());
         fields.insert("name".into(), "Default".into());
         fields.insert("is_default".into(), true.into());
-        store.insert(fields, vec![], 0);
+        store.insert(fields, vec![], 0, 0);
         store
     }
 }
@@ -143,16 +146,23 @@ fn defaults() -> Map<String, Value> {
 }
 
 impl Store {
-    fn insert(&mut self, fields: Map<String, Value>, role_ids: Vec<String>, users: u64) {
+    /// Stores a backend; `created_ms` is kept from an existing one.
+    fn insert(
+        &mut self,
+        fields: Map<String, Value>,
+        role_ids: Vec<String>,
+        users: u64,
+        created_ms: u64,
+    ) {
         let id = fields["id"].as_str().unwrap_or_default().to_string();
         if fields["is_default"] == Value::Bool(true) {
             self.demote_defaults();
         }
-        let seq = match self.backends.get(&id) {
-            Some(existing) => existing.seq,
+        let (seq, created_ms) = match self.backends.get(&id) {
+            Some(existing) => (existing.seq, existing.created_ms),
             None => {
                 self.next_seq += 1;
-                self.next_seq
+                (self.next_seq, created_ms)
             }
         };
         self.backends.insert(
@@ -162,6 +172,7 @@ impl Store {
                 fields,
                 role_ids,
                 users,
+                created_ms,
             },
         );
     }
@@ -180,9 +191,12 @@ impl Store {
 
     fn view(&self, backend: &Backend) -> Value {
         let mut out = backend.fields.clone();
-        let roles: Vec<Value> = backend
-            .role_ids
-            .iter()
+        // `get_backend_roles/1` joins the role links without an ORDER BY: Boruta answers in an
+        // order of its own, here the roles' id order, whatever order the client sent.
+        let mut role_ids: Vec<&String> = backend.role_ids.iter().collect();
+        role_ids.sort();
+        let roles: Vec<Value> = role_ids
+            .into_iter()
             .filter_map(|id| self.roles.get(id).cloned())
             .collect();
         let features = if out["type"] == LDAP {
@@ -243,7 +257,7 @@ impl Store {
             let role_ids =
                 role_ids(attrs.get("roles")).map_err(|e| format!("boruta backend: {e}"))?;
             let users = attrs.get("users").and_then(Value::as_u64).unwrap_or(0);
-            self.insert(fields, role_ids, users);
+            self.insert(fields, role_ids, users, 0);
         }
         Ok(())
     }
@@ -452,9 +466,16 @@ fn admin(sim: &Sim, req: &SimRequest, rest: &[&str]) -> Response {
         .and_then(|b| b.get("backend"))
         .and_then(Value::as_object);
     let mut store = sim.boruta.locked();
+    let now = now_ms();
+    let seen = |b: &Backend| !sim.faults.hides(Api::Boruta, b.created_ms, now);
     match (rest, &req.method) {
         ([], &Method::GET) => {
-            let data: Vec<Value> = store.sorted().into_iter().map(|b| store.view(b)).collect();
+            let data: Vec<Value> = store
+                .sorted()
+                .into_iter()
+                .filter(|b| seen(b))
+                .map(|b| store.view(b))
+                .collect();
             json_response(StatusCode::OK, &json!({"data": data}))
         }
         ([], _) => match params {
@@ -462,7 +483,7 @@ fn admin(sim: &Sim, req: &SimRequest, rest: &[&str]) -> Response {
             None => bad_request(),
         },
         ([id], _) if !is_uuid(id) => bad_request(),
-        ([id], &Method::GET) => match store.backends.get(*id) {
+        ([id], &Method::GET) => match store.backends.get(*id).filter(|b| seen(b)) {
             Some(b) => json_response(StatusCode::OK, &json!({"data": store.view(b)})),
             None => not_found(),
         },
@@ -470,7 +491,7 @@ fn admin(sim: &Sim, req: &SimRequest, rest: &[&str]) -> Response {
         ([id], _) => match (store.backends.contains_key(*id), params) {
             (false, _) => not_found(),
             (true, None) => bad_request(),
-            (true, Some(attrs)) => update(&mut store, id, attrs),
+            (true, Some(attrs)) => update(sim, &mut store, id, attrs),
         },
         _ => not_found(),
     }
@@ -487,7 +508,7 @@ fn create(store: &mut Store, attrs: &Map<String, Value>) -> Response {
         fields.insert("id".into(), new_uuid().into());
     }
     let id = fields["id"].as_str().unwrap_or_default().to_string();
-    store.insert(fields, role_ids, 0);
+    store.insert(fields, role_ids, 0, now_ms());
     let mut response = json_response(
         StatusCode::CREATED,
         &json!({"data": store.view(&store.backends[&id])}),
@@ -500,13 +521,15 @@ fn create(store: &mut Store, attrs: &Map<String, Value>) -> Response {
     response
 }
 
-fn update(store: &mut Store, id: &str, attrs: &Map<String, Value>) -> Response {
+fn update(sim: &Sim, store: &mut Store, id: &str, attrs: &Map<String, Value>) -> Response {
     let existing = store.backends[id].clone();
-    let (fields, role_ids) = match changeset(store, &existing.fields, attrs, false) {
+    let (mut fields, role_ids) = match changeset(store, &existing.fields, attrs, false) {
         Ok(ok) => ok,
         Err(errors) => return unprocessable(&errors),
     };
-    store.insert(fields, role_ids, existing.users);
+    sim.faults
+        .keep_ignored(Api::Boruta, &existing.fields, &mut fields);
+    store.insert(fields, role_ids, existing.users, existing.created_ms);
     json_response(
         StatusCode::OK,
         &json!({"data": store.view(&store.backends[id])}),
@@ -691,71 +714,41 @@ fn validate(
 }
 
 fn validate_internal(merged: &Map<String, Value>, errors: &mut Errors) {
-    let allowed: &[&str] = match merged["password_hashing_alg"].as_str() {
-        None => return,
-        Some("argon2") => &[
-            "salt_len",
-            "t_cost",
-            "m_cost",
-            "parallelism",
-            "format",
-            "hashlen",
-            "argon2_type",
-        ],
-        Some("bcrypt") => &["log_rounds", "legacy"],
-        Some("pbkdf2") => &["salt_len", "format", "digest", "length"],
-        Some(_) => {
-            add_error(errors, "password_hashing_alg", "is invalid");
-            return;
-        }
+    let Some(alg) = merged["password_hashing_alg"].as_str() else {
+        return;
     };
-    for key in merged["password_hashing_opts"]
+    let Some(schema) = boruta_schema::password_hashing_opts(alg) else {
+        add_error(errors, "password_hashing_alg", "is invalid");
+        return;
+    };
+    let opts = merged["password_hashing_opts"]
         .as_object()
-        .into_iter()
-        .flat_map(|o| o.keys())
-    {
-        if !allowed.contains(&key.as_str()) {
-            add_error(
-                errors,
-                "password_hashing_opts",
-                format!("Schema does not allow additional properties. at #/{key}"),
-            );
-        }
+        .cloned()
+        .unwrap_or_default();
+    for message in boruta_schema::validate_opts(schema, &opts) {
+        add_error(errors, "password_hashing_opts", message);
     }
 }
 
-/// The JSON-schema checks on list fields that matter to clients: required keys.
+/// The JSON schemas of the list columns, checked on the lists an update changes (as
+/// `validate_metadata_fields/1` and its siblings do: only on changes).
 fn validate_json_lists(changes: &Map<String, Value>, errors: &mut Errors) {
-    let required: [(&str, &[&str]); 2] = [
-        ("metadata_fields", &["attribute_name"]),
+    let schemas = [
+        ("metadata_fields", &boruta_schema::METADATA_FIELD),
+        ("federated_servers", &boruta_schema::FEDERATED_SERVER),
         (
-            "federated_servers",
-            &["name", "client_id", "client_secret", "base_url"],
+            "verifiable_credentials",
+            &boruta_schema::VERIFIABLE_CREDENTIAL,
+        ),
+        (
+            "verifiable_presentations",
+            &boruta_schema::VERIFIABLE_PRESENTATION,
         ),
     ];
-    for (field, keys) in required {
-        for (i, item) in changes
-            .get(field)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            let missing: Vec<&str> = keys
-                .iter()
-                .copied()
-                .filter(|k| item.get(*k).is_none())
-                .collect();
-            if !missing.is_empty() {
-                add_error(
-                    errors,
-                    field,
-                    format!(
-                        "Required properties {} were not present. at #/{i}",
-                        missing.join(", ")
-                    ),
-                );
-            }
+    for (field, schema) in schemas {
+        let items = changes.get(field).and_then(Value::as_array);
+        for message in boruta_schema::validate_list(schema, items.map_or(&[], Vec::as_slice)) {
+            add_error(errors, field, message);
         }
     }
 }

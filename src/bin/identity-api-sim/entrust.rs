@@ -4,7 +4,7 @@
 //! Choices where the public docs are silent [I]:
 //! - `sharedSecret` is returned only by create and regenerate (null elsewhere), the stricter
 //!   of the two plausible behaviours: a client must capture it when it is generated.
-//! - PUT leaves absent fields unchanged (`spRoleId: ""` unsets, as documented);
+//! - PUT leaves absent fields unchanged (`roleId: ""` and `spRoleId: ""` unset, as documented);
 //!   `applicationTemplateId` on PUT is accepted when equal to the stored one and refused
 //!   (400) when it would change the template, which the API cannot do.
 //! - Unknown or read-only properties in a body (`id`, `sharedSecret`, ...) are refused (400).
@@ -45,6 +45,8 @@ struct App {
     /// Everything but the shared secret, as AdminApiApplication fields.
     fields: Map<String, Value>,
     shared_secret: String,
+    /// When the API created it (0: seeded), for reads that lag behind (`readLagMs`).
+    created_ms: u64,
 }
 
 #[derive(Default)]
@@ -60,14 +62,20 @@ impl Store {
         all
     }
 
-    fn insert(&mut self, fields: Map<String, Value>, shared_secret: String) -> Value {
+    /// Stores an application; `created_ms` is kept from an existing one.
+    fn insert(
+        &mut self,
+        fields: Map<String, Value>,
+        shared_secret: String,
+        created_ms: u64,
+    ) -> Value {
         let id = fields["id"].as_str().unwrap_or_default().to_string();
-        let seq = self.apps.get(&id).map_or_else(
+        let (seq, created_ms) = self.apps.get(&id).map_or_else(
             || {
                 self.next_seq += 1;
-                self.next_seq
+                (self.next_seq, created_ms)
             },
-            |a| a.seq,
+            |a| (a.seq, a.created_ms),
         );
         self.apps.insert(
             id.clone(),
@@ -75,6 +83,7 @@ impl Store {
                 seq,
                 fields,
                 shared_secret,
+                created_ms,
             },
         );
         view(&self.apps[&id], false)
@@ -107,7 +116,7 @@ impl Store {
                 .get("sharedSecret")
                 .and_then(Value::as_str)
                 .map_or_else(new_secret, str::to_string);
-            self.insert(fields, secret);
+            self.insert(fields, secret, 0);
         }
         Ok(())
     }
@@ -217,17 +226,24 @@ pub fn handle(sim: &Sim, req: &SimRequest) -> Response {
         return response;
     }
     let mut store = sim.entrust.locked();
+    let now = now_ms();
+    let seen = |a: &App| !sim.faults.hides(Api::Entrust, a.created_ms, now);
     match (rest, method) {
         ([_, _], &Method::GET) => {
-            let apps: Vec<Value> = store.sorted().into_iter().map(|a| view(a, false)).collect();
+            let apps: Vec<Value> = store
+                .sorted()
+                .into_iter()
+                .filter(|a| seen(a))
+                .map(|a| view(a, false))
+                .collect();
             json_response(StatusCode::OK, &Value::Array(apps))
         }
         ([_, _], _) => create(&mut store, body),
-        ([_, _, id], &Method::GET) => match store.apps.get(*id) {
+        ([_, _, id], &Method::GET) => match store.apps.get(*id).filter(|a| seen(a)) {
             Some(app) => json_response(StatusCode::OK, &view(app, false)),
             None => not_found(id),
         },
-        ([_, _, id], &Method::PUT) => update(&mut store, id, body),
+        ([_, _, id], &Method::PUT) => update(sim, &mut store, id, body),
         ([_, _, id], _) => match store.apps.remove(*id) {
             Some(_) => empty(StatusCode::OK),
             None => not_found(id),
@@ -365,12 +381,12 @@ fn create(store: &mut Store, body: Option<Value>) -> Response {
     }
     fields.insert("id".into(), new_uuid().into());
     let secret = new_secret();
-    let mut created = store.insert(fields, secret.clone());
+    let mut created = store.insert(fields, secret.clone(), now_ms());
     created["sharedSecret"] = secret.into();
     json_response(StatusCode::OK, &created)
 }
 
-fn update(store: &mut Store, id: &str, body: Option<Value>) -> Response {
+fn update(sim: &Sim, store: &mut Store, id: &str, body: Option<Value>) -> Response {
     let params = match check_params(&body) {
         Ok(params) => params,
         Err(response) => return response,
@@ -394,7 +410,9 @@ fn update(store: &mut Store, id: &str, body: Option<Value>) -> Response {
     for (key, value) in params {
         match (key.as_str(), &value) {
             ("applicationTemplateId", _) => {}
-            ("spRoleId", Value::String(s)) if s.is_empty() => {
+            // "Pass an empty string value to unset the site role" (and the service-provider
+            // role): documented for both.
+            ("roleId" | "spRoleId", Value::String(s)) if s.is_empty() => {
                 fields.insert(key, Value::Null);
             }
             _ => {
@@ -402,11 +420,13 @@ fn update(store: &mut Store, id: &str, body: Option<Value>) -> Response {
             }
         }
     }
+    sim.faults
+        .keep_ignored(Api::Entrust, &store.apps[id].fields, &mut fields);
     if let Err(response) = check_result(store, &fields, id) {
         return response;
     }
     let secret = store.apps[id].shared_secret.clone();
-    let updated = store.insert(fields, secret);
+    let updated = store.insert(fields, secret, 0);
     json_response(StatusCode::OK, &updated)
 }
 

@@ -13,6 +13,7 @@
 mod auth;
 mod auth0;
 mod boruta;
+mod boruta_schema;
 mod control;
 mod entrust;
 mod faults;
@@ -41,7 +42,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
-use crate::faults::Rejection;
+use crate::faults::{Rejection, Spoil};
 use crate::record::Call;
 use crate::state::{Config, Sim};
 use crate::wire::{Api, SimRequest, json_response, now_ms};
@@ -203,7 +204,9 @@ async fn vendor_call(
             "unknown path: vendor APIs live under /boruta, /auth0, /xelion, /vcd and /entrust";
         return json_response(StatusCode::NOT_FOUND, &json!({"error": message}));
     };
-    let decision = sim.faults.decide(api, started_ms);
+    let decision = sim
+        .faults
+        .decide(api, parts.method.as_str(), rest, started_ms);
     let body = read_body(body, &parts.headers, sim.cfg.max_body_bytes).await;
     let raw_query = parts.uri.query().unwrap_or_default().to_string();
     let req = SimRequest::new(
@@ -231,6 +234,9 @@ async fn vendor_call(
     if let Some(info) = decision.limit {
         add_rate_limit_headers(api, &mut response, info);
     }
+    if decision.spoil == Some(Spoil::Truncate) {
+        response = truncate(response, &sim, api).await;
+    }
     sim.recorder.record(Call {
         api,
         request: &req,
@@ -242,7 +248,41 @@ async fn vendor_call(
     if !decision.response_delay.is_zero() {
         tokio::time::sleep(decision.response_delay).await;
     }
+    if decision.spoil == Some(Spoil::Drop) {
+        return dropped_connection();
+    }
     response
+}
+
+/// The answer with its 2xx body cut in half: a complete HTTP answer (the length header says
+/// the shorter size) whose JSON ends too soon, as a proxy with a full buffer or a broken
+/// gzip stream delivers it. Other answers pass unchanged.
+async fn truncate(response: Response, sim: &Sim, api: Api) -> Response {
+    if !response.status().is_success() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    if bytes.is_empty() {
+        return Response::from_parts(parts, Body::from(bytes));
+    }
+    sim.faults.truncated(api);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(bytes.slice(..bytes.len() / 2)))
+}
+
+/// An answer whose body fails before its first byte: hyper then closes the connection, and
+/// the client never sees a complete answer to a request the API has already handled.
+fn dropped_connection() -> Response {
+    let failure = futures::stream::once(async {
+        Err::<Bytes, _>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "injected fault: connection dropped after the request was handled",
+        ))
+    });
+    Response::new(Body::from_stream(failure))
 }
 
 /// `/auth0/api/v2/...` → (Auth0, `/api/v2/...`).
@@ -314,7 +354,28 @@ fn reject(api: Api, req: &SimRequest, rejection: Rejection) -> Response {
             ),
         },
         Rejection::Injected(status) => vendor_error(api, req, status, "Injected fault."),
+        Rejection::Html(status) => proxy_page(status),
     }
+}
+
+/// The page a reverse proxy (nginx here) answers with when it cannot or will not reach the
+/// API: HTML, not the vendor's JSON.
+fn proxy_page(status: StatusCode) -> Response {
+    let title = format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Error")
+    );
+    let page = format!(
+        "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+    );
+    let mut response = Response::new(Body::from(page));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/html"),
+    );
+    response
 }
 
 fn add_rate_limit_headers(api: Api, response: &mut Response, info: faults::LimitInfo) {

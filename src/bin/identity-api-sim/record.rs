@@ -11,12 +11,16 @@ use crate::wire::{Api, Locked, SimRequest, parse_form};
 /// Bodies larger than this are logged as a size only, so the ring buffer stays small.
 const MAX_LOGGED_BODY: usize = 16 * 1024;
 const REDACTED: &str = "[redacted]";
+/// Keys whose (non-null) values are never logged, at any depth of any body: credentials of the
+/// auth flows, and the passwords the vendor APIs take in their write bodies.
 const SECRET_KEYS: &[&str] = &[
     "client_secret",
     "password",
     "sharedSecret",
     "refresh_token",
     "client_assertion",
+    "ldap_master_password",
+    "smtp_password",
 ];
 
 #[derive(Clone, Debug, Serialize)]
@@ -145,23 +149,30 @@ fn logged_body(api: Api, request: &SimRequest) -> Value {
         serde_json::from_slice(&request.body)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&request.body).into()))
     };
-    if api.is_auth_path(&request.path) {
-        redact(&mut body);
+    // Xelion's renew body is the bare renewal token as a JSON string.
+    if api.is_auth_path(&request.path)
+        && let Value::String(token) = &mut body
+    {
+        *token = REDACTED.into();
     }
+    redact(&mut body);
     body
 }
 
+/// Replaces every secret value with `[redacted]`: a test still sees that a password was sent
+/// (and compares the value the vendor stored through `/_sim/state`), the log never shows it.
 fn redact(body: &mut Value) {
     match body {
         Value::Object(map) => {
             for (key, value) in map.iter_mut() {
-                if SECRET_KEYS.contains(&key.as_str()) {
+                if SECRET_KEYS.contains(&key.as_str()) && !value.is_null() {
                     *value = Value::String(REDACTED.into());
+                } else {
+                    redact(value);
                 }
             }
         }
-        // Xelion's renew body is the bare renewal token as a JSON string.
-        Value::String(s) => *s = REDACTED.into(),
+        Value::Array(items) => items.iter_mut().for_each(redact),
         _ => {}
     }
 }

@@ -30,7 +30,8 @@ use crate::wire::{
 
 const SYSTEM: &str = "System";
 const STRAND: &str = "Performing this change would strand imported users or groups.";
-const MAX_PORT: i64 = 65335;
+/// vendor-apis.md says 1..65335, a typo for the TCP port range; the cloudapi page gives no range.
+const MAX_PORT: i64 = 65535;
 
 const DEFINED_STRINGS: &[&str] = &[
     "hostName",
@@ -444,6 +445,7 @@ fn ldap(sim: &Sim, req: &SimRequest, org: &str, version: &str) -> Response {
         return bad_request(STRAND);
     }
     keep_password(&mut settings, &org.ldap);
+    sim.faults.keep_ignored(Api::Vcd, &org.ldap, &mut settings);
     org.ldap = settings;
     versioned(StatusCode::OK, &org.ldap_view(), version)
 }

@@ -12,6 +12,9 @@
 //! - `add` of an OID that is already a member fails (add is not idempotent); `remove` unlinks
 //!   the member, the OpenID connection object itself stays in the tenant; editing a member
 //!   (`replace /openIdConnections/<oid>/<field>`) needs it to be a member.
+//! - As the document's examples show, the virtual id of an `add` is a number ('1'; anything
+//!   else is refused, 10004), and members are edited and removed by their OID only: a `replace`
+//!   or `remove` through a virtual id is refused (10004), also within the PATCH that added it.
 //! - A renewal token stays usable until the next renew, login or logout of its session, even
 //!   after the session's authentication token expired; renew issues a new pair.
 //! - `validUntil` is an RFC 3339 UTC timestamp.
@@ -405,6 +408,8 @@ fn patch(sim: &Sim, req: &SimRequest, tenant: &str, body: Option<Value>) -> Resp
             };
         }
     }
+    sim.faults
+        .keep_ignored(Api::Xelion, &store.tenants[tenant].auth, &mut draft.auth);
     store.tenants.insert(tenant.to_string(), draft);
     empty(StatusCode::NO_CONTENT)
 }
@@ -443,6 +448,7 @@ fn apply(
     match (kind, parts.as_slice()) {
         ("replace", [field]) => replace_field(tenant, field, value),
         ("add", ["openIdConnections", virtual_id]) => {
+            check_virtual_id(virtual_ids, virtual_id)?;
             let oid = value
                 .and_then(Value::as_str)
                 .ok_or_else(|| invalid("add needs the OID of an OpenID connection as value"))?;
@@ -483,15 +489,36 @@ fn apply(
     }
 }
 
-/// A member addressed by OID or by a virtual id given earlier in the same PATCH.
+/// The document's `add` uses a number ('1') as the virtual id, with the OID as the value.
+fn check_virtual_id(virtual_ids: &HashMap<String, String>, id: &str) -> Result<(), OpError> {
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(OpError::Invalid(format!(
+            "the virtual id {id:?} of an added OpenID connection must be a number, such as 1"
+        )));
+    }
+    if virtual_ids.contains_key(id) {
+        return Err(OpError::Invalid(format!(
+            "the virtual id {id} is used twice in this PATCH"
+        )));
+    }
+    Ok(())
+}
+
+/// A member addressed by its OID. The document edits and removes members by OID only: a
+/// virtual id of this PATCH names no linked connection yet.
 fn member_oid(
     tenant: &Tenant,
     virtual_ids: &HashMap<String, String>,
     key: &str,
 ) -> Result<String, OpError> {
-    let oid = virtual_ids.get(key).map_or(key, String::as_str);
-    if tenant.members.iter().any(|m| m == oid) {
-        Ok(oid.to_string())
+    if virtual_ids.contains_key(key) {
+        return Err(OpError::Invalid(format!(
+            "{key} is the virtual id of a connection added in this PATCH: address a linked \
+             OpenID connection by its OID"
+        )));
+    }
+    if tenant.members.iter().any(|m| m == key) {
+        Ok(key.to_string())
     } else {
         Err(OpError::NotFound(format!(
             "{key} is not a member of openIdConnections"

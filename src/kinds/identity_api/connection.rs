@@ -171,6 +171,7 @@ fn client_config(api: &IdentityApi, values: &secrets::SecretValues) -> Result<Cl
         max_concurrent: rate.max_concurrent.unwrap_or(DEFAULT_MAX_CONCURRENT),
         tenant_context,
         user_agent: concat!("identity-operator/", env!("CARGO_PKG_VERSION")).into(),
+        connection: format!("{}/{}", api.namespace().unwrap_or_default(), api.name_any()),
     })
 }
 

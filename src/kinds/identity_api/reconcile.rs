@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use futures::{StreamExt, future};
+use futures::{StreamExt, TryStreamExt, future};
 use kube::runtime::controller::{self, Action};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::Store;
@@ -17,12 +17,15 @@ use super::connection::IdentityApis;
 use super::{IdentityApi, IdentityApiStatus};
 use crate::engine::conditions::{ConditionType, Reason, set_condition};
 use crate::engine::controller::{
-    Scope, Shutdown, api_for, requeues, significant_change, slim, watch_backoff, watch_config,
+    Scope, Shutdown, api_for, forget_deleted, requeues, significant_change, slim, watch_backoff,
+    watch_config,
 };
 use crate::engine::dependents::Target;
+use crate::engine::error::Next;
 use crate::engine::report::is_repeat;
 use crate::engine::status::write_if_changed;
 use crate::engine::{Context, Error, ObjectKey};
+use crate::metrics::Metrics;
 
 const KIND: &str = "IdentityApi";
 
@@ -37,11 +40,13 @@ pub fn watch(
     client: &Client,
     scope: &Scope,
     writer: kube::runtime::reflector::store::Writer<IdentityApi>,
+    metrics: Arc<Metrics>,
 ) -> impl futures::Stream<Item = Result<IdentityApi, watcher::Error>> + Send + 'static {
     watcher(api_for::<IdentityApi>(client, scope), watch_config(scope))
         .backoff(watch_backoff())
         .modify(slim)
         .reflect(writer)
+        .inspect_ok(move |event| forget_deleted(&metrics, KIND, event))
         .applied_objects()
         .predicate_filter(significant_change, Default::default())
 }
@@ -95,6 +100,9 @@ async fn reconcile(api: Arc<IdentityApi>, ctx: Arc<ApiContext>) -> Result<Action
         Ok(client) => client.authenticate().await.map_err(Error::Api),
         Err(e) => Err(e),
     };
+    if let Err(e) = &result {
+        engine.metrics.reconcile_error(KIND, e.reason().as_str());
+    }
     let ready = ConditionType::Ready;
     match &result {
         Ok(()) => set_condition(
@@ -128,6 +136,10 @@ async fn reconcile(api: Arc<IdentityApi>, ctx: Arc<ApiContext>) -> Result<Action
             }
         }
     }
+    let condition = status.conditions.iter().find(|c| c.type_ == ready.as_str());
+    let object = key.object();
+    let gauge = condition.map(|c| (c.is_true(), c.reason.as_str()));
+    engine.metrics.set_ready(KIND, &object, gauge);
     // New connection settings: every resource re-checks against them. A first reconcile or a
     // change of readiness matters only to the resources that failed so far (those still
     // running log in themselves), so they alone are requeued, not every resource at once.
@@ -146,7 +158,11 @@ async fn reconcile(api: Arc<IdentityApi>, ctx: Arc<ApiContext>) -> Result<Action
             engine.reset_backoff(&key);
             Action::requeue(engine.resync())
         }
-        Err(_) => Action::requeue(engine.next_backoff(&key)),
+        // A connection backing off says when its next attempt is: no sooner.
+        Err(e) => match e.next() {
+            Next::After(wait) => Action::requeue(wait + std::time::Duration::from_millis(50)),
+            _ => Action::requeue(engine.next_backoff(&key)),
+        },
     })
 }
 

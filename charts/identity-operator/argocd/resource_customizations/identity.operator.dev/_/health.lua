@@ -1,5 +1,7 @@
--- Argo CD health check for identity.operator.dev resources (Lua 5.1, as Argo CD runs it).
--- Every kind reports the same Ready condition, so every kind uses this same script.
+-- Argo CD health check for every identity.operator.dev kind (Lua 5.1, as Argo CD runs it).
+-- Every kind reports the same Ready condition, so one script serves them all: it sits in the
+-- wildcard kind directory `_` of Argo CD's resource_customizations layout, and in argocd-cm
+-- under the wildcard key `identity.operator.dev/*` of resource.customizations.
 --
 --   Healthy      Ready=True for the current generation
 --   Progressing  not yet reconciled (no status, or a status for an older generation),
@@ -12,9 +14,10 @@ local hs = {}
 
 -- Reasons of Ready=False that clear without anyone acting: the operator retries them.
 local transient = {
-  RateLimited = true,      -- the identity API asked to slow down: retried after its delay
-  IdentityApiError = true, -- unreachable, timeout, 5xx: retried with backoff
-  KubernetesError = true,  -- a Kubernetes API call failed: retried with backoff
+  RateLimited = true,            -- the identity API asked to slow down: retried after its delay
+  IdentityApiError = true,       -- unreachable, timeout, 5xx: retried with backoff
+  KubernetesError = true,        -- a Kubernetes API call failed: retried with backoff
+  IdentityApiUnavailable = true, -- the connection's breaker is open: waits for its next attempt
 }
 
 local function find_condition(status, type)
