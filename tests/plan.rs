@@ -177,9 +177,32 @@ impl Planned {
 }
 
 fn run_plan(args: &[&str], stdin: Option<&str>, kubeconfig: &Path) -> Planned {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_identity-operator"))
-        .arg("plan")
+    let mut command = Command::new(env!("CARGO_BIN_EXE_identity-operator"));
+    command.arg("plan").args(args);
+    run(command, stdin, kubeconfig)
+}
+
+/// `kubectl identity plan ARGS` through the real kubectl, the binary linked on `PATH` as the
+/// plugin `kubectl-identity`.
+fn run_plugin_plan(cluster: &Cluster, args: &[&str], stdin: Option<&str>) -> Planned {
+    let plugins = tempfile::tempdir().expect("temp dir");
+    let link = plugins.path().join("kubectl-identity");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_identity-operator"), link).expect("link");
+    let path = format!(
+        "{}:{}",
+        plugins.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut command = Command::new(&cluster.kubectl);
+    command
+        .args(["identity", "plan"])
         .args(args)
+        .env("PATH", path);
+    run(command, stdin, read_only_kubeconfig(cluster))
+}
+
+fn run(mut command: Command, stdin: Option<&str>, kubeconfig: &Path) -> Planned {
+    let mut child = command
         .env("KUBECONFIG", kubeconfig)
         .env_remove("RUST_LOG")
         .stdin(if stdin.is_some() {
@@ -190,7 +213,7 @@ fn run_plan(args: &[&str], stdin: Option<&str>, kubeconfig: &Path) -> Planned {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("identity-operator plan starts");
+        .expect("plan starts");
     if let Some(input) = stdin {
         let mut pipe = child.stdin.take().expect("stdin");
         pipe.write_all(input.as_bytes()).expect("stdin written");
@@ -456,7 +479,7 @@ async fn every_action_for_every_kind_and_not_one_write() {
 }
 
 #[tokio::test]
-async fn stdin_and_a_helm_rendered_chart_plan_like_the_files() {
+async fn stdin_a_helm_rendered_chart_and_the_kubectl_plugin_plan_like_the_files() {
     let env = Env::new("plan-inputs").await;
     let docs = env.examples();
     let files = env.plan_docs(&docs);
@@ -489,6 +512,12 @@ async fn stdin_and_a_helm_rendered_chart_plan_like_the_files() {
     let piped = env.plan(&["-f", "-", "-o", "json"], Some(&rendered));
     assert_eq!(piped.code, 2, "{}", piped.stderr);
     assert_eq!(piped.stdout, files.stdout);
+
+    // The same, as `kubectl identity plan`.
+    let args = ["-f", "-", "-o", "json", "-n", &env.ns.name];
+    let plugin = run_plugin_plan(env.cluster, &args, Some(&rendered));
+    assert_eq!(plugin.code, 2, "{}", plugin.stderr);
+    assert_eq!(plugin.stdout, files.stdout);
 }
 
 #[test]

@@ -32,6 +32,7 @@ use crate::engine::{Context, Settings};
 use crate::kinds::identity_api::IdentityApi;
 use crate::kinds::identity_api::connection::IdentityApis;
 use crate::kinds::{GROUP, MANAGED};
+use crate::kubectl::ClusterArgs;
 use crate::metrics::Metrics;
 use input::Document;
 use report::{PlanDocument, ResourcePlan};
@@ -53,12 +54,10 @@ pub struct PlanArgs {
     /// Plan every managed resource the cluster holds (in --namespace, or all with -A).
     #[arg(long)]
     pub from_cluster: bool,
-    /// Namespace of manifests without one, and of --from-cluster (default: the kubeconfig's).
-    #[arg(short = 'n', long)]
-    pub namespace: Option<String>,
-    /// With --from-cluster: every namespace.
-    #[arg(short = 'A', long)]
-    pub all_namespaces: bool,
+    /// The cluster, as kubectl reaches it; `-n`: the namespace of manifests without one and of
+    /// --from-cluster; `-A`: with --from-cluster, every namespace.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "text")]
     pub output: Output,
@@ -121,13 +120,13 @@ pub async fn plan(args: &PlanArgs) -> Result<PlanDocument, PlanError> {
         return Err(PlanError::NothingToPlan);
     }
     let docs = input::read(&args.files)?;
-    let cluster = connect().await;
+    let cluster = connect(&args.cluster).await;
     let client = match (&cluster, args.from_cluster) {
         (Ok(client), _) => Some(client.clone()),
         (Err(e), true) => return Err(PlanError::NoCluster(e.clone())),
         (Err(_), false) => None,
     };
-    let default_ns = match (&args.namespace, &client) {
+    let default_ns = match (&args.cluster.namespace, &client) {
         (Some(ns), _) => ns.clone(),
         (None, Some(c)) => c.default_namespace().to_owned(),
         (None, None) => "default".to_owned(),
@@ -174,9 +173,8 @@ pub async fn plan(args: &PlanArgs) -> Result<PlanDocument, PlanError> {
 }
 
 /// The cluster the kubeconfig names, if it answers.
-async fn connect() -> Result<Client, String> {
-    let config = kube::Config::infer().await.map_err(|e| e.to_string())?;
-    let client = Client::try_from(config).map_err(|e| e.to_string())?;
+async fn connect(cluster: &ClusterArgs) -> Result<Client, String> {
+    let (client, _) = cluster.connect().await.map_err(|e| e.to_string())?;
     match tokio::time::timeout(Duration::from_secs(5), client.apiserver_version()).await {
         Ok(Ok(_)) => Ok(client),
         Ok(Err(e)) => Err(e.to_string()),
@@ -199,7 +197,7 @@ fn identity(t: &Target) -> (String, String, String) {
 }
 
 fn in_scope(t: &Target, args: &PlanArgs, default_ns: &str) -> bool {
-    args.all_namespaces || t.value["metadata"]["namespace"].as_str() == Some(default_ns)
+    args.cluster.all_namespaces || t.value["metadata"]["namespace"].as_str() == Some(default_ns)
 }
 
 fn classify(docs: Vec<Document>, default_ns: &str) -> Result<Given, PlanError> {
@@ -283,10 +281,10 @@ impl Held {
             })
             .collect();
         namespaces.extend(given.apis.iter().filter_map(|a| a.namespace()));
-        if args.from_cluster && !args.all_namespaces {
+        if args.from_cluster && !args.cluster.all_namespaces {
             namespaces.insert(default_ns.to_owned());
         }
-        let scopes: Vec<Option<String>> = if args.from_cluster && args.all_namespaces {
+        let scopes: Vec<Option<String>> = if args.from_cluster && args.cluster.all_namespaces {
             vec![None]
         } else {
             namespaces.into_iter().map(Some).collect()
