@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::cleanup::{deletion_facts, find_unlinked};
 use super::conditions::{ConditionType, Reason};
 use super::decide::{self, Blocked, Deletion, OrphanBecause, Step, Write};
+use super::diff::snake_case;
 use super::finalizer::is_paused;
 use super::key::kind_of;
 use super::reconcile::{Found, blocked_message, gather};
@@ -392,19 +393,6 @@ fn lookup<'v>(json: &'v Value, path: &str) -> Option<&'v Value> {
     walk(json, path.split('.').map(str::to_owned))
         .or_else(|| walk(json, path.split('.').map(snake_case)))
         .filter(|v| !v.is_null())
-}
-
-fn snake_case(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 4);
-    for c in name.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('_');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 #[cfg(test)]
