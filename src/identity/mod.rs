@@ -265,7 +265,7 @@ impl IdentityClient {
         });
         Ok(Self {
             provider: config.provider,
-            connection: config.connection,
+            connection: config.connection.clone(),
             base_url: config.base_url,
             tenant: config.tenant,
             tenant_context: config.tenant_context,

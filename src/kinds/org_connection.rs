@@ -98,7 +98,7 @@ use super::common::{
     Blank, Clear, Removable, SecretKeyRef, record_applied, removals, removed_fields, stated_fields,
 };
 use crate::engine::diff::camel_case;
-use crate::engine::reconcile::creation_recorded;
+use crate::engine::finalizer::creation_recorded;
 use crate::engine::secrets::SecretValues;
 use crate::engine::{Adapter, Context, Error, Observed};
 use crate::identity::lists::Items;
