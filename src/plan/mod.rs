@@ -148,7 +148,7 @@ pub async fn plan(args: &PlanArgs) -> Result<PlanDocument, PlanError> {
             }
         }
     }
-    let ctx = context(client, given.apis, given.secrets, given.config_maps, &held).await?;
+    let (ctx, apis) = context(client, given.apis, given.secrets, given.config_maps, &held).await?;
     // Singleton checks see every resource of the kind: the planned ones and the cluster's.
     for kind in MANAGED {
         let of_kind = targets
@@ -169,6 +169,7 @@ pub async fn plan(args: &PlanArgs) -> Result<PlanDocument, PlanError> {
         .buffer_unordered(32)
         .collect()
         .await;
+    apis.clients.close_all().await;
     Ok(PlanDocument::new(sorted(plans)))
 }
 
@@ -384,7 +385,7 @@ async fn context(
     given_secrets: BTreeMap<Name, Secret>,
     config_maps: BTreeMap<Name, ConfigMap>,
     held: &Held,
-) -> Result<Context, PlanError> {
+) -> Result<(Context, Arc<IdentityApis>), PlanError> {
     let secrets = Arc::new(sources::secret_versions(
         &given_secrets,
         &held.secrets,
@@ -427,7 +428,8 @@ async fn context(
         deletion_grace: Duration::from_secs(120),
         instance: "plan".into(),
     };
-    Ok(Context::new(kube, apis, reader, secrets, metrics, settings))
+    let ctx = Context::new(kube, apis.clone(), reader, secrets, metrics, settings);
+    Ok((ctx, apis))
 }
 
 /// A client for when no cluster is reachable: `plan` reads everything through its reader

@@ -51,6 +51,17 @@ impl Connections {
         }
     }
 
+    /// Ends every client's session: `plan` is a short-lived process, and Xelion refuses a
+    /// second login of a user and user space while the first session lives.
+    pub async fn close_all(&self) {
+        let clients: Vec<_> = (self.clients.lock().expect("lock").values())
+            .map(|(_, c)| c.clone())
+            .collect();
+        for client in clients {
+            client.close().await;
+        }
+    }
+
     /// The client of `api`, built anew when its generation or one of its Secrets changed.
     pub async fn get(
         &self,
