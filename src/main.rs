@@ -16,7 +16,7 @@ use identity_operator::engine::Settings;
 use identity_operator::engine::controller::{Scope, Shutdown};
 use identity_operator::kubectl;
 use identity_operator::metrics::Metrics;
-use identity_operator::operator::run_scope;
+use identity_operator::operator::ClusterOptions;
 use kube_lease_manager::LeaseManagerBuilder;
 use tracing::{error, info};
 
@@ -37,7 +37,7 @@ enum Command {
     /// Write the API reference generated from the CRDs (what `docs/reference/` holds) into DIR.
     Reference { dir: std::path::PathBuf },
     /// Run the controllers.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Every identity resource with its conditions (also `kubectl identity status`).
     Status(kubectl::status::StatusArgs),
     /// What the operator would change in the identity APIs, writing nothing (also `kubectl
@@ -103,6 +103,18 @@ struct RunArgs {
     /// Run only while holding the Lease (for several replicas).
     #[arg(long, env = "IDENTITY_OPERATOR_LEADER_ELECTION")]
     leader_election: bool,
+    /// Namespace of the Secrets of ClusterIdentityApis (default: the pod's namespace, else
+    /// `default`).
+    #[arg(long, env = "IDENTITY_OPERATOR_CREDENTIALS_NAMESPACE")]
+    credentials_namespace: Option<String>,
+    /// Serve only the ClusterIdentityApis with these labels.
+    #[arg(long, env = "IDENTITY_OPERATOR_CLUSTER_IDENTITY_API_SELECTOR")]
+    cluster_identity_api_selector: Option<String>,
+    /// Write the status and in-use finalizers of ClusterIdentityApis although `--namespace`
+    /// limits this replica (by default only a replica watching every namespace does: one that
+    /// sees some namespaces cannot tell who else uses them).
+    #[arg(long, env = "IDENTITY_OPERATOR_MANAGE_CLUSTER_IDENTITY_APIS")]
+    manage_cluster_identity_apis: bool,
     /// Namespace of the leader-election Lease (default: the pod's namespace, else `default`).
     #[arg(long, env = "POD_NAMESPACE")]
     leader_election_namespace: Option<String>,
@@ -206,7 +218,7 @@ async fn command() {
         },
         Command::Run(args) => {
             init_logging(args.log_format);
-            if let Err(e) = run(args).await {
+            if let Err(e) = run(*args).await {
                 error!(error = %e, "operator stopped");
                 std::process::exit(1);
             }
@@ -326,6 +338,12 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         deletion_grace: args.deletion_grace_period,
         instance,
     };
+    // ClusterIdentityApis' Secrets: a namespace of their own, else the operator's.
+    let credentials_namespace = args
+        .credentials_namespace
+        .clone()
+        .or_else(|| args.leader_election_namespace.clone())
+        .unwrap_or_else(|| "default".into());
     let scopes: Vec<Scope> = if args.namespaces.is_empty() {
         vec![Scope {
             namespace: None,
@@ -340,16 +358,19 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
             })
             .collect()
     };
-    let controllers = futures::future::join_all(scopes.into_iter().map(|scope| {
-        run_scope(
-            client.clone(),
-            scope,
-            settings.clone(),
-            metrics.clone(),
-            args.max_concurrent_reconciles,
-            shutdown.clone(),
-        )
-    }));
+    let controllers = identity_operator::operator::run(
+        client.clone(),
+        scopes,
+        settings,
+        metrics.clone(),
+        ClusterOptions {
+            credentials_namespace,
+            selector: args.cluster_identity_api_selector.clone(),
+            manage: args.namespaces.is_empty() || args.manage_cluster_identity_apis,
+        },
+        args.max_concurrent_reconciles,
+        shutdown.clone(),
+    );
 
     match leadership {
         Some((mut rx, _task)) => {

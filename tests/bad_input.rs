@@ -7,8 +7,9 @@
 //!   with kube's CEL validator against the same CRD;
 //! - semantically bad references (missing IdentityApi, Secret or key, an IdentityApi of the
 //!   wrong provider) give `Ready=False` with a clear reason, an Event and no identity-API call,
-//!   and deleting a resource whose IdentityApi or credentials are gone finishes (Orphan) after
-//!   the operator's `--deletion-grace-period`, with an Event saying so.
+//!   and deleting a resource whose connection cannot work any more (credentials refused, API
+//!   gone) finishes (Orphan) after the operator's `--deletion-grace-period`, saying so before
+//!   and naming the remote object it leaves behind.
 
 mod support;
 
@@ -17,16 +18,11 @@ use std::time::{Duration, Instant};
 use kube::core::cel::Validator;
 use serde_json::{Value, json};
 use support::cluster::{Cluster, TestNamespace, ensure_cluster};
+use support::manifests::{VCD_ORG, document, identity_api, secret};
 use support::operator::{
     KINDS, Operator, apply, condition, get_json, install_crds, wait_condition, wait_event,
 };
 use support::sim::{SimOptions, SimProcess};
-
-const GROUP_VERSION: &str = "identity.operator.dev/v1alpha1";
-
-fn document(kind: &str, name: &str, spec: Value) -> Value {
-    json!({"apiVersion": GROUP_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec})
-}
 
 /// A spec of `kind` that the API server and every CEL rule accept.
 fn valid(kind: &str) -> Value {
@@ -666,50 +662,6 @@ fn managed_kinds() -> Vec<Managed> {
     ]
 }
 
-const ORG: &str = "acme";
-
-/// An IdentityApi of `provider` against the simulator, its credential in `secret[key]`.
-fn identity_api(sim: &SimProcess, name: &str, provider: &str, secret: &str, key: &str) -> Value {
-    let secret_ref = json!({"name": secret, "key": key});
-    let client_id = sim.options.client_id.as_str();
-    let (auth, tenant) = match provider {
-        "boruta" => (
-            json!({"oauth2ClientCredentials": {"tokenUrl": "oauth/token", "clientId": client_id,
-                "clientSecretRef": secret_ref, "scopes": ["identity-providers:manage:all"]}}),
-            None,
-        ),
-        "auth0" => (
-            json!({"oauth2ClientCredentials": {"tokenUrl": "oauth/token", "clientId": client_id,
-                "clientSecretRef": secret_ref, "audience": "https://tenant.example/api/v2/"}}),
-            None,
-        ),
-        "vcd" => (
-            json!({"vcdSession": {"org": ORG, "username": client_id, "passwordSecretRef": secret_ref}}),
-            None,
-        ),
-        "entrust" => (
-            json!({"entrustAdminApi": {"applicationId": client_id, "sharedSecretRef": secret_ref}}),
-            None,
-        ),
-        "xelion" => (
-            json!({"xelionLogin": {"userName": client_id, "passwordSecretRef": secret_ref,
-                "userSpace": "identity-operator"}}),
-            Some("master"),
-        ),
-        other => panic!("unknown provider {other}"),
-    };
-    let mut spec = json!({"provider": provider, "url": sim.url(provider), "auth": auth});
-    if let Some(tenant) = tenant {
-        spec["tenant"] = json!(tenant);
-    }
-    json!({"apiVersion": GROUP_VERSION, "kind": "IdentityApi", "metadata": {"name": name}, "spec": spec})
-}
-
-fn secret(name: &str, key: &str, value: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
-           "stringData": {key: value}})
-}
-
 fn resource(m: &Managed, name: &str, api: &str) -> Value {
     let mut spec = m.spec.clone();
     spec["apiRef"] = json!({"name": api});
@@ -726,7 +678,7 @@ fn sim_seed() -> Value {
             "organizations": [{"id": "org_acme", "name": "acme"}],
             "connections": [{"id": "con_saml", "name": "corp-saml", "strategy": "samlp"}],
         },
-        "vcd": {"orgs": [{"name": ORG, "id": "5d1c7e0a-3b2f-4c8d-9e6a-7f8091a2b3c4"}]},
+        "vcd": {"orgs": [{"name": VCD_ORG, "id": "5d1c7e0a-3b2f-4c8d-9e6a-7f8091a2b3c4"}]},
     })
 }
 
@@ -859,7 +811,7 @@ async fn bad_references_are_reported_without_calling_the_identity_api() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn deletion_without_identity_api_or_credentials_finishes_after_the_grace_period() {
+async fn deletion_through_a_connection_that_cannot_work_finishes_after_the_grace_period() {
     // Operator::start passes --deletion-grace-period 3s.
     const GRACE: Duration = Duration::from_secs(3);
     let cluster = ensure_cluster();
@@ -895,6 +847,7 @@ async fn deletion_without_identity_api_or_credentials_finishes_after_the_grace_p
         );
     }
     let _op = Operator::start(cluster, &ns, &[]);
+    let mut ids = Vec::new();
     for m in &kinds {
         let name = format!("{}-gone", m.provider);
         let obj = wait_condition(
@@ -907,33 +860,45 @@ async fn deletion_without_identity_api_or_credentials_finishes_after_the_grace_p
             Duration::from_secs(45),
         )
         .await;
-        assert!(obj["status"]["externalId"].is_string(), "{obj}");
+        let id = obj["status"]["externalId"]
+            .as_str()
+            .expect("linked")
+            .to_owned();
+        ids.push(id);
         let finalizers = obj["metadata"]["finalizers"].as_array().map_or(0, Vec::len);
         assert_eq!(finalizers > 0, m.finalizer, "{} finalizers: {obj}", m.kind);
     }
     let since = sim.log().await["lastSeq"].as_u64().unwrap_or(0);
 
-    // Half lose their IdentityApi, half their credential Secret; then they are deleted.
+    // Half the connections lose their credentials (revoked: the Secret now holds a value the
+    // vendor refuses), half their API (gone: nothing listens at the URL any more).
     for (i, m) in kinds.iter().enumerate() {
         if i % 2 == 0 {
-            ns.kubectl_ok(&["delete", "identityapi", &format!("ok-{}", m.provider)]);
+            let revoked = secret(&format!("{}-credentials", m.provider), "secret", "revoked");
+            apply(cluster, &ns, &revoked.to_string());
         } else {
-            ns.kubectl_ok(&["delete", "secret", &format!("{}-credentials", m.provider)]);
+            let api = format!("identityapi/ok-{}", m.provider);
+            let gone = format!(
+                r#"{{"spec":{{"url":"http://127.0.0.1:9/{}"}}}}"#,
+                m.provider
+            );
+            ns.kubectl_ok(&["patch", &api, "--type", "merge", "-p", &gone]);
         }
     }
-    // The operator has seen the loss (through its watches) before the deletions.
+    // The operator has seen the loss before the deletions.
     for (i, m) in kinds.iter().enumerate() {
         let name = format!("{}-gone", m.provider);
+        // An API that does not answer at all: the connection backs off as a whole.
         let reason = if i % 2 == 0 {
-            "IdentityApiNotFound"
+            "AuthenticationFailed"
         } else {
-            "SecretNotFound"
+            "IdentityApiUnavailable"
         };
         wait_condition(
             cluster,
             &ns,
             &what(m, &name),
-            "Ready",
+            "Synced",
             "False",
             Some(reason),
             Duration::from_secs(45),
@@ -949,7 +914,7 @@ async fn deletion_without_identity_api_or_credentials_finishes_after_the_grace_p
         ]);
     }
     let mut took = Vec::new();
-    for (i, m) in kinds.iter().enumerate() {
+    for ((m, id), i) in kinds.iter().zip(&ids).zip(0..) {
         let name = format!("{}-gone", m.provider);
         support::operator::wait_for(
             Duration::from_secs(60),
@@ -963,9 +928,16 @@ async fn deletion_without_identity_api_or_credentials_finishes_after_the_grace_p
         .await;
         took.push((m.kind, deleted_at.elapsed()));
         if m.finalizer {
-            let cause = if i % 2 == 0 { "IdentityApi" } else { "Secret" };
+            // It said so before it gave up, and then named what it left behind.
+            let reason = if i % 2 == 0 {
+                "AuthenticationFailed"
+            } else {
+                "IdentityApiUnavailable"
+            };
+            let warning = wait_event(&ns, &name, reason, "left in place at").await;
+            assert!(warning.contains(id.as_str()), "{warning}");
             let event = wait_event(&ns, &name, "Orphaned", "left in place after").await;
-            assert!(event.contains(cause), "{} {name}: {event}", m.kind);
+            assert!(event.contains(id.as_str()), "{} {name}: {event}", m.kind);
             assert!(!event.contains(&sim.options.client_secret), "{event}");
         }
     }

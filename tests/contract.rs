@@ -127,6 +127,14 @@ impl Env {
     /// Runs a case; returns the resource as it converged.
     async fn run(&self, case: &Case) -> Value {
         self.sim.seed(case.seed.clone()).await;
+        if case.seed != json!({}) {
+            // An object that exists before its resource is applied is older than the
+            // operator's shared list snapshot (2 s) in real use; here it was seeded a moment
+            // ago, so let the snapshot of the previous case run out. (An object made out of
+            // band less than 2 s before its resource is applied can still be missed: the
+            // closing note of this round says so.)
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+        }
         if let Some(before) = &case.before {
             self.converge(before).await;
         }
@@ -137,7 +145,7 @@ impl Env {
         let want: Vec<(String, String, Value)> = case
             .expect
             .iter()
-            .map(|(m, p, b)| (m.to_string(), p.replace("{id}", id), b.clone()))
+            .map(|(m, p, b)| (m.to_string(), p.replace("{id}", id), with_id(b, id)))
             .collect();
         assert_eq!(
             got, want,
@@ -242,6 +250,21 @@ fn with(base: Value, extra: Value) -> Value {
     out
 }
 
+/// `body` with every string `"{id}"` in it replaced by the remote object's id.
+fn with_id(body: &Value, id: &str) -> Value {
+    match body {
+        Value::String(s) if s == "{id}" => Value::String(id.to_owned()),
+        Value::Array(items) => Value::Array(items.iter().map(|v| with_id(v, id)).collect()),
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), with_id(v, id)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 fn boruta_cases() -> Vec<Case> {
     let adopted = "7d000000-0000-4000-8000-0000000000ad";
     let created = ldap_backend_body();
@@ -253,10 +276,13 @@ fn boruta_cases() -> Vec<Case> {
             seed: json!({}),
             before: None,
             after: backend("contract-ldap", ldap_backend()),
+            // The document's POST body, with the id the operator chooses for the new backend
+            // (the resource's uid): Boruta takes a new backend's id from the request and
+            // refuses one it has, so a create repeated after a lost answer is idempotent.
             expect: vec![(
                 "POST",
                 "/boruta/api/backends".into(),
-                json!({"backend": created}),
+                json!({"backend": with(created, json!({"id": "{id}"}))}),
             )],
         },
         Case {
@@ -327,7 +353,7 @@ fn boruta_cases() -> Vec<Case> {
             expect: vec![(
                 "POST",
                 "/boruta/api/backends".into(),
-                json!({"backend": {"name": "Contract Federated", "roles": [], "federated_servers": [{
+                json!({"backend": {"id": "{id}", "name": "Contract Federated", "roles": [], "federated_servers": [{
                     "name": "google", "client_id": "contract-client", "client_secret": REDACTED,
                     "base_url": "https://accounts.google.com",
                     "discovery_path": "/.well-known/openid-configuration"}]}}),
@@ -993,8 +1019,10 @@ async fn steady_state_writes_nothing_whatever_the_vendors_names_and_orders() {
             .iter()
             .filter(|e| e["method"] == "GET")
             .count();
+        // A list snapshot younger than 2 s serves a drift check without a call, so three
+        // checks make two reads at least.
         assert!(
-            reads >= 3,
+            reads >= 2,
             "{api}: {reads} reads since seq {start}: the drift checks did not run"
         );
     }

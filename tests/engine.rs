@@ -17,7 +17,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use identity_operator::engine::connector::{Connection, Connector};
+use identity_operator::engine::connector::{Connection, Connector, Request};
 use identity_operator::engine::controller::{Scope, Shutdown, run_kind};
 use identity_operator::engine::dependents::Target;
 use identity_operator::engine::reader::ClusterReader;
@@ -211,11 +211,11 @@ impl Connector for FakeConnector {
         }
     }
 
-    fn resolve(&self, namespace: &str, api_ref: &ApiRef) -> Result<Connection, Error> {
+    fn resolve(&self, request: &Request) -> Result<Connection, Error> {
         Ok(Connection {
             provider: Provider::Boruta,
             generation: 1,
-            target: self.target(namespace, api_ref),
+            target: self.target(request.namespace, request.api_ref),
             handle: Arc::new(()),
         })
     }

@@ -81,13 +81,13 @@ fn chart_crds_are_the_generated_crds() {
 fn the_crds_pass_a_server_side_dry_run() {
     let cluster = ensure_cluster();
     let docs = documents(CHART_CRDS);
-    assert_eq!(docs.len(), 6);
+    assert_eq!(docs.len(), 7);
     // kubectl's client-side check predates x-kubernetes-validations on 1.20; the server accepts it.
     let out = cluster.kubectl_stdin_ok(
         &["apply", "--dry-run=server", "--validate=false", "-f", "-"],
         CHART_CRDS,
     );
-    assert_eq!(out.matches("(server dry run)").count(), 6, "{out}");
+    assert_eq!(out.matches("(server dry run)").count(), 7, "{out}");
 }
 
 #[test]
@@ -127,6 +127,8 @@ fn defaults_pass_a_server_side_dry_run() {
             "ClusterRoleBinding",
             "Deployment",
             "Role",
+            "Role",
+            "RoleBinding",
             "RoleBinding",
             "Service",
             "ServiceAccount"
@@ -151,7 +153,16 @@ fn defaults_pass_a_server_side_dry_run() {
         "{args:?}"
     );
     // The Lease Role is in the release namespace, for this release's Lease only.
-    let role = one(&docs, "Role");
+    let lease = |r: &&&Value| {
+        r["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .ends_with("-leader-election")
+    };
+    let role = *by_kind(&docs, "Role")
+        .iter()
+        .find(lease)
+        .expect("the Lease Role");
     assert_eq!(role["metadata"]["namespace"], ns.name.as_str());
     assert_eq!(
         role["rules"][1]["resourceNames"],
@@ -545,9 +556,10 @@ fn rbac_is_least_privilege() {
     );
     assert_eq!(verbs(&all, "", "configmaps"), ["get"]);
     assert_eq!(verbs(&all, "events.k8s.io", "events"), ["create", "patch"]);
+    // The in-use finalizer of IdentityApis and their credential Secrets is patched in.
     assert_eq!(
         verbs(&all, "identity.operator.dev", "identityapis"),
-        ["get", "list", "watch"]
+        ["get", "list", "patch", "watch"]
     );
     assert_eq!(
         verbs(&all, "identity.operator.dev", "identitybackends"),
@@ -558,7 +570,60 @@ fn rbac_is_least_privilege() {
         ["patch"]
     );
     let read_only = rules(json!({"rbac": {"secretWrites": false}}));
-    assert_eq!(verbs(&read_only, "", "secrets"), ["get", "list", "watch"]);
+    assert_eq!(
+        verbs(&read_only, "", "secrets"),
+        ["get", "list", "patch", "watch"]
+    );
+    // ClusterIdentityApis: the kind, its finalizer and status; namespaces' labels, read only.
+    assert_eq!(
+        verbs(&all, "identity.operator.dev", "clusteridentityapis"),
+        ["get", "list", "patch", "watch"]
+    );
+    assert_eq!(verbs(&all, "", "namespaces"), ["get", "list", "watch"]);
+}
+
+#[test]
+fn cluster_identity_api_secrets_are_read_only_in_the_credentials_namespace() {
+    let cluster = ensure_cluster();
+    let render = |values: Value| documents(&render_ok(cluster, "io", "ops", &values, &[]));
+    let credentials = |docs: &[Value]| {
+        let roles: Vec<&Value> = by_kind(docs, "Role")
+            .into_iter()
+            .filter(|r| {
+                r["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("-credentials")
+            })
+            .collect();
+        assert_eq!(roles.len(), 1, "one credentials Role");
+        roles[0].clone()
+    };
+    // By default the release namespace holds them.
+    let role = credentials(&render(json!({})));
+    assert_eq!(role["metadata"]["namespace"], "ops");
+    assert_eq!(
+        role["rules"],
+        json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch", "patch"]}])
+    );
+    // A namespace of their own, and the operator is told which.
+    let values = json!({"clusterIdentityApi": {"credentialsNamespace": "identity-credentials"}});
+    let docs = render(values);
+    assert_eq!(
+        credentials(&docs)["metadata"]["namespace"],
+        "identity-credentials"
+    );
+    let args =
+        one(&docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"].clone();
+    assert!(
+        args.as_array()
+            .unwrap()
+            .contains(&json!("--credentials-namespace=identity-credentials")),
+        "{args}"
+    );
+    // With watchNamespaces nothing is cluster-wide, ClusterIdentityApis included.
+    let docs = render(json!({"watchNamespaces": ["team-a", "team-b"]}));
+    assert!(by_kind(&docs, "ClusterRole").is_empty());
 }
 
 #[test]
@@ -605,7 +670,10 @@ fn unsafe_or_mistyped_values_are_refused() {
     let docs = documents(&render_ok(cluster, "io", "ops", &single, &[]));
     assert!(!args(&docs).iter().any(|a| a == "--leader-election"));
     assert!(
-        by_kind(&docs, "Role").is_empty(),
+        !by_kind(&docs, "Role").iter().any(|r| r["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .ends_with("-leader-election")),
         "no Lease Role without leader election"
     );
 }

@@ -574,3 +574,66 @@ async fn the_example_manifest_works_as_is() {
         "ldap.acme.example"
     );
 }
+
+/// #13's write-loop guard end to end: VCD silently ignores `definedSettings.hostName` on write
+/// (the simulator's `ignoreFields` fault), so every PUT leaves the drift in place. The operator
+/// stops after a few writes with `WriteNotConverging` naming the field, an Event and the
+/// `write_loops_total` metric, writes nothing more over several drift checks, and resumes once
+/// the spec changes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_field_the_api_ignores_stops_writing_with_write_not_converging() {
+    let mut env = Env::new("ldaps-write-loop", existing()).await;
+    env.sim
+        .faults(json!({"api": "vcd", "ignoreFields": ["definedSettings.hostName"]}))
+        .await;
+    env.apply(&secret("ldap-bind", "bind-one"));
+    env.apply(&ldap_settings("acme", json!({})));
+    env.start_operator();
+
+    let obj = env
+        .condition("ldapsettings/acme", "False", "WriteNotConverging")
+        .await;
+    let (_, _, message) = condition(&obj, "Ready").expect("Ready");
+    assert!(
+        message.contains("spec.definedSettings.hostName"),
+        "{message}"
+    );
+    let stopped_at = env.writes().await;
+    assert!(
+        (2..=4).contains(&stopped_at),
+        "{stopped_at} writes before stopping"
+    );
+    support::operator::wait_event(&env.ns, "acme", "WriteNotConverging", "hostName").await;
+    let metrics = env.op.as_ref().unwrap().metrics().await;
+    assert!(
+        metrics.contains("identity_operator_write_loops_total{kind=\"LdapSettings\"} 1"),
+        "{metrics}"
+    );
+    assert_eq!(
+        env.remote().await["definedSettings"]["hostName"],
+        "old-ldap.acme.example"
+    );
+
+    // No storm: several 2 s drift checks later, still no new write.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(env.writes().await, stopped_at, "writes after stopping");
+
+    // A spec change is a new attempt: with the fault gone, it converges.
+    env.sim.clear_faults().await;
+    env.apply(&ldap_settings(
+        "acme",
+        json!({"definedSettings": defined("ldap2.acme.example")}),
+    ));
+    let obj = wait_for(READY, "Ready for the new generation", || async {
+        let obj = env.get("ldapsettings/acme")?;
+        let ready = condition(&obj, "Ready")?;
+        let current = obj["status"]["observedGeneration"] == obj["metadata"]["generation"];
+        (ready.0 == "True" && current).then_some(obj)
+    })
+    .await;
+    assert_eq!(obj["status"]["externalId"], ORG);
+    assert_eq!(
+        env.remote().await["definedSettings"]["hostName"],
+        "ldap2.acme.example"
+    );
+}

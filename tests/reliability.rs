@@ -1,17 +1,17 @@
 //! The reliability suite: the operator under injected identity-API faults (lost, cut-short and
 //! replaced answers among them), SIGKILLs at random moments, a Kubernetes API server outage,
-//! identity APIs down for a minute, and a leader failover, on the real local API server and the
-//! simulator. Every scenario checks what a user cares about (no duplicate remote object, no
-//! lost update, no stuck resource or finalizer, no leaked secret) and the run ends with one
-//! summary table.
+//! identity APIs down for a minute, a leader failover and namespace deletions (one with a
+//! SIGKILL halfway), on the real local API server and the simulator. Every scenario checks what
+//! a user cares about (no duplicate remote object, no lost update, no stuck resource or
+//! finalizer, no leaked secret) and the run ends with one summary table.
 //!
 //! `scripts/test.sh` runs it at CI scale (30 resources, 60 under faults and with the APIs down,
-//! 5 kills). The long run:
+//! 5 kills, teardowns of 300). The long run:
 //!
 //!     RELIABILITY_SCALE=full cargo test --release --test reliability
 //!
-//! (500 resources, 10 000 with the APIs down, 20 kills). `cargo test --test reliability --
-//! faults crashes` runs only the scenarios named.
+//! (500 resources, 10 000 with the APIs down, 20 kills, teardowns of 1,000). `cargo test --test
+//! reliability -- faults crashes` runs only the scenarios named.
 
 mod support;
 
@@ -38,6 +38,8 @@ use support::sim::{SimOptions, SimProcess};
 struct Scale {
     resources: usize,
     kills: usize,
+    /// Resources in the namespace a teardown deletes.
+    teardown: usize,
     converge: Duration,
     /// Resources of the faults scenario.
     under_faults: usize,
@@ -51,6 +53,7 @@ impl Scale {
             Ok("full") => Scale {
                 resources: 500,
                 kills: 20,
+                teardown: 1000,
                 converge: Duration::from_secs(1800),
                 under_faults: 500,
                 while_down: 10_000,
@@ -58,6 +61,7 @@ impl Scale {
             _ => Scale {
                 resources: 30,
                 kills: 5,
+                teardown: 300,
                 converge: Duration::from_secs(150),
                 under_faults: 60,
                 while_down: 60,
@@ -172,12 +176,16 @@ struct World {
     outputs: Vec<String>,
     /// Spec version per resource index; `None`: deleted.
     desired: BTreeMap<usize, Option<u32>>,
+    /// Resources applied with `deletionPolicy: Orphan`.
+    orphans: BTreeSet<usize>,
 }
 
 impl World {
     /// `timeout_seconds`: the IdentityApis' `timeoutSeconds`.
     async fn new(prefix: &str, n: usize, timeout_seconds: u32) -> World {
         let cluster = ensure_cluster();
+        // The CRDs before the first apply: on a fresh cluster no operator has installed them.
+        support::operator::install_crds(cluster);
         let ns = Arc::new(TestNamespace::new(cluster, prefix));
         let unique = || format!("{:032x}", rand::rng().random::<u128>());
         let client_secret = format!("client-{}", unique());
@@ -196,6 +204,7 @@ impl World {
             secrets: vec![client_secret.clone(), ldap_password.clone()],
             outputs: vec![],
             desired: BTreeMap::new(),
+            orphans: BTreeSet::new(),
         };
         let mut docs = creating_apis(&world.sim, timeout_seconds);
         docs.push(secret("ldap-bind", "password", &ldap_password));
@@ -241,8 +250,12 @@ impl World {
         let results: Vec<_> = stream::iter(indices.iter().copied())
             .map(|i| {
                 let api = self.api(Kind::of(i));
+                let mut manifest = manifest(i, version);
+                if self.orphans.contains(&i) {
+                    manifest["spec"]["deletionPolicy"] = json!("Orphan");
+                }
                 async move {
-                    let doc: DynamicObject = serde_json::from_value(manifest(i, version)).unwrap();
+                    let doc: DynamicObject = serde_json::from_value(manifest).unwrap();
                     let params = PatchParams::apply("reliability-test").force();
                     api.patch(&format!("r{i}"), &params, &Patch::Apply(&doc))
                         .await
@@ -938,18 +951,154 @@ async fn failover(scale: Scale) -> Report {
     world.finish(follower, report).await
 }
 
+/// `kubectl delete namespace` with hundreds of resources of three kinds in it, a fifth of them
+/// `deletionPolicy: Orphan` and some adopted: every remote object the operator created is
+/// deleted, every Orphan kept, and the namespace goes (its IdentityApis and credential Secrets
+/// wait for the last resource that needs them). With `restart`, the operator is SIGKILLed when
+/// half the deletions are done and a new one finishes the teardown.
+async fn teardown(scale: Scale, restart: bool) -> Report {
+    let n = scale.teardown;
+    let name = if restart {
+        "teardown-restart"
+    } else {
+        "teardown"
+    };
+    let mut report = Report::new(name, n);
+    let mut world = World::new(&format!("rel-{name}"), n, 2).await;
+    world.orphans = (0..n).filter(|i| i % 5 == 4).collect();
+    // Backends that exist already are adopted, and kept by default.
+    let adopted: BTreeSet<usize> = (0..n)
+        .filter(|i| Kind::of(*i) == Kind::Backend && i % 5 == 3)
+        .collect();
+    let existing: Vec<Value> = adopted
+        .iter()
+        .map(|i| json!({"name": format!("Reliability {i}")}))
+        .collect();
+    world
+        .sim
+        .seed(json!({"boruta": {"backends": existing}}))
+        .await;
+    let mut op = world.start_operator(&[]);
+    world.apply(0..n, 0).await;
+    report.check(world.converge(scale.converge).await);
+    let kept: BTreeSet<usize> = world.orphans.union(&adopted).copied().collect();
+    let doomed: Vec<usize> = (0..n).filter(|i| !kept.contains(i)).collect();
+    let since = world.sim.log().await["lastSeq"].as_u64().unwrap_or(0);
+
+    let namespace = world.ns.name.clone();
+    let started = Instant::now();
+    world
+        .cluster
+        .kubectl_ok(&["delete", "namespace", &namespace, "--wait=false"]);
+    if restart {
+        let half = doomed.len() / 2;
+        while remaining(&world.sim.state().await, &doomed) > half
+            && started.elapsed() < scale.converge
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        world.stop_operator(op).await;
+        op = world.start_operator(&[]);
+        report.faults = format!("SIGKILL with {half} of {} deletions left", doomed.len());
+    }
+    let gone_at = namespace_gone(world.cluster, &namespace, scale.converge).await;
+    let state = world.sim.state().await;
+    for i in 0..n {
+        let remotes = remote_objects(&state, i).len();
+        match (kept.contains(&i), remotes) {
+            (true, 1) | (false, 0) => {}
+            (true, _) => report.fail(format!("r{i} should have been kept: {remotes} remote")),
+            (false, _) => {
+                report.leftovers += remotes;
+                report.fail(format!("r{i} was deleted but its remote object is left"));
+            }
+        }
+    }
+    match gone_at {
+        Some(gone) => {
+            let last = last_deletion(&world.sim, since).await;
+            report.figure = format!(
+                "namespace gone {:.1} s after the last remote deletion; {} deleted, {} kept in {:.0} s",
+                gone.duration_since(last).unwrap_or_default().as_secs_f64(),
+                doomed.len(),
+                kept.len(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        None => {
+            report.stuck_finalizers = world.list().await.len();
+            report.fail(format!(
+                "namespace {namespace} still there after {:?}",
+                scale.converge
+            ));
+        }
+    }
+    report.calls = world.identity_calls().await;
+    world.stop_operator(op).await;
+    world.leaks(&mut report).await;
+    report
+}
+
+/// How many of `indices` still have a remote object.
+fn remaining(state: &Value, indices: &[usize]) -> usize {
+    indices
+        .iter()
+        .filter(|i| !remote_objects(state, **i).is_empty())
+        .count()
+}
+
+/// When `namespace` was seen gone; `None` if it is still there after `timeout`.
+async fn namespace_gone(
+    cluster: &Cluster,
+    namespace: &str,
+    timeout: Duration,
+) -> Option<std::time::SystemTime> {
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        let out = cluster.kubectl(&[
+            "get",
+            "namespace",
+            namespace,
+            "--ignore-not-found",
+            "-o",
+            "name",
+        ]);
+        if out.status.success() && out.stdout.is_empty() {
+            return Some(std::time::SystemTime::now());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    None
+}
+
+/// When the simulator answered the last deletion made after log entry `since`.
+async fn last_deletion(sim: &SimProcess, since: u64) -> std::time::SystemTime {
+    let log = sim.log().await;
+    let last_ms = log["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["seq"].as_u64() > Some(since) && e["method"] == "DELETE")
+        .filter_map(|e| Some(e["timestampMs"].as_u64()? + e["durationMs"].as_u64()?))
+        .max()
+        .unwrap_or_default();
+    std::time::UNIX_EPOCH + Duration::from_millis(last_ms)
+}
+
 // --- the runner --------------------------------------------------------------------------------
 
 type Scenario = fn(Scale) -> Pin<Box<dyn Future<Output = Report> + Send>>;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let scenarios: [(&str, Scenario); 5] = [
+    let scenarios: [(&str, Scenario); 7] = [
         ("faults", |s| Box::pin(faults(s))),
         ("crashes", |s| Box::pin(crashes(s))),
         ("outage", |s| Box::pin(outage(s))),
         ("api_down", |s| Box::pin(api_down(s))),
         ("failover", |s| Box::pin(failover(s))),
+        ("teardown", |s| Box::pin(teardown(s, false))),
+        ("teardown-restart", |s| Box::pin(teardown(s, true))),
     ];
     if args.iter().any(|a| a == "--list") {
         for (name, _) in scenarios {
@@ -964,12 +1113,13 @@ fn main() {
         .collect();
     let scale = Scale::from_env();
     println!(
-        "\nrunning {} reliability scenarios ({} resources, {} under faults, {} with the APIs down, {} kills)",
+        "\nrunning {} reliability scenarios ({} resources, {} under faults, {} with the APIs down, {} kills, teardowns of {})",
         selected.len(),
         scale.resources,
         scale.under_faults,
         scale.while_down,
-        scale.kills
+        scale.kills,
+        scale.teardown
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

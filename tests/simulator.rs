@@ -1674,7 +1674,10 @@ async fn auth0_rate_limit_answers_429_with_headers() {
             .unwrap();
         // The next window: at most a second or two after the answer was read.
         let now = unix_secs();
-        assert!(reset + 2 >= now && reset <= now + 2, "reset {reset} now {now}");
+        assert!(
+            reset + 2 >= now && reset <= now + 2,
+            "reset {reset} now {now}"
+        );
         if answer.status == StatusCode::TOO_MANY_REQUESTS {
             limited += 1;
             assert_eq!(headers["x-ratelimit-remaining"], "0");

@@ -1,17 +1,33 @@
 //! Deletion of a managed resource: what happens to its remote object ([`decide_deletion`]),
 //! then the finalizer goes. A bad spec never blocks the finalizer's removal: nothing here
 //! builds the desired object.
+//!
+//! The connection a deletion needs is kept for it: while a resource may still delete through
+//! it ([`holds_connection`]), its IdentityApi and credential Secrets carry the in-use
+//! finalizer (`protection.rs`), so deleting a namespace or a whole app at once no longer
+//! strands it. What is left is a connection that truly cannot work any more (credentials
+//! refused, access withdrawn, an API that does not answer at all): the resource says so in its
+//! status, and after `--deletion-grace-period` it leaves the remote object in place, naming its
+//! id in an Event, rather than keep its namespace Terminating for good.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::Resource;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use tracing::{info, warn};
 
-use super::decide::{Deletion, DeletionFacts, OrphanBecause, decide_deletion};
+use super::conditions::ConditionType;
+use super::decide::{Deletion, DeletionFacts, OrphanBecause, decide_deletion, needs_connection};
 use super::finalizer::{creation_recorded, has_finalizer, is_paused, remove_finalizer};
 use super::reconcile::connection_for;
-use super::spec::ManagedStatus;
+use super::report::{Failed, not_synced};
+use super::spec::find_condition;
+use super::status::write_if_changed;
 use super::{Adapter, Context, Error, Managed, ObjectKey};
+use crate::identity::{ApiError, IdentityClient};
 
 pub async fn cleanup<A: Adapter>(
     res: &A::Resource,
@@ -21,8 +37,7 @@ pub async fn cleanup<A: Adapter>(
     if !has_finalizer(res) {
         return Ok(Action::await_change());
     }
-    let status = res.managed_status().cloned().unwrap_or_default();
-    match decide_deletion(&deletion_facts::<A>(res, &status)) {
+    match decide_deletion(&deletion_facts::<A>(res)) {
         Deletion::Release => {}
         Deletion::Orphan { id, why } => {
             let (type_, msg) = match why {
@@ -44,37 +59,63 @@ pub async fn cleanup<A: Adapter>(
             ctx.events.emit(res, type_, "Orphaned", "Delete", msg);
         }
         Deletion::Delete { id } => {
-            if let Some(retry) = delete::<A>(res, ctx, key, &id).await {
+            if let Some(retry) = delete::<A>(res, ctx, key, &id).await? {
                 return Ok(retry);
             }
         }
         Deletion::DeleteUnlinked => match find_unlinked::<A>(res, ctx, key).await {
             Ok(Some(id)) => {
-                if let Some(retry) = delete::<A>(res, ctx, key, &id).await {
+                if let Some(retry) = delete::<A>(res, ctx, key, &id).await? {
                     return Ok(retry);
                 }
             }
             Ok(None) => {}
-            Err(err) if gives_up(res, ctx, &err) => {
-                let msg = format!(
-                    "a remote {} it may have created is left in place after {:?}: {err}",
-                    key.kind, ctx.settings.deletion_grace
-                );
-                ctx.events
-                    .emit(res, EventType::Warning, "Orphaned", "Delete", msg);
-            }
             Err(err) => {
-                warn!(error = %err, "looking up the remote object to delete failed");
-                let reason = err.reason().as_str();
-                let msg = format!("looking up the remote {} to delete failed: {err}", key.kind);
-                ctx.events
-                    .emit(res, EventType::Warning, reason, "Delete", msg);
-                return Ok(Action::requeue(ctx.next_backoff(key)));
+                let grace = ctx.settings.deletion_grace;
+                let kind = key.kind;
+                if hopeless(&err, None, grace) && Timestamp::now() >= deadline(res, grace) {
+                    let msg = format!(
+                        "a remote {kind} it may have created is left in place after {grace:?}: {err}"
+                    );
+                    ctx.events
+                        .emit(res, EventType::Warning, "Orphaned", "Delete", msg);
+                } else {
+                    warn!(error = %err, "looking up the remote object to delete failed");
+                    let reason = err.reason().as_str();
+                    let msg = format!("looking up the remote {kind} to delete failed: {err}");
+                    ctx.events
+                        .emit(res, EventType::Warning, reason, "Delete", msg);
+                    return Ok(Action::requeue(ctx.next_backoff(key)));
+                }
             }
         },
     }
     release::<A>(res, ctx, key).await?;
     Ok(Action::await_change())
+}
+
+/// What decides the deletion of `res`, from the resource alone (`plan` decides from the same).
+pub(crate) fn deletion_facts<A: Adapter>(res: &A::Resource) -> DeletionFacts<'_> {
+    let status = res.managed_status();
+    DeletionFacts {
+        policy: res.common().deletion_policy,
+        creates: A::CREATES,
+        deletes_remote: A::deletes_remote(res),
+        // A creation recorded before the status said so is the operator's all the same.
+        created: status
+            .and_then(|s| s.created)
+            .or(creation_recorded(res).then_some(true)),
+        linked_id: status.and_then(|s| s.external_id.as_deref()),
+        creation_recorded: creation_recorded(res),
+        paused: is_paused(res),
+    }
+}
+
+/// Whether `res` may still need its connection to delete its remote object: what the in-use
+/// finalizer of its IdentityApi and credential Secrets protects. Read from the resource alone,
+/// so the watch caches answer it again after a restart.
+pub fn holds_connection<A: Adapter>(res: &A::Resource) -> bool {
+    has_finalizer(res) && needs_connection(&deletion_facts::<A>(res), creation_recorded(res))
 }
 
 /// Deletes the remote object; `Some(retry)` while that fails and the grace period for a
@@ -84,35 +125,74 @@ async fn delete<A: Adapter>(
     ctx: &Context,
     key: &ObjectKey,
     id: &str,
-) -> Option<Action> {
+) -> Result<Option<Action>, Error> {
     let kind = key.kind;
-    match delete_remote::<A>(res, ctx, key, id).await {
+    let (err, client) = match delete_remote::<A>(res, ctx, key, id).await {
         Ok(()) => {
             info!(%id, "deleted remote object");
             let msg = format!("deleted remote {kind} {id}");
             ctx.events
                 .emit(res, EventType::Normal, "Deleted", "Delete", msg);
-            None
+            return Ok(None);
         }
-        Err(err) if gives_up(res, ctx, &err) => {
-            let msg = format!(
-                "remote {kind} {id} left in place after {:?}: {err}",
-                ctx.settings.deletion_grace
-            );
-            warn!(%id, error = %err, "giving up on deleting the remote object");
-            ctx.events
-                .emit(res, EventType::Warning, "Orphaned", "Delete", msg);
-            None
-        }
-        Err(err) => {
-            warn!(%id, error = %err, "deleting the remote object failed");
-            let msg = format!("deleting remote {kind} {id} failed: {err}");
-            let reason = err.reason().as_str();
-            ctx.events
-                .emit(res, EventType::Warning, reason, "Delete", msg);
-            Some(Action::requeue(ctx.next_backoff(key)))
-        }
+        Err(failed) => failed,
+    };
+    let grace = ctx.settings.deletion_grace;
+    let deadline = hopeless(&err, client.as_deref(), grace).then(|| deadline(res, grace));
+    if deadline.is_some_and(|at| Timestamp::now() >= at) {
+        let msg = format!("remote {kind} {id} left in place after {grace:?}: {err}");
+        warn!(%id, error = %err, "giving up on deleting the remote object");
+        ctx.events
+            .emit(res, EventType::Warning, "Orphaned", "Delete", msg);
+        return Ok(None);
     }
+    warn!(%id, error = %err, "deleting the remote object failed");
+    report_failure(res, ctx, id, &err, deadline).await?;
+    // Tried again with backoff, but no later than the deadline the status announces (failures
+    // before the deletion may have grown the backoff to minutes).
+    let retry = ctx.next_backoff(key);
+    let until_deadline = deadline.map(|at| {
+        let left = at.duration_since(Timestamp::now());
+        Duration::try_from(left).unwrap_or_default() + Duration::from_millis(100)
+    });
+    Ok(Some(Action::requeue(
+        until_deadline.map_or(retry, |d| d.min(retry)),
+    )))
+}
+
+/// The deletion is stuck: `Synced=False` with the error's reason and an Event say why, and
+/// when the remote object will be left in place if nothing changes.
+async fn report_failure<K: Managed>(
+    res: &K,
+    ctx: &Context,
+    id: &str,
+    err: &Error,
+    deadline: Option<Timestamp>,
+) -> Result<(), Error> {
+    let kind = K::kind(&());
+    let mut message = format!("deleting remote {kind} {id} failed: {err}");
+    if let Some(at) = deadline {
+        message.push_str(&format!(
+            "; unless that changes, the remote object is left in place at {at} \
+             (--deletion-grace-period)"
+        ));
+    }
+    let old = res.managed_status();
+    let mut status = old.cloned().unwrap_or_default();
+    let reason = err.reason();
+    let repeat = find_condition(&status.conditions, ConditionType::Synced)
+        .is_some_and(|c| c.reason == reason.as_str() && c.message == message);
+    let failed = Failed {
+        reason,
+        message,
+        action: "Delete",
+        repeat,
+    };
+    not_synced(res, ctx, &mut status, failed);
+    if let Some(written) = write_if_changed(&ctx.kube, res, old, &status).await? {
+        ctx.memo.remember(&written);
+    }
+    Ok(())
 }
 
 /// The remote side is done with: the finalizer goes, and with it everything the operator
@@ -123,6 +203,8 @@ async fn release<A: Adapter>(
     key: &ObjectKey,
 ) -> Result<(), Error> {
     remove_finalizer(res, ctx).await?;
+    // Its connection need not wait for the watch to tell.
+    ctx.usage.released(key);
     ctx.memo.forget(res);
     ctx.dependents.forget(key.clone());
     ctx.converged(key);
@@ -137,25 +219,10 @@ async fn release<A: Adapter>(
     Ok(())
 }
 
+/// A failed deletion, with the client it went through when it got that far.
+type DeleteFailed = (Error, Option<Arc<IdentityClient>>);
 /// The id of the remote object a create whose answer was lost may have made, found by its
 /// natural key (the operator's creation record says it is its own).
-/// What the deletion of `res` is decided from (`plan` decides from the same).
-pub(crate) fn deletion_facts<'a, A: Adapter>(
-    res: &A::Resource,
-    status: &'a ManagedStatus,
-) -> DeletionFacts<'a> {
-    DeletionFacts {
-        policy: res.common().deletion_policy,
-        creates: A::CREATES,
-        deletes_remote: A::deletes_remote(res),
-        // A creation recorded before the status said so is the operator's all the same.
-        created: status.created.or(creation_recorded(res).then_some(true)),
-        linked_id: status.external_id.as_deref(),
-        creation_recorded: creation_recorded(res),
-        paused: is_paused(res),
-    }
-}
-
 pub(crate) async fn find_unlinked<A: Adapter>(
     res: &A::Resource,
     ctx: &Context,
@@ -171,33 +238,54 @@ async fn delete_remote<A: Adapter>(
     ctx: &Context,
     key: &ObjectKey,
     id: &str,
-) -> Result<(), Error> {
-    let connection = connection_for::<A>(ctx, res, key)?;
-    let client = ctx.connector.client(&connection).await?;
+) -> Result<(), DeleteFailed> {
+    let connection = connection_for::<A>(ctx, res, key).map_err(|e| (e, None))?;
+    let client = ctx
+        .connector
+        .client(&connection)
+        .await
+        .map_err(|e| (e, None))?;
     match A::delete(&client, res, id).await {
         Err(Error::Api(e)) | Err(Error::Rejected(e)) if e.is_not_found() => Ok(()),
-        other => other,
+        Err(e) => Err((e, Some(client))),
+        Ok(()) => Ok(()),
     }
 }
 
-/// A deletion whose IdentityApi or credentials are gone cannot finish: after the grace period
-/// the finalizer is released instead of blocking the namespace forever.
-fn gives_up<K: Resource>(res: &K, ctx: &Context, err: &Error) -> bool {
-    let unreachable = matches!(
-        err,
-        Error::ApiNotFound(_)
-            | Error::WrongProvider { .. }
-            | Error::SecretNotFound(_)
-            | Error::SecretKeyNotFound { .. }
-            | Error::SecretNotText { .. }
-            | Error::Api(crate::identity::ApiError::Authentication(_))
-    );
+/// Whether a deletion failing with `err` can only end in an orphan: the connection cannot work
+/// (it, its credentials or the namespace's access to it are gone or refused), or its identity
+/// API did not answer a single call during the grace period (gone, as far as anyone can tell;
+/// an API that answers other calls is only failing for a while, and is waited for).
+fn hopeless(err: &Error, client: Option<&IdentityClient>, grace: Duration) -> bool {
+    match err {
+        Error::ApiNotFound { .. }
+        | Error::WrongProvider { .. }
+        | Error::ConnectionNotAllowed { .. }
+        | Error::SecretNotFound(_)
+        | Error::SecretKeyNotFound { .. }
+        | Error::SecretNotText { .. }
+        | Error::Api(ApiError::Authentication(_) | ApiError::UntrustedCertificate(_))
+        | Error::Api(ApiError::Status {
+            status: 401 | 403, ..
+        }) => true,
+        // No answer at all, or only server errors: gone, unless it answered lately.
+        Error::Api(
+            ApiError::Transport(_)
+            | ApiError::Unreachable(_)
+            | ApiError::Unavailable { .. }
+            | ApiError::Status { .. },
+        ) if err.is_transient() => client.is_none_or(|c| !c.answered_within(grace)),
+        _ => false,
+    }
+}
+
+/// When the grace period of a deletion ends: `deletionTimestamp` + grace.
+fn deadline<K: Resource>(res: &K, grace: Duration) -> Timestamp {
     let since = res
         .meta()
         .deletion_timestamp
         .as_ref()
-        .map(|t| k8s_openapi::jiff::Timestamp::now().duration_since(t.0))
-        .and_then(|d| std::time::Duration::try_from(d).ok())
-        .unwrap_or_default();
-    unreachable && since >= ctx.settings.deletion_grace
+        .map_or_else(Timestamp::now, |t| t.0);
+    let grace = SignedDuration::try_from(grace).unwrap_or(SignedDuration::MAX);
+    since.saturating_add(grace).unwrap_or(since)
 }

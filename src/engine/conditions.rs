@@ -13,6 +13,8 @@ pub enum ConditionType {
     Ready,
     /// The last reconcile succeeded.
     Synced,
+    /// A connection being deleted waits for the resources that still need it (`InUse`).
+    Deleting,
     /// Fields taken out of the spec that the identity API cannot clear keep their remote
     /// value (`True` while there are any, with reason `CannotClear`).
     FieldsKept,
@@ -23,6 +25,7 @@ impl ConditionType {
         match self {
             ConditionType::Ready => "Ready",
             ConditionType::Synced => "Synced",
+            ConditionType::Deleting => "Deleting",
             ConditionType::FieldsKept => "FieldsKept",
         }
     }
@@ -44,8 +47,8 @@ pub enum Meaning {
 
 macro_rules! reasons {
     ($($(#[doc = $doc:literal])* $name:ident: $meaning:ident,)*) => {
-        /// Why a condition has its status: the `reason` of `Ready` and `Synced`, and of the
-        /// Warning Events of failures.
+        /// Why a condition has its status: the `reason` of `Ready`, `Synced` and `Deleting`,
+        /// and of the Warning Events of failures.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum Reason {
             $($(#[doc = $doc])* $name,)*

@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 
 use super::dependents::Target;
 use super::error::Error;
-use super::spec::ApiRef;
+use super::spec::{ApiRef, ManagementPolicy};
 use crate::identity::{IdentityClient, Provider};
 
 /// A connection as a managed resource sees it.
@@ -29,15 +29,25 @@ pub struct Connection {
     pub handle: Arc<dyn Any + Send + Sync>,
 }
 
+/// What a resource asks of its connection: which one, and what a connection's access rule
+/// looks at (a cluster-wide connection may allow only some namespaces, kinds, or `Observe`).
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    pub namespace: &'a str,
+    pub kind: &'static str,
+    pub api_ref: &'a ApiRef,
+    pub policy: ManagementPolicy,
+}
+
 /// Resolves connections for the engine.
 pub trait Connector: Send + Sync + 'static {
     /// What a resource in `namespace` naming `api_ref` depends on, whether it exists or not
     /// (so that creating it requeues the resource).
     fn target(&self, namespace: &str, api_ref: &ApiRef) -> Target;
 
-    /// The connection `api_ref` names for a resource in `namespace`, without I/O: an error
-    /// when it does not exist (or the resource may not use it).
-    fn resolve(&self, namespace: &str, api_ref: &ApiRef) -> Result<Connection, Error>;
+    /// The connection a resource asks for, without I/O: an error when it does not exist or the
+    /// resource may not use it (`ConnectionNotAllowed`, before any identity-API call).
+    fn resolve(&self, request: &Request) -> Result<Connection, Error>;
 
     /// A client of `connection`, authenticated lazily and shared by every resource using it.
     fn client<'a>(

@@ -17,6 +17,7 @@ use super::key::ObjectKey;
 use super::memo::Memo;
 use super::reader::Reader;
 use super::secrets::SecretVersions;
+use super::usage::Usage;
 use super::{MANAGER, Managed};
 use crate::metrics::Metrics;
 
@@ -48,6 +49,8 @@ pub struct Context {
     pub reader: Arc<dyn Reader>,
     pub secrets: Arc<SecretVersions>,
     pub dependents: Dependents,
+    /// Which resources may still need which connection (shared by every scope).
+    pub usage: Arc<Usage>,
     pub memo: Memo,
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
@@ -77,6 +80,7 @@ impl Context {
             reader,
             secrets,
             dependents: Default::default(),
+            usage: Default::default(),
             memo: Default::default(),
             metrics,
             settings,
@@ -84,6 +88,13 @@ impl Context {
             unconverged: Mutex::default(),
             stores: Mutex::default(),
         }
+    }
+
+    /// Shares `usage` with the other scopes of the operator (a ClusterIdentityApi has users in
+    /// all of them).
+    pub fn with_usage(mut self, usage: Arc<Usage>) -> Self {
+        self.usage = usage;
+        self
     }
 
     /// Makes the watch cache of kind `K` available to reconciles of other objects.

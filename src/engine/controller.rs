@@ -19,10 +19,12 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tracing::warn;
 
+use super::cleanup::holds_connection;
 use super::dependents::Target;
 use super::key::kind_of;
 use super::reconcile::{error_policy, reconcile};
-use super::{Adapter, Context, Managed, PAUSED_ANNOTATION};
+use super::usage::{Feed, Use};
+use super::{Adapter, Context, Managed, ObjectKey, PAUSED_ANNOTATION};
 use crate::metrics::Metrics;
 
 /// Which objects this replica manages.
@@ -167,6 +169,7 @@ pub async fn run_kind<A: Adapter>(
 ) {
     let (reader, writer) = reflector::store();
     let handover = ctx.clone();
+    let feed = ctx.usage.feed();
     let stream = watcher(
         api_for::<A::Resource>(&client, &scope),
         watch_config(&scope),
@@ -178,6 +181,8 @@ pub async fn run_kind<A: Adapter>(
         if let watcher::Event::Apply(res) | watcher::Event::InitApply(res) = event {
             handover.memo.seen(res);
         }
+        feed_usage::<A>(&handover, feed, event);
+        forget_deleted(&handover.metrics, kind_of::<A::Resource>(), event);
         // A settings singleton without a finalizer is gone without a cleanup reconcile: the
         // next resource waiting for its IdentityApi may take over now, not at its resync.
         if let (true, watcher::Event::Delete(res)) = (A::SINGLETON, event) {
@@ -199,6 +204,23 @@ pub async fn run_kind<A: Adapter>(
         .run(reconcile::<A>, error_policy::<A>, ctx.clone())
         .for_each(|_| future::ready(()))
         .await;
+}
+
+/// Tells the usage index what a watch event says about the connection of a resource.
+fn feed_usage<A: Adapter>(ctx: &Context, feed: Feed, event: &watcher::Event<A::Resource>) {
+    let key = |res: &A::Resource| ObjectKey::of(kind_of::<A::Resource>(), res);
+    match event {
+        watcher::Event::Init => ctx.usage.listing(feed),
+        watcher::Event::InitDone => ctx.usage.listed(feed),
+        watcher::Event::Apply(res) | watcher::Event::InitApply(res) => {
+            let namespace = res.namespace().unwrap_or_default();
+            let connection = ctx.connector.target(&namespace, &res.common().api_ref);
+            let holds = holds_connection::<A>(res);
+            let use_ = Use { connection, holds };
+            ctx.usage.seen(feed, &key(res), Some(use_));
+        }
+        watcher::Event::Delete(res) => ctx.usage.gone(&key(res)),
+    }
 }
 
 /// A deleted object leaves the resource gauges: one without a finalizer gets no cleanup

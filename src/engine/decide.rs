@@ -189,6 +189,19 @@ pub fn deletion_policy(facts: &DeletionFacts) -> DeletionPolicy {
     }
 }
 
+/// Whether a resource that holds the cleanup finalizer may still need its connection: its
+/// deletion would delete (or, for a settings singleton, change) the remote object. `creating`:
+/// the operator recorded a create it is making, whose answer may not be in the status yet; such
+/// a resource counts as linked to an object it created. While this holds, the connection and
+/// its credential Secrets carry the in-use finalizer.
+pub fn needs_connection(facts: &DeletionFacts, creating: bool) -> bool {
+    if facts.paused || (facts.linked_id.is_none() && !creating) {
+        return false;
+    }
+    let created = facts.created.or(creating.then_some(true));
+    deletion_policy(&DeletionFacts { created, ..*facts }) == DeletionPolicy::Delete
+}
+
 pub fn decide_deletion(facts: &DeletionFacts) -> Deletion {
     let Some(id) = facts.linked_id else {
         let lost_create = facts.creates && facts.creation_recorded && !facts.paused;
@@ -492,6 +505,87 @@ mod tests {
                 Deletion::Release,
             ),
         ]);
+    }
+
+    #[test]
+    fn the_connection_is_needed_exactly_while_a_deletion_would_delete() {
+        let cases = [
+            ("adopted, no policy: orphaned", BASE, false, false),
+            (
+                "created: deleted",
+                DeletionFacts {
+                    created: Some(true),
+                    ..BASE
+                },
+                false,
+                true,
+            ),
+            (
+                "create under way, answer not recorded yet",
+                DeletionFacts {
+                    linked_id: None,
+                    ..BASE
+                },
+                true,
+                true,
+            ),
+            (
+                "nothing linked, nothing being created",
+                DeletionFacts {
+                    linked_id: None,
+                    created: Some(true),
+                    ..BASE
+                },
+                false,
+                false,
+            ),
+            (
+                "created, Orphan written",
+                DeletionFacts {
+                    policy: Some(DeletionPolicy::Orphan),
+                    created: Some(true),
+                    ..BASE
+                },
+                true,
+                false,
+            ),
+            (
+                "paused: orphaned whatever the policy",
+                DeletionFacts {
+                    policy: Some(DeletionPolicy::Delete),
+                    paused: true,
+                    ..BASE
+                },
+                false,
+                false,
+            ),
+            (
+                "singleton disabled on deletion",
+                DeletionFacts {
+                    creates: false,
+                    ..BASE
+                },
+                false,
+                true,
+            ),
+            (
+                "singleton left as it is",
+                DeletionFacts {
+                    creates: false,
+                    deletes_remote: false,
+                    ..BASE
+                },
+                false,
+                false,
+            ),
+        ];
+        for (what, facts, creating, want) in cases {
+            assert_eq!(needs_connection(&facts, creating), want, "{what}");
+            // Never needed where the deletion itself would not delete.
+            if !creating && want {
+                assert!(matches!(decide_deletion(&facts), Deletion::Delete { .. }));
+            }
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::key::ObjectKey;
 pub enum Target {
     Secret { namespace: String, name: String },
     Api { namespace: String, name: String },
+    ClusterApi { name: String },
 }
 
 /// Sends (namespace, name) of a resource to requeue to its kind's controller.
@@ -114,6 +115,20 @@ impl Dependents {
         self.trigger(target)
     }
 
+    /// Requeues the resources of `namespace` that depend on a target `which` accepts (the
+    /// namespace's labels changed, and with them its access to cluster connections).
+    pub fn trigger_in(&self, namespace: &str, which: impl Fn(&Target) -> bool) -> usize {
+        let deps: HashSet<Dependent> = {
+            let by_target = self.by_target.read().expect("lock");
+            let all = by_target
+                .iter()
+                .filter(|(t, _)| which(t))
+                .flat_map(|(_, d)| d);
+            all.filter(|d| d.namespace == namespace).cloned().collect()
+        };
+        self.requeue(deps.iter())
+    }
+
     /// Requeues every resource that depends on `target`.
     pub fn trigger(&self, target: &Target) -> usize {
         self.send(target, false)
@@ -133,13 +148,19 @@ impl Dependents {
             Some(set) => set.iter().cloned().collect(),
             None => return 0,
         };
+        self.requeue(deps.iter())
+    }
+
+    fn requeue<'a>(&self, deps: impl Iterator<Item = &'a Dependent>) -> usize {
         let senders = self.senders.read().expect("lock");
-        for dep in &deps {
+        let mut sent = 0;
+        for dep in deps {
             for tx in senders.get(dep.kind).into_iter().flatten() {
                 let _ = tx.send((dep.namespace.clone(), dep.name.clone()));
             }
+            sent += 1;
         }
-        deps.len()
+        sent
     }
 }
 

@@ -4,12 +4,13 @@
 use std::time::Duration;
 
 use super::conditions::Reason;
+use super::spec::ApiKind;
 use crate::identity::ApiError;
 
 #[derive(thiserror::Error, Debug)]
 pub enum Error {
-    #[error("IdentityApi {0:?} not found")]
-    ApiNotFound(String),
+    #[error("{} {name:?} not found", kind.as_str())]
+    ApiNotFound { kind: ApiKind, name: String },
     #[error("IdentityApi {name:?} is a {actual} connection, but {kind} needs a {expected} one")]
     WrongProvider {
         name: String,
@@ -17,6 +18,8 @@ pub enum Error {
         actual: &'static str,
         expected: &'static str,
     },
+    #[error("{connection} does not allow this resource: {why}")]
+    ConnectionNotAllowed { connection: String, why: String },
     #[error("Secret {0:?} not found")]
     SecretNotFound(String),
     #[error("key {key:?} not found in Secret {name:?}")]
@@ -76,8 +79,9 @@ impl Error {
     /// The `reason` of the Ready/Synced conditions.
     pub fn reason(&self) -> Reason {
         match self {
-            Error::ApiNotFound(_) => Reason::IdentityApiNotFound,
+            Error::ApiNotFound { .. } => Reason::IdentityApiNotFound,
             Error::WrongProvider { .. } => Reason::WrongProvider,
+            Error::ConnectionNotAllowed { .. } => Reason::ConnectionNotAllowed,
             Error::SecretNotFound(_) => Reason::SecretNotFound,
             Error::SecretKeyNotFound { .. } => Reason::SecretKeyNotFound,
             Error::SecretNotText { .. } => Reason::SecretNotText,
@@ -105,8 +109,9 @@ impl Error {
             Error::Api(ApiError::RateLimited { retry_after }) => Next::After(*retry_after),
             // The connection's next attempt: every resource using it waits for that one.
             Error::Api(ApiError::Unavailable { retry_in, .. }) => Next::After(*retry_in),
-            Error::ApiNotFound(_)
+            Error::ApiNotFound { .. }
             | Error::WrongProvider { .. }
+            | Error::ConnectionNotAllowed { .. }
             | Error::SecretNotFound(_)
             | Error::SecretKeyNotFound { .. }
             | Error::SecretNotText { .. }

@@ -1,9 +1,9 @@
-//! The operator's finalizer and creation record on a resource, written with JSON patches
+//! The operator's finalizers and creation record on a resource, written with JSON patches
 //! that touch nothing else (and fail rather than remove someone else's finalizer).
 
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{CREATES_ANNOTATION, Context, Error, FINALIZER, Managed, PAUSED_ANNOTATION};
 
@@ -39,12 +39,8 @@ pub async fn ensure_finalizer<K: Managed>(
         return remove_finalizer(res, ctx).await;
     }
     let mut ops = Vec::new();
-    if wanted && !has_finalizer(res) {
-        ops.push(if res.finalizers().is_empty() {
-            json!({"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]})
-        } else {
-            json!({"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER})
-        });
+    if wanted {
+        ops = finalizer_ops(res.finalizers(), FINALIZER, true);
     }
     if record_creation && !creation_recorded(res) {
         let path = format!(
@@ -59,35 +55,82 @@ pub async fn ensure_finalizer<K: Managed>(
     if ops.is_empty() {
         return Ok(());
     }
-    patch_json(res, ctx, serde_json::Value::Array(ops)).await
+    patch_json(res, ctx, ops).await
 }
 
 pub async fn remove_finalizer<K: Managed>(res: &K, ctx: &Context) -> Result<(), Error> {
-    let Some(i) = res.finalizers().iter().position(|f| f == FINALIZER) else {
-        return Ok(());
-    };
-    let path = format!("/metadata/finalizers/{i}");
-    // The test makes the patch fail rather than remove someone else's finalizer if the list
-    // changed since we read it.
-    let op =
-        json!([{"op": "test", "path": path, "value": FINALIZER}, {"op": "remove", "path": path}]);
-    patch_json(res, ctx, op).await
+    match finalizer_ops(res.finalizers(), FINALIZER, false) {
+        ops if ops.is_empty() => Ok(()),
+        ops => patch_json(res, ctx, ops).await,
+    }
 }
 
-async fn patch_json<K: Managed>(
-    res: &K,
-    ctx: &Context,
-    ops: serde_json::Value,
-) -> Result<(), Error> {
+/// The JSON patch operations that add (`wanted`) or remove `finalizer` in `finalizers`; none
+/// when it is already as wanted. A removal tests the entry first, so the patch fails rather
+/// than remove someone else's finalizer if the list changed since it was read.
+pub fn finalizer_ops(finalizers: &[String], finalizer: &str, wanted: bool) -> Vec<Value> {
+    let at = finalizers.iter().position(|f| f == finalizer);
+    match (wanted, at) {
+        (true, None) if finalizers.is_empty() => {
+            vec![json!({"op": "add", "path": "/metadata/finalizers", "value": [finalizer]})]
+        }
+        (true, None) => {
+            vec![json!({"op": "add", "path": "/metadata/finalizers/-", "value": finalizer})]
+        }
+        (false, Some(i)) => {
+            let path = format!("/metadata/finalizers/{i}");
+            vec![
+                json!({"op": "test", "path": path, "value": finalizer}),
+                json!({"op": "remove", "path": path}),
+            ]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// `ops` as a JSON patch.
+pub fn json_patch(ops: Vec<Value>) -> json_patch::Patch {
+    serde_json::from_value(Value::Array(ops)).expect("valid JSON patch")
+}
+
+async fn patch_json<K: Managed>(res: &K, ctx: &Context, ops: Vec<Value>) -> Result<(), Error> {
     let api: Api<K> = Api::namespaced(ctx.kube.clone(), &res.namespace().unwrap_or_default());
-    let patch: json_patch::Patch = serde_json::from_value(ops).expect("valid JSON patch");
     let written = api
         .patch(
             &res.name_any(),
             &PatchParams::default(),
-            &Patch::<()>::Json(patch),
+            &Patch::<()>::Json(json_patch(ops)),
         )
         .await?;
     ctx.memo.remember(&written);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finalizers_are_added_once_and_removed_only_where_they_are() {
+        let none: Vec<String> = Vec::new();
+        assert_eq!(
+            finalizer_ops(&none, "f", true),
+            vec![json!({"op": "add", "path": "/metadata/finalizers", "value": ["f"]})]
+        );
+        let other = vec!["other".to_owned()];
+        assert_eq!(
+            finalizer_ops(&other, "f", true),
+            vec![json!({"op": "add", "path": "/metadata/finalizers/-", "value": "f"})]
+        );
+        assert!(finalizer_ops(&other, "f", false).is_empty());
+        let both = vec!["other".to_owned(), "f".to_owned()];
+        assert!(finalizer_ops(&both, "f", true).is_empty());
+        assert_eq!(
+            finalizer_ops(&both, "f", false),
+            vec![
+                json!({"op": "test", "path": "/metadata/finalizers/1", "value": "f"}),
+                json!({"op": "remove", "path": "/metadata/finalizers/1"}),
+            ]
+        );
+    }
 }

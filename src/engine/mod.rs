@@ -23,6 +23,7 @@ pub mod key;
 pub mod memo;
 pub mod preview;
 pub mod reader;
+pub mod protection;
 pub mod reconcile;
 pub mod registry;
 pub mod removal;
@@ -30,6 +31,7 @@ pub mod report;
 pub mod secrets;
 pub mod spec;
 pub mod status;
+pub mod usage;
 
 pub use adapter::{Adapter, Managed, ManagedSpec, Observed};
 pub use context::{Context, Settings, jitter};
@@ -38,6 +40,9 @@ pub use key::ObjectKey;
 
 /// The finalizer the operator holds while it may still have to delete something remote.
 pub const FINALIZER: &str = "identity.operator.dev/cleanup";
+/// The finalizer a connection and its credential Secrets carry while a resource may still need
+/// them to delete something remote (see `usage.rs`).
+pub const IN_USE_FINALIZER: &str = "identity.operator.dev/in-use";
 /// `identity.operator.dev/paused: "true"` stops all writes to the identity API.
 pub const PAUSED_ANNOTATION: &str = "identity.operator.dev/paused";
 /// Set by the operator (with its finalizer) just before it creates a remote object, so that

@@ -182,8 +182,7 @@ fn path_of(json: &Value, wanted: &Value) -> Option<String> {
 
 async fn deletion<A: Adapter>(res: &A::Resource, ctx: &Context, key: &ObjectKey) -> Preview {
     let kind = kind_of::<A::Resource>();
-    let status = res.managed_status().cloned().unwrap_or_default();
-    let (message, writes, id) = match decide::decide_deletion(&deletion_facts::<A>(res, &status)) {
+    let (message, writes, id) = match decide::decide_deletion(&deletion_facts::<A>(res)) {
         Deletion::Release => ("nothing remote is linked".to_owned(), false, None),
         Deletion::Delete { id } => (format!("deletes the remote {kind} {id}"), true, Some(id)),
         // The create's answer was lost: the remote object is looked up by its natural key.

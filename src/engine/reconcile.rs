@@ -14,7 +14,7 @@ use kube::{Resource, ResourceExt};
 use tracing::{Instrument, info, info_span, warn};
 
 use super::conditions::Reason;
-use super::connector::Connection;
+use super::connector::{Connection, Request};
 use super::decide::{self, Blocked, Facts, Step, Write};
 use super::dependents::Target;
 use super::diff::fingerprint;
@@ -33,8 +33,11 @@ pub async fn reconcile<A: Adapter>(
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
     let key = ObjectKey::of(kind_of::<A::Resource>(), res.as_ref());
-    let span =
-        info_span!("reconcile", kind = key.kind, namespace = %key.namespace, object = %key.name);
+    // Every line of a reconcile (its writes too) names the connection it goes through: one
+    // ClusterIdentityApi serves many namespaces.
+    let api_ref = &res.common().api_ref;
+    let connection = format!("{}/{}", api_ref.kind().as_str(), api_ref.name);
+    let span = info_span!("reconcile", kind = key.kind, namespace = %key.namespace, object = %key.name, %connection);
     let started = Instant::now();
     let res = ctx.memo.refresh(res.as_ref()).map(Arc::new).unwrap_or(res);
     let result = async {
@@ -311,8 +314,15 @@ pub(super) fn connection_for<A: Adapter>(
     res: &A::Resource,
     key: &ObjectKey,
 ) -> Result<Connection, Error> {
-    let api_ref = &res.common().api_ref;
-    let connection = ctx.connector.resolve(&key.namespace, api_ref)?;
+    let common = res.common();
+    let api_ref = &common.api_ref;
+    let request = Request {
+        namespace: &key.namespace,
+        kind: key.kind,
+        api_ref,
+        policy: common.management_policy(),
+    };
+    let connection = ctx.connector.resolve(&request)?;
     if connection.provider != A::PROVIDER {
         return Err(Error::WrongProvider {
             name: api_ref.name.clone(),

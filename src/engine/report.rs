@@ -132,22 +132,50 @@ pub fn failure<A: Adapter>(
             generation,
         );
     }
+    let failed = Failed {
+        reason,
+        message,
+        action: "Reconcile",
+        repeat,
+    };
+    not_synced(res, ctx, status, failed);
+    next_attempt(ctx, key, err)
+}
+
+/// A failure as `Synced=False` and its Warning Event reports it.
+pub struct Failed {
+    pub reason: Reason,
+    pub message: String,
+    /// The Event's action: what failed.
+    pub action: &'static str,
+    /// The condition already says so: no Event again.
+    pub repeat: bool,
+}
+
+/// `Synced=False` with the failure's reason and message, and a Warning Event unless it repeats
+/// (the same failure for the same spec is one Event, not one per retry).
+pub fn not_synced<K: Resource<DynamicType = ()>>(
+    res: &K,
+    ctx: &Context,
+    status: &mut ManagedStatus,
+    failed: Failed,
+) {
+    let generation = res.meta().generation;
     let synced = ConditionType::Synced;
+    let reason = failed.reason;
     set_condition(
         &mut status.conditions,
         synced,
         false,
         reason,
-        &message,
+        &failed.message,
         generation,
     );
-    // The same failure for the same spec is one Event, not one per retry.
-    if !repeat {
-        let reason = reason.as_str();
+    if !failed.repeat {
+        let (reason, action) = (reason.as_str(), failed.action);
         ctx.events
-            .emit(res, EventType::Warning, reason, "Reconcile", message);
+            .emit(res, EventType::Warning, reason, action, failed.message);
     }
-    next_attempt(ctx, key, err)
 }
 
 /// When to try again after `err`.

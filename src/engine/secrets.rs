@@ -1,6 +1,7 @@
-//! Secrets: watched as metadata only, and of each only its resourceVersion is kept (never
-//! data, so memory does not grow with Secret payloads). Values are read with a GET only when
-//! they are about to be sent.
+//! Secrets: watched as metadata only, and of each only its resourceVersion (and whether it
+//! carries the in-use finalizer) is kept, never data, so memory does not grow with Secret
+//! payloads. Values are read with a GET only when they are about to be sent; a Secret being
+//! deleted that the in-use finalizer holds reads as any other.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
@@ -10,13 +11,30 @@ use kube::ResourceExt;
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher;
 
+use super::IN_USE_FINALIZER;
 use super::error::Error;
 use super::reader::Reader;
 use super::spec::SecretKeyRef;
 use crate::identity::SecretString;
 
-/// namespace → name → resourceVersion.
-type Versions = HashMap<Box<str>, HashMap<Box<str>, Box<str>>>;
+/// namespace → name → what is kept of the Secret.
+type Versions = HashMap<Box<str>, HashMap<Box<str>, Kept>>;
+
+/// What is kept of one Secret: its resourceVersion, and whether it carries the in-use finalizer
+/// and is being deleted (what the connections' protection acts on).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Kept {
+    resource_version: Box<str>,
+    in_use: bool,
+    deleting: bool,
+}
+
+/// The in-use finalizer on a Secret, and whether it is being deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Protection {
+    pub in_use: bool,
+    pub deleting: bool,
+}
 
 /// The resourceVersion of every Secret in the operator's scope: all a reconcile needs to know
 /// of a Secret before it sends its value (whether it exists, whether it changed). A map of its
@@ -36,10 +54,14 @@ struct State {
 
 fn insert(map: &mut Versions, secret: &PartialObjectMeta<Secret>) {
     let ns = secret.namespace().unwrap_or_default();
-    let rv = secret.resource_version().unwrap_or_default();
+    let kept = Kept {
+        resource_version: secret.resource_version().unwrap_or_default().into(),
+        in_use: secret.finalizers().iter().any(|f| f == IN_USE_FINALIZER),
+        deleting: secret.metadata.deletion_timestamp.is_some(),
+    };
     map.entry(ns.into())
         .or_default()
-        .insert(secret.name_any().into(), rv.into());
+        .insert(secret.name_any().into(), kept);
 }
 
 impl Default for SecretVersions {
@@ -82,7 +104,33 @@ impl SecretVersions {
     /// The Secret's resourceVersion; `None` when it does not exist.
     pub fn version(&self, ns: &str, name: &str) -> Option<String> {
         let state = self.state.read().expect("lock");
-        state.current.get(ns)?.get(name).map(|rv| rv.to_string())
+        let kept = state.current.get(ns)?.get(name)?;
+        Some(kept.resource_version.to_string())
+    }
+
+    /// The Secret's in-use finalizer and deletion; `None` when it does not exist.
+    pub fn protection(&self, ns: &str, name: &str) -> Option<Protection> {
+        let state = self.state.read().expect("lock");
+        let kept = state.current.get(ns)?.get(name)?;
+        Some(Protection {
+            in_use: kept.in_use,
+            deleting: kept.deleting,
+        })
+    }
+
+    /// The Secrets of `ns` that carry the in-use finalizer.
+    pub fn in_use(&self, ns: &str) -> Vec<String> {
+        let state = self.state.read().expect("lock");
+        let names = state.current.get(ns).into_iter().flatten();
+        names
+            .filter(|(_, kept)| kept.in_use)
+            .map(|(name, _)| name.to_string())
+            .collect()
+    }
+
+    /// Records a Secret as the operator's own write returned it, before its watch event.
+    pub fn wrote(&self, secret: &PartialObjectMeta<Secret>) {
+        insert(&mut self.state.write().expect("lock").current, secret);
     }
 }
 
@@ -96,6 +144,16 @@ impl SecretValues {
     }
     pub fn insert(&mut self, r: SecretKeyRef, v: SecretString) {
         self.0.insert(r, v);
+    }
+
+    /// A digest of the values of `refs`, to tell in memory whether they changed. Never stored
+    /// anywhere else, logged or shown.
+    pub fn digest(&self, refs: &[SecretKeyRef]) -> u64 {
+        let mut hasher = std::hash::DefaultHasher::new();
+        for r in refs {
+            std::hash::Hash::hash(&self.get(r).map(SecretString::expose), &mut hasher);
+        }
+        std::hash::Hasher::finish(&hasher)
     }
 }
 
@@ -199,5 +257,31 @@ mod tests {
         v.apply(&watcher::Event::InitDone);
         assert_eq!(v.version("a", "one"), None);
         assert_eq!(v.version("b", "three").as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn the_in_use_finalizer_and_deletion_are_kept() {
+        let v = SecretVersions::default();
+        let mut held = secret("a", "held", "3");
+        held.metadata.finalizers = Some(vec!["other".into(), IN_USE_FINALIZER.into()]);
+        v.apply(&watcher::Event::Apply(held.clone()));
+        v.apply(&watcher::Event::Apply(secret("a", "free", "4")));
+        assert_eq!(v.in_use("a"), vec!["held".to_owned()]);
+        assert_eq!(v.protection("a", "free"), Some(Protection::default()));
+        held.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::now(),
+            ));
+        held.metadata.resource_version = Some("5".into());
+        v.wrote(&held);
+        assert_eq!(
+            v.protection("a", "held"),
+            Some(Protection {
+                in_use: true,
+                deleting: true
+            })
+        );
+        assert_eq!(v.version("a", "held").as_deref(), Some("5"));
+        assert_eq!(v.protection("a", "absent"), None);
     }
 }

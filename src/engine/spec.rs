@@ -9,12 +9,41 @@ use serde::{Deserialize, Serialize};
 
 use super::conditions::ConditionType;
 
-/// Points at the IdentityApi (in the same namespace) that this resource is reconciled against.
+/// Points at the connection this resource is reconciled against: an IdentityApi in the same
+/// namespace, or a ClusterIdentityApi that allows the namespace.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub struct ApiRef {
-    /// Name of the IdentityApi in the resource's namespace.
+    /// `IdentityApi` (when unset) or `ClusterIdentityApi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ApiKind>,
+    /// Name of the IdentityApi in the resource's namespace, or of the ClusterIdentityApi.
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
+}
+
+impl ApiRef {
+    pub fn kind(&self) -> ApiKind {
+        self.kind.unwrap_or_default()
+    }
+}
+
+/// The kinds of connection a resource can name.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum ApiKind {
+    /// A connection in the resource's own namespace.
+    #[default]
+    IdentityApi,
+    /// A cluster-wide connection, fenced by its `allowedNamespaces`.
+    ClusterIdentityApi,
+}
+
+impl ApiKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiKind::IdentityApi => "IdentityApi",
+            ApiKind::ClusterIdentityApi => "ClusterIdentityApi",
+        }
+    }
 }
 
 /// A key of a Secret in the resource's namespace.

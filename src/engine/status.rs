@@ -29,10 +29,40 @@ where
         + std::fmt::Debug,
     S: Serialize + PartialEq,
 {
+    let api: Api<K> = Api::namespaced(kube.clone(), &res.namespace().unwrap_or_default());
+    apply_status(&api, res, old, new).await
+}
+
+/// [`write_if_changed`] for a cluster-scoped object.
+pub async fn write_cluster_if_changed<K, S>(
+    kube: &kube::Client,
+    res: &K,
+    old: Option<&S>,
+    new: &S,
+) -> Result<Option<K>, Error>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::ClusterResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    S: Serialize + PartialEq,
+{
+    apply_status(&Api::all(kube.clone()), res, old, new).await
+}
+
+async fn apply_status<K, S>(
+    api: &Api<K>,
+    res: &K,
+    old: Option<&S>,
+    new: &S,
+) -> Result<Option<K>, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    S: Serialize + PartialEq,
+{
     if old == Some(new) {
         return Ok(None);
     }
-    let api: Api<K> = Api::namespaced(kube.clone(), &res.namespace().unwrap_or_default());
     let patch = json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),

@@ -218,6 +218,8 @@ pub struct IdentityClient {
     budget_changed: tokio::sync::Notify,
     /// Set by `close`: a replaced client never logs in again.
     closed: std::sync::atomic::AtomicBool,
+    /// When the API last answered anything but a server error: whether it is there at all.
+    last_answer: Mutex<Option<Instant>>,
     /// Makes the whole connection wait while its API is down.
     breaker: breaker::Breaker,
     /// Logins finished so far, and the last one's refusal (see [`Self::current_token`]).
@@ -278,7 +280,8 @@ impl IdentityClient {
             budget: Mutex::default(),
             budget_changed: tokio::sync::Notify::new(),
             closed: Default::default(),
-            breaker: breaker::Breaker::new(metrics.clone(), config.connection.clone()),
+            last_answer: Mutex::default(),
+            breaker: breaker::Breaker::new(metrics.clone(), config.connection),
             logins: AtomicU64::new(0),
             last_refusal: Mutex::default(),
             timeout: config.timeout,
@@ -326,6 +329,22 @@ impl IdentityClient {
                     .await
         {
             tracing::debug!(error = %e, "Xelion logout failed; the session will expire");
+        }
+    }
+
+    /// Whether the API answered a call (login included) with anything but a server error
+    /// within the last `period`: an API that does not is gone, as far as anyone can tell.
+    pub fn answered_within(&self, period: Duration) -> bool {
+        self.last_answer
+            .lock()
+            .expect("answer lock")
+            .is_some_and(|at| at.elapsed() <= period)
+    }
+
+    /// Records an answer of `status` (0: none came).
+    fn answered(&self, status: u16) {
+        if (1..500).contains(&status) {
+            *self.last_answer.lock().expect("answer lock") = Some(Instant::now());
         }
     }
 
@@ -393,6 +412,7 @@ impl IdentityClient {
         .map_err(|e| self.redacted(e));
         let logins = self.logins.fetch_add(1, Ordering::SeqCst) + 1;
         self.record_call("LOGIN", login_status(&token));
+        self.answered(login_status(&token));
         let refusal = match token {
             Ok(token) => {
                 ticket.pass();
@@ -664,6 +684,7 @@ impl IdentityClient {
         };
         let status = resp.status().as_u16();
         self.record_call(method.as_str(), status);
+        self.answered(status);
         let headers = resp.headers().clone();
         self.pace_from_headers(&headers);
         let mut chunks = Vec::new();

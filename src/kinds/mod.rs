@@ -4,6 +4,7 @@
 
 pub mod admin_api_app;
 pub mod authentication_settings;
+pub mod cluster_identity_api;
 pub mod common;
 pub mod identity_api;
 pub mod identity_backend;
@@ -29,7 +30,12 @@ pub const GROUP: &str = "identity.operator.dev";
 
 /// Every CRD this operator serves, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    std::iter::once(identity_api::IdentityApi::crd())
+    let connections = [
+        identity_api::IdentityApi::crd(),
+        cluster_identity_api::ClusterIdentityApi::crd(),
+    ];
+    connections
+        .into_iter()
         .chain(MANAGED.iter().map(|kind| kind.crd()))
         .map(portable)
         .collect()

@@ -29,7 +29,7 @@ use serde_json::Value;
 use crate::engine::reader::{ClusterReader, Reader};
 use crate::engine::registry::ManagedKind;
 use crate::engine::{Context, Settings};
-use crate::kinds::identity_api::IdentityApi;
+use crate::kinds::identity_api::{ApiAuth, IdentityApi};
 use crate::kinds::identity_api::connection::IdentityApis;
 use crate::kinds::{GROUP, MANAGED};
 use crate::kubectl::ClusterArgs;
@@ -407,8 +407,9 @@ async fn context(
         .apis
         .iter()
         .filter(|a| !given.contains(&(a.namespace(), a.name_any())));
+    let run = format!("{:08x}", rand::random::<u32>());
     for api in given_apis.iter().chain(held_apis) {
-        writer.apply_watcher_event(&watcher::Event::InitApply(api.clone()));
+        writer.apply_watcher_event(&watcher::Event::InitApply(own_session(api.clone(), &run)));
     }
     writer.apply_watcher_event(&watcher::Event::InitDone);
     let metrics = Arc::new(Metrics::default());
@@ -432,6 +433,23 @@ async fn context(
     Ok((ctx, apis))
 }
 
+/// Xelion keeps one session per user and user space and refuses a second login (10005) while
+/// one lives, the running operator's for one: `plan` logs in with a user space of its own,
+/// `<userSpace>-plan-<run>` (unique per run, so two plans at once do not collide either, and
+/// within the documented 200 characters), and ends that session before it exits.
+fn own_session(mut api: IdentityApi, run: &str) -> IdentityApi {
+    if let ApiAuth::XelionLogin(login) = &mut api.spec.auth {
+        login.user_space = plan_user_space(&login.user_space, run);
+    }
+    api
+}
+
+fn plan_user_space(user_space: &str, run: &str) -> String {
+    let suffix = format!("-plan-{run}");
+    let keep = 200usize.saturating_sub(suffix.chars().count());
+    user_space.chars().take(keep).collect::<String>() + &suffix
+}
+
 /// A client for when no cluster is reachable: `plan` reads everything through its reader
 /// then, and this client is never called.
 fn offline_client() -> Client {
@@ -449,4 +467,21 @@ fn sorted(mut plans: Vec<ResourcePlan>) -> Vec<ResourcePlan> {
         p.preview.changes.sort_by(|a, b| a.path.cmp(&b.path));
     }
     plans
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plan_user_space;
+
+    #[test]
+    fn plan_logs_in_with_a_user_space_of_its_own_within_the_documented_length() {
+        assert_eq!(
+            plan_user_space("identity-operator", "0badcafe"),
+            "identity-operator-plan-0badcafe"
+        );
+        let long = "é".repeat(200);
+        let own = plan_user_space(&long, "0badcafe");
+        assert_eq!(own.chars().count(), 200);
+        assert!(own.ends_with("-plan-0badcafe"), "{own}");
+    }
 }

@@ -254,6 +254,7 @@ fn release_finalizers(cluster: &Cluster, ns: &str) {
             let Ok(client) = kube::Client::try_from(config) else {
                 return;
             };
+            release_secrets(&client, &ns).await;
             for (kind, plural) in MANAGED {
                 let ar = kube::api::ApiResource {
                     group: "identity.operator.dev".into(),
@@ -289,6 +290,33 @@ fn release_finalizers(cluster: &Cluster, ns: &str) {
     });
     let _ = released.join();
 }
+
+/// Takes the operator's in-use finalizer off the Secrets of `ns` (the credentials of its
+/// IdentityApis). Never panics.
+async fn release_secrets(client: &kube::Client, ns: &str) {
+    let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client.clone(), ns);
+    let Ok(list) = api.list_metadata(&Default::default()).await else {
+        return;
+    };
+    for secret in list.items {
+        let finalizers = secret.metadata.finalizers.unwrap_or_default();
+        if !finalizers.iter().any(|f| f == IN_USE_FINALIZER) {
+            continue;
+        }
+        let kept: Vec<&String> = finalizers
+            .iter()
+            .filter(|f| *f != IN_USE_FINALIZER)
+            .collect();
+        let patch = serde_json::json!({"metadata": {"finalizers": kept}});
+        let name = secret.metadata.name.unwrap_or_default();
+        let patch = kube::api::Patch::Merge(patch);
+        let _ = api.patch(&name, &Default::default(), &patch).await;
+    }
+}
+
+/// The operator's finalizer on the Secrets its connections need.
+pub const IN_USE_FINALIZER: &str = "identity.operator.dev/in-use";
 
 /// A valid namespace name (DNS label, ≤ 63 chars) from a free-form prefix.
 pub fn namespace_name(prefix: &str, suffix: u32) -> String {

@@ -428,7 +428,8 @@ pub fn count_calls(calls: &Value, api: &str, method: &str) -> u64 {
 }
 
 /// The identity-API writes (POST, PUT, PATCH, DELETE) the simulator logged for `api`, oldest
-/// first, leaving out authentication calls.
+/// first, leaving out authentication calls (logins, and the logout of a replaced Xelion
+/// session).
 pub fn writes<'l>(log: &'l Value, api: &str) -> Vec<&'l Value> {
     let entries = log["entries"].as_array().or_else(|| log.as_array());
     entries
@@ -445,6 +446,7 @@ pub fn writes<'l>(log: &'l Value, api: &str) -> Vec<&'l Value> {
             let path = e["path"].as_str().unwrap_or_default();
             !path.contains("/oauth/")
                 && !path.contains("/login")
+                && !path.contains("/logout")
                 && !path.contains("/sessions")
                 && !path.contains("/authenticate")
         })

@@ -69,12 +69,13 @@ policy/v1beta1
 {{/*
 What the operator does in a watched namespace — the same rules for the ClusterRole and for
 each Role of watchNamespaces:
-- its six kinds: watched; the five managed kinds also get `patch` (the finalizer is added and
-  removed with a JSON patch); every kind's status is written with server-side apply. The
-  operator never writes a spec.
-- Secrets: watched as metadata only, a value read with `get` just before it is sent; create
-  and patch only with rbac.secretWrites (AdminApiApp's shared-secret Secret, server-side apply,
-  which creates the Secret when it is missing).
+- its six kinds: watched and patched (finalizers are added and removed with JSON patches: the
+  cleanup finalizer of the managed kinds, the in-use finalizer of IdentityApis); every kind's
+  status is written with server-side apply. The operator never writes a spec.
+- Secrets: watched as metadata only, a value read with `get` just before it is sent; `patch`
+  for the in-use finalizer of the Secrets holding an IdentityApi's credentials; create only
+  with rbac.secretWrites (AdminApiApp's shared-secret Secret, server-side apply, which creates
+  the Secret when it is missing).
 - ConfigMaps: `get` of the one an AdminApiApp names in spec.logoFrom (not watched).
 - events.k8s.io Events: created, and patched when the same Event repeats.
 */}}
@@ -83,18 +84,18 @@ each Role of watchNamespaces:
   resources: [identityapis, identitybackends, orgconnections, ldapsettings, adminapiapps, authenticationsettings]
   verbs: [get, list, watch]
 - apiGroups: [identity.operator.dev]
-  resources: [identitybackends, orgconnections, ldapsettings, adminapiapps, authenticationsettings]
+  resources: [identityapis, identitybackends, orgconnections, ldapsettings, adminapiapps, authenticationsettings]
   verbs: [patch]
 - apiGroups: [identity.operator.dev]
   resources: [identityapis/status, identitybackends/status, orgconnections/status, ldapsettings/status, adminapiapps/status, authenticationsettings/status]
   verbs: [patch]
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, list, watch]
+  verbs: [get, list, watch, patch]
 {{- if .Values.rbac.secretWrites }}
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [create, patch]
+  verbs: [create]
 {{- end }}
 - apiGroups: [""]
   resources: [configmaps]
@@ -104,6 +105,31 @@ each Role of watchNamespaces:
   verbs: [create, patch]
 {{- end }}
 
+{{/*
+What ClusterIdentityApis need beyond a namespace, in the one ClusterRole (also with
+watchNamespaces, whose Roles cannot grant it): the cluster-scoped kind itself (watched, its
+in-use finalizer patched, its status written) and namespaces' labels (metadata, for
+allowedNamespaces.selector). Their Secrets are read in the credentials namespace only, through
+the Role there (rbac.yaml), never cluster-wide for this purpose.
+*/}}
+{{- define "identity-operator.clusterRules" -}}
+- apiGroups: [identity.operator.dev]
+  resources: [clusteridentityapis]
+  verbs: [get, list, watch, patch]
+- apiGroups: [identity.operator.dev]
+  resources: [clusteridentityapis/status]
+  verbs: [patch]
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [get, list, watch]
+{{- end }}
+
+{{/* The namespace of ClusterIdentityApis' Secrets: clusterIdentityApi.credentialsNamespace,
+else the release namespace. */}}
+{{- define "identity-operator.credentialsNamespace" -}}
+{{- .Values.clusterIdentityApi.credentialsNamespace | default .Release.Namespace -}}
+{{- end }}
+
 {{/* The flags of `identity-operator run` (the image's entrypoint). */}}
 {{- define "identity-operator.args" -}}
 - {{ printf "--metrics-addr=0.0.0.0:%d" (int .Values.operator.metricsPort) | quote }}
@@ -111,6 +137,7 @@ each Role of watchNamespaces:
 - {{ printf "--resync-interval=%s" .Values.operator.resyncInterval | quote }}
 - {{ printf "--max-concurrent-reconciles=%d" (int .Values.operator.maxConcurrentReconciles) | quote }}
 - {{ printf "--deletion-grace-period=%s" .Values.operator.deletionGracePeriod | quote }}
+- {{ printf "--credentials-namespace=%s" (include "identity-operator.credentialsNamespace" .) | quote }}
 {{- with .Values.operator.selector }}
 - {{ printf "--selector=%s" . | quote }}
 {{- end }}

@@ -1,8 +1,10 @@
 //! IdentityApi: how to reach and authenticate to one identity system. The CRD here, the
-//! client each one gets in `connection.rs` (the engine's `Connector`), and its own reconcile
-//! (Ready when the operator can authenticate) in `reconcile.rs`.
+//! client each one gets in `connection.rs` (the engine's `Connector`), its own reconcile
+//! (Ready when the operator can authenticate) in `reconcile.rs`, and its protection while
+//! resources still need it in `in_use.rs`.
 
 pub mod connection;
+mod in_use;
 pub mod reconcile;
 
 use kube::{CustomResource, KubeSchema};
@@ -218,16 +220,17 @@ impl ApiAuth {
     }
 }
 
-impl IdentityApi {
+impl IdentityApiSpec {
     /// Every Secret key this connection reads: its credential, and its CA bundle if any.
     pub fn secret_refs(&self) -> Vec<&SecretKeyRef> {
-        let ca = self
-            .spec
-            .tls
-            .as_ref()
-            .and_then(|t| t.ca_secret_ref.as_ref());
-        std::iter::once(self.spec.auth.secret_ref())
-            .chain(ca)
-            .collect()
+        let ca = self.tls.as_ref().and_then(|t| t.ca_secret_ref.as_ref());
+        std::iter::once(self.auth.secret_ref()).chain(ca).collect()
+    }
+}
+
+impl IdentityApi {
+    /// Every Secret key this connection reads (see [`IdentityApiSpec::secret_refs`]).
+    pub fn secret_refs(&self) -> Vec<&SecretKeyRef> {
+        self.spec.secret_refs()
     }
 }

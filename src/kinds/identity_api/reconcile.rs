@@ -1,20 +1,21 @@
 //! The IdentityApi's own reconcile: it is Ready when the operator can authenticate with it.
 //! Its failures are reported like a managed resource's (one Event per new failure, the error's
-//! reason), and its changes requeue the resources that use it.
+//! reason), and its changes requeue the resources that use it. While resources may still
+//! delete through it, it is protected from deletion (`in_use.rs`).
 
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt, future};
 use kube::runtime::controller::{self, Action};
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use super::connection::IdentityApis;
-use super::{IdentityApi, IdentityApiStatus};
+use super::connection::{IdentityApis, target_of};
+use super::{IdentityApi, IdentityApiStatus, in_use};
 use crate::engine::conditions::{ConditionType, Reason, set_condition};
 use crate::engine::controller::{
     Scope, Shutdown, api_for, forget_deleted, requeues, significant_change, slim, watch_backoff,
@@ -22,17 +23,21 @@ use crate::engine::controller::{
 };
 use crate::engine::dependents::Target;
 use crate::engine::error::Next;
+use crate::engine::protection::Protector;
 use crate::engine::report::is_repeat;
+use crate::engine::spec::Condition;
 use crate::engine::status::write_if_changed;
 use crate::engine::{Context, Error, ObjectKey};
 use crate::metrics::Metrics;
 
 const KIND: &str = "IdentityApi";
 
-/// What the IdentityApi controller works with: the engine's context and the connector.
+/// What the IdentityApi controller works with: the engine's context, the connector, and the
+/// writer of the in-use finalizer.
 pub struct ApiContext {
     pub engine: Arc<Context>,
     pub apis: Arc<IdentityApis>,
+    pub protector: Protector,
 }
 
 /// The watch of IdentityApis, feeding `writer`'s store (which the connector reads).
@@ -61,9 +66,20 @@ pub async fn run(
 ) {
     let (tx, rx) = mpsc::unbounded_channel();
     ctx.engine.dependents.register(KIND, tx);
+    let usage = &ctx.engine.usage;
+    // An IdentityApi gaining its first holder or losing its last one takes or drops the in-use
+    // finalizer at once; when the index becomes complete, every one may drop it.
+    let holders_changed = usage.holder_changes().filter_map(|target| {
+        future::ready(match target {
+            Target::Api { namespace, name } => Some(ObjectRef::new(&name).within(&namespace)),
+            _ => None,
+        })
+    });
     Controller::for_stream(stream, store)
         .with_config(controller::Config::default().concurrency(concurrency))
         .reconcile_on(requeues(rx))
+        .reconcile_on(holders_changed)
+        .reconcile_all_on(usage.completions())
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| future::ready(()))
@@ -73,14 +89,10 @@ pub async fn run(
 async fn reconcile(api: Arc<IdentityApi>, ctx: Arc<ApiContext>) -> Result<Action, Error> {
     let engine = &ctx.engine;
     let key = ObjectKey::of(KIND, api.as_ref());
-    let target = Target::Api {
-        namespace: key.namespace.clone(),
-        name: key.name.clone(),
-    };
+    let target = target_of(&key.namespace, &key.name);
+    let holders = engine.usage.holders(&target);
     if api.meta().deletion_timestamp.is_some() {
-        ctx.apis.clients.forget(&key.namespace, &key.name);
-        engine.dependents.trigger(&target);
-        return Ok(Action::await_change());
+        return in_use::deleting(&api, &ctx, &key, &holders).await;
     }
     let secret_targets = api
         .secret_refs()
@@ -91,6 +103,7 @@ async fn reconcile(api: Arc<IdentityApi>, ctx: Arc<ApiContext>) -> Result<Action
         })
         .collect();
     engine.dependents.record(key.clone(), secret_targets);
+    in_use::protect(&api, &ctx, &holders).await?;
 
     let generation = api.meta().generation;
     let old = api.status.as_ref();
@@ -100,46 +113,7 @@ async fn reconcile(api: Arc<IdentityApi>, ctx: Arc<ApiContext>) -> Result<Action
         Ok(client) => client.authenticate().await.map_err(Error::Api),
         Err(e) => Err(e),
     };
-    if let Err(e) = &result {
-        engine.metrics.reconcile_error(KIND, e.reason().as_str());
-    }
-    let ready = ConditionType::Ready;
-    match &result {
-        Ok(()) => set_condition(
-            &mut status.conditions,
-            ready,
-            true,
-            Reason::Authenticated,
-            "authenticated with the identity API",
-            generation,
-        ),
-        Err(e) => {
-            let repeat = is_repeat(&status.conditions, ready, e, generation);
-            let message = e.to_string();
-            set_condition(
-                &mut status.conditions,
-                ready,
-                false,
-                e.reason(),
-                &message,
-                generation,
-            );
-            if !repeat {
-                let reason = e.reason().as_str();
-                engine.events.emit(
-                    api.as_ref(),
-                    EventType::Warning,
-                    reason,
-                    "Authenticate",
-                    message,
-                );
-            }
-        }
-    }
-    let condition = status.conditions.iter().find(|c| c.type_ == ready.as_str());
-    let object = key.object();
-    let gauge = condition.map(|c| (c.is_true(), c.reason.as_str()));
-    engine.metrics.set_ready(KIND, &object, gauge);
+    report_ready(api.as_ref(), engine, &mut status.conditions, &result);
     // New connection settings: every resource re-checks against them. A first reconcile or a
     // change of readiness matters only to the resources that failed so far (those still
     // running log in themselves), so they alone are requeued, not every resource at once.
@@ -164,6 +138,54 @@ async fn reconcile(api: Arc<IdentityApi>, ctx: Arc<ApiContext>) -> Result<Action
             _ => Action::requeue(engine.next_backoff(&key)),
         },
     })
+}
+
+/// `Ready` of a connection from its authentication's result, and a Warning Event for a new
+/// failure (ClusterIdentityApi reports the same way).
+pub fn report_ready<K: Resource<DynamicType = ()>>(
+    connection: &K,
+    engine: &Context,
+    conditions: &mut Vec<Condition>,
+    result: &Result<(), Error>,
+) {
+    let generation = connection.meta().generation;
+    let ready = ConditionType::Ready;
+    let kind = K::kind(&());
+    let object = match connection.namespace() {
+        Some(ns) => format!("{ns}/{}", connection.name_any()),
+        None => connection.name_any(),
+    };
+    let Err(e) = result else {
+        let message = "authenticated with the identity API";
+        set_condition(
+            conditions,
+            ready,
+            true,
+            Reason::Authenticated,
+            message,
+            generation,
+        );
+        let gauge = Some((true, Reason::Authenticated.as_str()));
+        engine.metrics.set_ready(&kind, &object, gauge);
+        return;
+    };
+    engine.metrics.reconcile_error(&kind, e.reason().as_str());
+    engine
+        .metrics
+        .set_ready(&kind, &object, Some((false, e.reason().as_str())));
+    let repeat = is_repeat(conditions, ready, e, generation);
+    let message = e.to_string();
+    set_condition(conditions, ready, false, e.reason(), &message, generation);
+    if !repeat {
+        let reason = e.reason().as_str();
+        engine.events.emit(
+            connection,
+            EventType::Warning,
+            reason,
+            "Authenticate",
+            message,
+        );
+    }
 }
 
 fn error_policy(api: Arc<IdentityApi>, err: &Error, ctx: Arc<ApiContext>) -> Action {
