@@ -63,6 +63,15 @@ fn rows(table: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Deletes a cluster-scoped object when the test ends, passed or not.
+struct Deleted<'a>(&'a Cluster, String);
+
+impl Drop for Deleted<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.kubectl(&["delete", &self.1, "--wait=false"]);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_identity_status_lists_resources_with_their_conditions() {
     let cluster = ensure_cluster();
@@ -167,6 +176,42 @@ async fn kubectl_identity_status_lists_resources_with_their_conditions() {
     assert!(
         all.iter()
             .any(|r| r[..3] == [ns.name.as_str(), "IdentityApi", "boruta"]),
+        "{all:?}"
+    );
+
+    // Cluster-scoped ClusterIdentityApis: left out of a namespace's listing (as `kubectl get`
+    // does), shown when named, without a namespace (a dash) among every namespace's.
+    let shared = format!("{}-shared", ns.name);
+    let cluster_api = json!({
+        "apiVersion": "identity.operator.dev/v1alpha1",
+        "kind": "ClusterIdentityApi",
+        "metadata": {"name": shared, "labels": {support::cluster::TEST_LABEL: "true"}},
+        "spec": {"provider": "boruta", "url": "http://127.0.0.1:9/boruta",
+                 "auth": {"bearerToken": {"secretRef": {"name": "absent", "key": "token"}}},
+                 "allowedNamespaces": {"names": [ns.name]}},
+    });
+    cluster.kubectl_stdin_ok(&["apply", "-f", "-"], &cluster_api.to_string());
+    let _delete = Deleted(cluster, format!("clusteridentityapi/{shared}"));
+    let here = stdout(&run(&["identity", "status"]), &["identity", "status"]);
+    assert!(!here.contains("ClusterIdentityApi"), "{here}");
+    let args = ["identity", "status", "clusteridentityapi"];
+    let named = rows(&stdout(&run(&args), &args));
+    assert!(
+        named
+            .iter()
+            .any(|r| r[..2] == ["ClusterIdentityApi", shared.as_str()]),
+        "{named:?}"
+    );
+    let args = [
+        "identity",
+        "status",
+        "-A",
+        "clusteridentityapis,identityapis",
+    ];
+    let all = rows(&stdout(&run(&args), &args));
+    assert!(
+        all.iter()
+            .any(|r| r[..3] == ["-", "ClusterIdentityApi", shared.as_str()]),
         "{all:?}"
     );
 

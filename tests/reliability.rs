@@ -224,14 +224,16 @@ impl World {
         start_operator(self.cluster, &self.ns, extra)
     }
 
-    /// Keeps what a stopping operator printed, for the leak check.
-    async fn stop_operator(&mut self, mut op: Operator) {
+    /// Keeps what a stopping operator printed, for the leak check. Returns when it was killed
+    /// (its metrics are read first, which takes a while on a busy machine).
+    async fn stop_operator(&mut self, mut op: Operator) -> Instant {
         if let Ok(Ok(metrics)) =
             tokio::time::timeout(Duration::from_secs(5), reqwest::get(&op.metrics_url)).await
         {
             self.outputs.push(metrics.text().await.unwrap_or_default());
         }
         op.kill();
+        let killed = Instant::now();
         let log = op.log();
         if let Some(dir) = std::env::var_os("RELIABILITY_LOGS") {
             let path = std::path::Path::new(&dir).join(format!(
@@ -242,6 +244,7 @@ impl World {
             let _ = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(path, &log));
         }
         self.outputs.push(log);
+        killed
     }
 
     /// Server-side applies resources `indices` at `version` (16 at a time).
@@ -899,8 +902,7 @@ async fn failover(scale: Scale) -> Report {
     while world.pending().await.len() > n * 9 / 10 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let killed = Instant::now();
-    world.stop_operator(leader).await;
+    let killed = world.stop_operator(leader).await;
     while !leads(&follower) && killed.elapsed() < Duration::from_secs(4 * LEASE_SECONDS) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -1106,10 +1108,21 @@ fn main() {
         }
         return;
     }
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    // Names (or parts of names) pick scenarios, `--skip NAME` leaves one out, as libtest does.
+    let mut filters: Vec<&str> = vec![];
+    let mut skipped: Vec<&str> = vec![];
+    let mut words = args.iter();
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "--skip" => skipped.extend(words.next().map(String::as_str)),
+            w if !w.starts_with('-') => filters.push(w),
+            _ => {}
+        }
+    }
     let selected: Vec<_> = scenarios
         .into_iter()
-        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
+        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f)))
+        .filter(|(name, _)| !skipped.iter().any(|s| name.contains(s)))
         .collect();
     let scale = Scale::from_env();
     println!(

@@ -70,10 +70,15 @@ pub async fn run(args: &StatusArgs) -> Result<String, Error> {
     let selected = select(&args.kinds)?;
     let (client, scope) = args.cluster.connect().await?;
     let mut rows = Vec::new();
-    for resource in &selected {
+    for (resource, namespaced) in &selected {
         let api: Api<DynamicObject> = match &scope {
-            Scope::All => Api::all_with(client.clone(), resource),
-            Scope::Namespace(ns) => Api::namespaced_with(client.clone(), ns, resource),
+            Scope::Namespace(ns) if *namespaced => {
+                Api::namespaced_with(client.clone(), ns, resource)
+            }
+            // Like `kubectl get`, a namespace's listing leaves cluster-scoped kinds
+            // (ClusterIdentityApi) out unless they are asked for by name.
+            Scope::Namespace(_) if args.kinds.is_empty() => continue,
+            _ => Api::all_with(client.clone(), resource),
         };
         let list = api
             .list(&ListParams::default())
@@ -95,9 +100,10 @@ pub async fn run(args: &StatusArgs) -> Result<String, Error> {
     })
 }
 
-/// The API resources of the kinds asked for (all when none is named).
-fn select(names: &[String]) -> Result<Vec<ApiResource>, Error> {
-    let all: Vec<(ApiResource, Vec<String>)> = kinds::crds()
+/// The API resources of the kinds asked for (all when none is named), each with whether it
+/// is namespaced.
+fn select(names: &[String]) -> Result<Vec<(ApiResource, bool)>, Error> {
+    let all: Vec<((ApiResource, bool), Vec<String>)> = kinds::crds()
         .into_iter()
         .map(|crd| {
             let n = &crd.spec.names;
@@ -106,7 +112,8 @@ fn select(names: &[String]) -> Result<Vec<ApiResource>, Error> {
             let mut aliases = vec![n.kind.to_lowercase(), n.plural.clone()];
             aliases.extend(n.singular.clone());
             aliases.extend(n.short_names.clone().unwrap_or_default());
-            (ApiResource::from_gvk_with_plural(&gvk, &n.plural), aliases)
+            let resource = ApiResource::from_gvk_with_plural(&gvk, &n.plural);
+            ((resource, crd.spec.scope == "Namespaced"), aliases)
         })
         .collect();
     if names.is_empty() {
@@ -218,7 +225,7 @@ pub fn table(report: &Report, with_namespace: bool) -> String {
             message.trim().to_owned(),
         ];
         if with_namespace {
-            line.insert(0, r.namespace.clone());
+            line.insert(0, dash(&r.namespace));
         }
         lines.push(line);
     }
@@ -374,8 +381,15 @@ mod tests {
     #[test]
     fn kinds_are_chosen_by_any_of_their_names() {
         let chosen = select(&["idb".into(), "OrgConnection,ldapsettings".into()]).unwrap();
-        let kinds: Vec<&str> = chosen.iter().map(|r| r.kind.as_str()).collect();
+        let kinds: Vec<&str> = chosen.iter().map(|(r, _)| r.kind.as_str()).collect();
         assert_eq!(kinds, ["IdentityBackend", "OrgConnection", "LdapSettings"]);
+        let cluster_scoped: Vec<String> = select(&[])
+            .unwrap()
+            .into_iter()
+            .filter(|(_, namespaced)| !namespaced)
+            .map(|(r, _)| r.kind)
+            .collect();
+        assert_eq!(cluster_scoped, ["ClusterIdentityApi"]);
         assert_eq!(select(&[]).unwrap().len(), kinds::crds().len());
         let err = select(&["pods".into()]).unwrap_err().to_string();
         assert!(err.contains("unknown kind \"pods\""), "{err}");

@@ -38,29 +38,27 @@ pub fn install_crds(cluster: &Cluster) {
         // Kubernetes 1.20's published schema does not know x-kubernetes-validations, so the
         // client-side check must be off there; the API server itself accepts the CRDs.
         cluster.kubectl_stdin_ok(&["apply", "--validate=false", "-f", "-"], &yaml);
-        for plural in [
-            "identityapis",
-            "identitybackends",
-            "orgconnections",
-            "ldapsettings",
-            "adminapiapps",
-            "authenticationsettings",
-        ] {
+        // Every CRD the binary prints, so a kind added later is waited for too.
+        let names: Vec<String> = documents(&yaml)
+            .iter()
+            .filter_map(|crd| crd["metadata"]["name"].as_str().map(str::to_owned))
+            .collect();
+        assert!(names.len() > KINDS.len(), "the CRDs printed: {names:?}");
+        for name in &names {
             cluster.kubectl_ok(&[
                 "wait",
                 "--for=condition=Established",
                 "--timeout=60s",
-                &format!("crd/{plural}.identity.operator.dev"),
+                &format!("crd/{name}"),
             ]);
             // A brand-new CRD can be Established a moment before the API server serves it
             // (Kubernetes 1.20 answered 404 to the first test's apply on a fresh cluster).
-            let resource = format!("{plural}.identity.operator.dev");
             crate::support::cluster::eventually(
                 Duration::from_secs(30),
-                &format!("{resource} served"),
+                &format!("{name} served"),
                 || {
                     cluster
-                        .kubectl(&["get", &resource, "--all-namespaces"])
+                        .kubectl(&["get", name, "--all-namespaces"])
                         .status
                         .success()
                 },
