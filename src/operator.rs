@@ -172,8 +172,15 @@ async fn run_scope(
         .with_cluster(shared.cluster.clone()),
     );
     let ctx = Arc::new(
-        Context::new(client.clone(), apis.clone(), reader, secrets, metrics, settings)
-            .with_usage(shared.usage),
+        Context::new(
+            client.clone(),
+            apis.clone(),
+            reader,
+            secrets,
+            metrics,
+            settings,
+        )
+        .with_usage(shared.usage),
     );
     let secrets_task = watch_secrets(&client, &scope, ctx.clone());
     ctx.secrets.wait_until_ready().await;

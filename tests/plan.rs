@@ -108,7 +108,7 @@ impl Env {
         first
     }
 
-    fn from_cluster(&self) -> Planned {
+    fn plan_cluster(&self) -> Planned {
         self.plan(&["--from-cluster", "-o", "json"], None)
     }
 
@@ -368,7 +368,7 @@ async fn every_action_for_every_kind_and_not_one_write() {
     ]);
 
     // Right after the operator converged: nothing to do.
-    let now = env.from_cluster();
+    let now = env.plan_cluster();
     assert_eq!(now.code, 0, "{}{}", now.stdout, now.stderr);
     let noops: Vec<_> = RESOURCES.iter().map(|(k, _)| (*k, "noop")).collect();
     now.assert_actions(&noops);
@@ -424,7 +424,7 @@ async fn every_action_for_every_kind_and_not_one_write() {
     // yet the operator sends it again (its resourceVersion moved on).
     env.ns
         .kubectl_ok(&["annotate", "secret", "corporate-ldap-bind", "touched=1"]);
-    let touched = env.from_cluster();
+    let touched = env.plan_cluster();
     let backend = &touched.by_kind()["IdentityBackend"];
     assert_eq!(backend["action"], "update", "{backend}");
     let bind = change(backend, "spec.ldapMasterPasswordSecretRef");
@@ -465,15 +465,26 @@ async fn every_action_for_every_kind_and_not_one_write() {
         assert!(planned["reason"].is_string(), "{kind}: {planned}");
     }
 
-    // Being deleted (the operator is stopped, its finalizers hold them): the deletion
-    // policy's effect.
+    // Being deleted (the operator is stopped, its finalizers hold those that delete something
+    // remote): the deletion policy's effect.
     for (kind, name) in RESOURCES {
         let what = format!("{}/{name}", kind.to_lowercase());
         env.ns.kubectl_ok(&["delete", &what, "--wait=false"]);
     }
-    let deleting = env.from_cluster();
-    let deletes: Vec<_> = RESOURCES.iter().map(|(k, _)| (*k, "delete")).collect();
-    deleting.assert_actions(&deletes);
+    let deleting = env.plan_cluster();
+    deleting.assert_actions(&[
+        ("IdentityBackend", "delete"),
+        ("OrgConnection", "delete"),
+        ("AdminApiApp", "delete"),
+    ]);
+    // The settings kinds' deletion leaves the remote settings alone: without a finalizer they
+    // are gone at once, and there is nothing to plan for them.
+    let planned = deleting.by_kind();
+    assert!(
+        !planned.contains_key("LdapSettings") && !planned.contains_key("AuthenticationSettings"),
+        "{}",
+        deleting.stdout
+    );
     assert_eq!(
         deleting.code, 2,
         "the IdentityBackend's remote object would be deleted"
