@@ -5,6 +5,7 @@
 //!     cargo bench --bench operator -- --n 200 convergence steady
 //!     cargo bench --bench operator -- --rate-n 100 ratelimit
 //!     cargo bench --bench operator -- --memory-n 2000 memory
+//!     cargo bench --bench operator -- --n 1000 plan
 //!
 //! It starts the local Kubernetes API server and the identity API simulator (20 ms latency per
 //! call), creates the resources, then drives the release build of the operator and reads the
@@ -968,6 +969,75 @@ async fn rate_limited(table: &mut Table, n: usize, limit: u64) {
     );
 }
 
+/// `identity-operator plan --from-cluster` of `n` resources in one namespace, before the
+/// operator ran (everything to create) and after it converged (nothing to do): wall time and
+/// the identity-API calls it made, read from the simulator's log.
+async fn plan(table: &mut Table, n: usize) {
+    let s = setup("bench-plan", n).await;
+    create_resources(&s, &MIX, n).await;
+    let planned = run_plan(&s).await;
+    plan_rows(
+        table,
+        &format!("{n} resources ({}) to create", describe(&MIX)),
+        planned,
+        2,
+    );
+    let op = OperatorProcess::start(s.cluster, &s.ns.name, "10m", &[]);
+    wait_all_ready(&s, &MIX, n, Duration::from_secs(1200)).await;
+    drop(op);
+    let planned = run_plan(&s).await;
+    plan_rows(table, &format!("{n} resources converged"), planned, 0);
+}
+
+fn plan_rows(table: &mut Table, what: &str, planned: (Duration, usize, usize, i32), code: i32) {
+    let (wall, reads, writes, exit) = planned;
+    let sc = "plan";
+    let wall = format!("{:.2} s", wall.as_secs_f64());
+    table.add(sc, &format!("{what}: wall time"), wall, "", None);
+    table.add(sc, "identity-API reads (GET)", format!("{reads}"), "", None);
+    table.add(
+        sc,
+        "identity-API writes",
+        format!("{writes}"),
+        "0",
+        Some(writes == 0),
+    );
+    table.add(
+        sc,
+        "exit code",
+        format!("{exit}"),
+        &code.to_string(),
+        Some(exit == code),
+    );
+}
+
+/// One `plan --from-cluster -o json` run: wall time, GETs and writes (logins aside) it made.
+async fn run_plan(s: &Setup) -> (Duration, usize, usize, i32) {
+    let since = s.sim.log().await["lastSeq"].as_u64().unwrap_or(0);
+    let start = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_identity-operator"))
+        .args(["plan", "--from-cluster", "-o", "json", "-n", &s.ns.name])
+        .env("KUBECONFIG", &s.cluster.kubeconfig)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("identity-operator plan runs");
+    let wall = start.elapsed();
+    let log = s.sim.log().await;
+    let entries: Vec<&Value> = log["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["seq"].as_u64().unwrap_or(0) > since)
+        .collect();
+    let reads = entries.iter().filter(|e| e["method"] == "GET").count();
+    let writes = entries
+        .iter()
+        .filter(|e| e["method"] != "GET" && !is_auth_call(e))
+        .count();
+    (wall, reads, writes, out.status.code().unwrap_or(-1))
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let args: Vec<String> = std::env::args()
@@ -1007,6 +1077,9 @@ async fn main() {
     }
     if wants("memory") {
         memory(&mut table, memory_n).await;
+    }
+    if wants("plan") {
+        plan(&mut table, n).await;
     }
     table.print();
 }

@@ -6,4 +6,5 @@ pub mod kinds;
 pub mod kubectl;
 pub mod metrics;
 pub mod operator;
+pub mod plan;
 pub mod reference;

@@ -40,6 +40,9 @@ enum Command {
     Run(Box<RunArgs>),
     /// Every identity resource with its conditions (also `kubectl identity status`).
     Status(kubectl::status::StatusArgs),
+    /// What the operator would change in the identity APIs, writing nothing (also `kubectl
+    /// identity plan`; exit 0: no changes, 2: changes or blocked resources, 1: error).
+    Plan(identity_operator::plan::PlanArgs),
 }
 
 /// Subcommands for the cluster, not for a terminal: hidden from `kubectl identity --help`.
@@ -160,6 +163,16 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// `plan` prints its result on stdout: its logs (warnings only) go to stderr.
+fn init_logging_to_stderr() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,kube=error"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 fn main() {
     tune_allocator();
     tokio::runtime::Builder::new_multi_thread()
@@ -186,6 +199,10 @@ async fn command() {
     let cli = parse_cli();
     match cli.command {
         Command::Crds => print!("{}", identity_operator::kinds::crds_yaml()),
+        Command::Plan(args) => {
+            init_logging_to_stderr();
+            std::process::exit(identity_operator::plan::run(args).await);
+        }
         Command::Reference { dir } => {
             if let Err(e) = write_reference(&dir) {
                 eprintln!("error: writing the reference to {}: {e}", dir.display());

@@ -18,6 +18,7 @@ use tracing::{info, warn};
 use crate::engine::controller::{Scope, Shutdown, until_ready, watch_backoff, watch_secrets};
 use crate::engine::dependents::Target;
 use crate::engine::protection::Protector;
+use crate::engine::reader::{ClusterReader, Reader};
 use crate::engine::secrets::SecretVersions;
 use crate::engine::usage::Usage;
 use crate::engine::{Context, Settings};
@@ -159,10 +160,11 @@ async fn run_scope(
     let api_stream = identity_api::watch(&client, &scope, api_writer, metrics.clone());
     // Secrets: metadata only, and of that only the resourceVersion is kept.
     let secrets = Arc::new(SecretVersions::default());
+    let reader: Arc<dyn Reader> = Arc::new(ClusterReader(client.clone()));
     let apis = Arc::new(
         IdentityApis::new(
             api_store.clone(),
-            client.clone(),
+            reader.clone(),
             secrets.clone(),
             metrics.clone(),
             &settings.instance,
@@ -170,8 +172,15 @@ async fn run_scope(
         .with_cluster(shared.cluster.clone()),
     );
     let ctx = Arc::new(
-        Context::new(client.clone(), apis.clone(), secrets, metrics, settings)
-            .with_usage(shared.usage),
+        Context::new(
+            client.clone(),
+            apis.clone(),
+            reader,
+            secrets,
+            metrics,
+            settings,
+        )
+        .with_usage(shared.usage),
     );
     let secrets_task = watch_secrets(&client, &scope, ctx.clone());
     ctx.secrets.wait_until_ready().await;

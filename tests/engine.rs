@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use identity_operator::engine::connector::{Connection, Connector, Request};
 use identity_operator::engine::controller::{Scope, Shutdown, run_kind};
 use identity_operator::engine::dependents::Target;
+use identity_operator::engine::reader::ClusterReader;
 use identity_operator::engine::secrets::{SecretValues, SecretVersions};
 use identity_operator::engine::spec::{ApiRef, CommonSpec, ManagedStatus, SecretKeyRef};
 use identity_operator::engine::{Adapter, Context, Error, ManagedSpec, Observed, Settings};
@@ -277,6 +278,7 @@ impl Engine {
         let ctx = Arc::new(Context::new(
             kube.clone(),
             Arc::new(FakeConnector(client)),
+            Arc::new(ClusterReader(kube.clone())),
             Arc::new(SecretVersions::default()),
             metrics,
             settings,

@@ -13,6 +13,7 @@ use kube::core::object::{HasSpec, HasStatus};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::preview::WriteOnly;
 use super::secrets::SecretValues;
 use super::spec::{CommonSpec, ManagedStatus, SecretKeyRef};
 use super::{Context, Error};
@@ -130,6 +131,19 @@ pub trait Adapter: Send + Sync + 'static {
         res: &Self::Resource,
         id: &str,
     ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// The write-only fields `res` sets (passwords, shared secrets), for `plan`: where the spec
+    /// sets each, its Secret key, and, where the API returns the value, whether the remote one
+    /// differs from `values` (compared, never shown). By default the remote value is unknown.
+    fn write_only(
+        _api: &IdentityClient,
+        res: &Self::Resource,
+        _observed: Option<&Observed<Self::Remote>>,
+        _values: &SecretValues,
+    ) -> impl Future<Output = Result<Vec<WriteOnly>, Error>> + Send {
+        let fields = super::preview::write_only_fields(res, Self::secret_refs(res));
+        async move { Ok(fields) }
+    }
 
     /// A few fields of the remote object worth showing in `status.remote`.
     fn summary(_observed: &Self::Remote) -> BTreeMap<String, String> {

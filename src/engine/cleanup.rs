@@ -94,8 +94,8 @@ pub async fn cleanup<A: Adapter>(
     Ok(Action::await_change())
 }
 
-/// What decides the deletion of `res`, from the resource alone.
-fn deletion_facts<A: Adapter>(res: &A::Resource) -> DeletionFacts<'_> {
+/// What decides the deletion of `res`, from the resource alone (`plan` decides from the same).
+pub(crate) fn deletion_facts<A: Adapter>(res: &A::Resource) -> DeletionFacts<'_> {
     let status = res.managed_status();
     DeletionFacts {
         policy: res.common().deletion_policy,
@@ -223,7 +223,7 @@ async fn release<A: Adapter>(
 type DeleteFailed = (Error, Option<Arc<IdentityClient>>);
 /// The id of the remote object a create whose answer was lost may have made, found by its
 /// natural key (the operator's creation record says it is its own).
-async fn find_unlinked<A: Adapter>(
+pub(crate) async fn find_unlinked<A: Adapter>(
     res: &A::Resource,
     ctx: &Context,
     key: &ObjectKey,

@@ -15,6 +15,7 @@ use super::dependents::Dependents;
 use super::events::Events;
 use super::key::ObjectKey;
 use super::memo::Memo;
+use super::reader::Reader;
 use super::secrets::SecretVersions;
 use super::usage::Usage;
 use super::{MANAGER, Managed};
@@ -44,6 +45,8 @@ pub struct Context {
     pub events: Events,
     /// The connections resources name with `spec.apiRef`.
     pub connector: Arc<dyn Connector>,
+    /// Where the Secrets and ConfigMaps resources refer to are read.
+    pub reader: Arc<dyn Reader>,
     pub secrets: Arc<SecretVersions>,
     pub dependents: Dependents,
     /// Which resources may still need which connection (shared by every scope).
@@ -60,6 +63,7 @@ impl Context {
     pub fn new(
         kube: Client,
         connector: Arc<dyn Connector>,
+        reader: Arc<dyn Reader>,
         secrets: Arc<SecretVersions>,
         metrics: Arc<Metrics>,
         settings: Settings,
@@ -73,6 +77,7 @@ impl Context {
             ),
             kube,
             connector,
+            reader,
             secrets,
             dependents: Default::default(),
             usage: Default::default(),

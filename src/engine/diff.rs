@@ -194,6 +194,21 @@ pub fn camel_case(path: &str) -> String {
     out
 }
 
+/// `ldapHost` → `ldap_host`: the inverse of [`camel_case`], to find a spec path in a vendor's
+/// snake_case JSON.
+pub fn snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for c in name.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

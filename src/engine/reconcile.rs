@@ -13,6 +13,7 @@ use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use tracing::{Instrument, info, info_span, warn};
 
+use super::conditions::Reason;
 use super::connector::{Connection, Request};
 use super::decide::{self, Blocked, Facts, Step, Write};
 use super::dependents::Target;
@@ -105,16 +106,16 @@ async fn apply<A: Adapter>(
 
 /// What a reconcile knows once it has dereferenced everything the resource refers to.
 pub(crate) struct Dereferenced<'a, A: Adapter> {
-    connection: Connection,
+    pub connection: Connection,
     /// The resource with its inputs from outside Secrets (a ConfigMap) read in.
-    res: Cow<'a, A::Resource>,
-    refs: Vec<SecretKeyRef>,
+    pub res: Cow<'a, A::Resource>,
+    pub refs: Vec<SecretKeyRef>,
     /// `name/key` → resourceVersion of every referenced Secret.
-    versions: BTreeMap<String, String>,
+    pub versions: BTreeMap<String, String>,
     /// The desired remote object without Secret values: what is compared.
-    view: A::Remote,
+    pub view: A::Remote,
     /// What a write depends on; a failure recorded for it holds until one of these changes.
-    attempt: String,
+    pub attempt: String,
 }
 
 async fn sync<A: Adapter>(
@@ -371,8 +372,12 @@ async fn create<A: Adapter>(
         ctx.metrics.drift(kind);
         info!("remote object was deleted behind the operator's back; creating it again");
     }
-    let values =
-        secrets::read(&ctx.kube, &res.namespace().unwrap_or_default(), &input.refs).await?;
+    let values = secrets::read(
+        &*ctx.reader,
+        &res.namespace().unwrap_or_default(),
+        &input.refs,
+    )
+    .await?;
     let desired = A::desired(res, Some(&values))?;
     let created = match A::create(client, res, &desired).await {
         Err(err) => {
@@ -460,7 +465,7 @@ async fn update<A: Adapter>(
     if !drift.is_empty() && spec_unchanged {
         ctx.metrics.drift(key.kind);
     }
-    let values = secrets::read(&ctx.kube, &key.namespace, &input.refs).await?;
+    let values = secrets::read(&*ctx.reader, &key.namespace, &input.refs).await?;
     let desired = A::desired(res, Some(&values))?;
     let updated = A::update(
         client,
@@ -490,6 +495,21 @@ fn blocked_error<A: Adapter>(
     from: Option<String>,
 ) -> Error {
     let kind = kind_of::<A::Resource>();
+    if let Blocked::WriteNotConverging { .. } = blocked {
+        // Held until the spec, a Secret or the remote object changes.
+        status.failed_attempt = from;
+        ctx.metrics.write_loop(kind);
+    }
+    blocked_as_error(kind, blocked)
+}
+
+/// Why nothing can be done, as the condition's reason and message.
+pub(crate) fn blocked_message(kind: &str, blocked: &Blocked) -> (Reason, String) {
+    let err = blocked_as_error(kind, blocked.clone());
+    (err.reason(), err.to_string())
+}
+
+fn blocked_as_error(kind: &str, blocked: Blocked) -> Error {
     match blocked {
         Blocked::NothingToObserve => Error::RemoteNotFound(format!(
             "the remote {kind} does not exist (Observe never creates it)"
@@ -497,15 +517,10 @@ fn blocked_error<A: Adapter>(
         Blocked::NothingToAdopt { id } => {
             Error::RemoteNotFound(format!("remote {kind} {id:?} to adopt does not exist"))
         }
-        Blocked::WriteNotConverging { drift } => {
-            // Held until the spec, a Secret or the remote object changes.
-            status.failed_attempt = from;
-            ctx.metrics.write_loop(kind);
-            Error::WriteNotConverging {
-                drift,
-                writes: decide::MAX_UNCONVERGED_WRITES,
-            }
-        }
+        Blocked::WriteNotConverging { drift } => Error::WriteNotConverging {
+            drift,
+            writes: decide::MAX_UNCONVERGED_WRITES,
+        },
     }
 }
 

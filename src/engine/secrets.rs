@@ -7,12 +7,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
 
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher;
-use kube::{Api, Client, ResourceExt};
 
 use super::IN_USE_FINALIZER;
 use super::error::Error;
+use super::reader::Reader;
 use super::spec::SecretKeyRef;
 use crate::identity::SecretString;
 
@@ -174,14 +175,17 @@ pub fn versions(
 }
 
 /// Reads the values of the referenced Secret keys.
-pub async fn read(client: &Client, ns: &str, refs: &[SecretKeyRef]) -> Result<SecretValues, Error> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+pub async fn read(
+    reader: &dyn Reader,
+    ns: &str,
+    refs: &[SecretKeyRef],
+) -> Result<SecretValues, Error> {
     let mut values = SecretValues::default();
     let mut cache: HashMap<&str, Secret> = HashMap::new();
     for r in refs {
         if !cache.contains_key(r.name.as_str()) {
-            let secret = api
-                .get_opt(&r.name)
+            let secret = reader
+                .secret(ns, &r.name)
                 .await?
                 .ok_or_else(|| Error::SecretNotFound(r.name.clone()))?;
             cache.insert(&r.name, secret);

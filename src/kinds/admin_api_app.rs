@@ -113,8 +113,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::{Api, ResourceExt};
+use kube::ResourceExt;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -362,10 +361,9 @@ async fn logo_from(
     res: &AdminApiApp,
     from: &ConfigMapKeyRef,
 ) -> Result<String, Error> {
-    let api: Api<ConfigMap> =
-        Api::namespaced(ctx.kube.clone(), &res.namespace().unwrap_or_default());
-    let cm = api
-        .get_opt(&from.name)
+    let cm = ctx
+        .reader
+        .config_map(&res.namespace().unwrap_or_default(), &from.name)
         .await?
         .ok_or_else(|| Error::ConfigMapNotFound(from.name.clone()))?;
     if let Some(bytes) = cm.binary_data.as_ref().and_then(|d| d.get(&from.key)) {

@@ -312,6 +312,7 @@ use super::common::{
 };
 use crate::engine::diff::{Shape, camel_case, shaped_diff};
 use crate::engine::finalizer::creation_recorded;
+use crate::engine::preview::{WriteOnly, write_only_fields};
 use crate::engine::secrets::SecretValues;
 use crate::engine::{Adapter, Context, Error, Observed};
 use crate::identity::lists::Items;
@@ -811,6 +812,58 @@ fn observed(backend: Backend) -> Result<Observed<Backend>, Error> {
     })
 }
 
+/// What `plan` knows of the passwords Boruta returns: a digest of each, keyed for this process
+/// only, so the Secret's value can be compared with the remote one without either being
+/// kept (or ever printed).
+#[derive(Deserialize, Clone)]
+struct PasswordDigests {
+    id: Option<String>,
+    name: Option<String>,
+    ldap_master_password: Option<u64>,
+    smtp_password: Option<u64>,
+}
+
+impl crate::identity::lists::Item for PasswordDigests {
+    fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+    fn key(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+}
+
+/// The list snapshot of the digests; one list call serves every backend `plan` looks at.
+const PASSWORD_DIGESTS: &str = "api/backends (password digests)";
+
+fn digest(password: &str) -> u64 {
+    use std::hash::BuildHasher;
+    static KEY: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+    KEY.get_or_init(std::hash::RandomState::new)
+        .hash_one(password)
+}
+
+async fn list_password_digests(
+    api: &IdentityClient,
+) -> Result<Items<PasswordDigests>, crate::identity::ApiError> {
+    #[derive(Deserialize)]
+    struct Data {
+        data: Vec<Value>,
+    }
+    let resp = api.call(Method::GET, BACKENDS, None).await?;
+    let mut backends = resp.decode::<Data>(BACKENDS)?.data;
+    for backend in &mut backends {
+        for field in WRITE_ONLY {
+            if let Some(password) = backend.get(*field).and_then(Value::as_str) {
+                backend[*field] = digest(password).into();
+            }
+        }
+    }
+    serde_json::from_value(Value::Array(backends)).map_err(|e| crate::identity::ApiError::Decode {
+        path: BACKENDS.into(),
+        message: e.to_string(),
+    })
+}
+
 /// The id the operator gives the backend it creates for `res`: the resource's uid (a UUID,
 /// as Boruta's ids are).
 fn own_id(res: &IdentityBackend) -> Option<&str> {
@@ -980,6 +1033,38 @@ impl Adapter for Boruta {
         }
         result?;
         Ok(())
+    }
+
+    /// Boruta returns the passwords: `plan` says whether they differ from the Secrets'.
+    async fn write_only(
+        api: &IdentityClient,
+        res: &IdentityBackend,
+        observed: Option<&Observed<Backend>>,
+        values: &SecretValues,
+    ) -> Result<Vec<WriteOnly>, Error> {
+        let mut fields = write_only_fields(res, Self::secret_refs(res));
+        let Some(observed) = observed else {
+            return Ok(fields);
+        };
+        let listed = api
+            .lists()
+            .get(PASSWORD_DIGESTS, || list_password_digests(api))
+            .await?;
+        // Written after the snapshot (never by `plan`): unknown.
+        let Some(remote) = listed.get(&observed.id) else {
+            return Ok(fields);
+        };
+        for field in &mut fields {
+            let theirs = if Some(&field.secret) == res.spec.ldap_master_password_secret_ref.as_ref()
+            {
+                remote.ldap_master_password
+            } else {
+                remote.smtp_password
+            };
+            let ours = values.get(&field.secret).map(|v| digest(v.expose()));
+            field.differs = Some(ours != theirs);
+        }
+        Ok(fields)
     }
 
     fn summary(observed: &Backend) -> BTreeMap<String, String> {

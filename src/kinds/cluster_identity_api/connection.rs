@@ -21,6 +21,7 @@ use crate::engine::controller::watch_backoff;
 use crate::engine::dependents::Target;
 use crate::engine::error::Error;
 use crate::engine::protection::{Wanted, want};
+use crate::engine::reader::ClusterReader;
 use crate::engine::secrets::SecretVersions;
 use crate::engine::spec::ApiKind;
 use crate::engine::usage::Usage;
@@ -36,7 +37,7 @@ pub struct ClusterApis {
     /// The Secrets of the credentials namespace (metadata only).
     pub secrets: Arc<SecretVersions>,
     pub clients: Connections,
-    kube: Client,
+    reader: ClusterReader,
     metrics: Arc<Metrics>,
     requeues: broadcast::Sender<Requeue>,
 }
@@ -74,7 +75,7 @@ impl ClusterApis {
             credentials_namespace,
             secrets: Arc::new(SecretVersions::default()),
             clients: Connections::new(instance),
-            kube,
+            reader: ClusterReader(kube),
             metrics,
             requeues: broadcast::channel(1024).0,
         }
@@ -112,7 +113,7 @@ impl ClusterApis {
             secrets_namespace: &self.credentials_namespace,
         };
         self.clients
-            .get(&source, &self.kube, &self.secrets, &self.metrics)
+            .get(&source, &self.reader, &self.secrets, &self.metrics)
             .await
     }
 

@@ -10,14 +10,15 @@ use std::time::Duration;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Client, ResourceExt};
 
 use super::{ApiAuth, IdentityApi, IdentityApiSpec};
 use crate::engine::connector::{Connection, Connector, Request};
 use crate::engine::dependents::Target;
 use crate::engine::error::Error;
 use crate::engine::protection::{Wanted, add, want};
+use crate::engine::reader::Reader;
 use crate::engine::secrets::{self, SecretVersions};
 use crate::engine::spec::{ApiKind, ApiRef, SecretKeyRef};
 use crate::engine::usage::Usage;
@@ -88,12 +89,23 @@ impl Connections {
         }
     }
 
+    /// Ends every client's session: `plan` is a short-lived process, and Xelion refuses a
+    /// second login of a user and user space while the first session lives.
+    pub async fn close_all(&self) {
+        let clients: Vec<_> = (self.clients.lock().expect("lock").values())
+            .map(|c| c.client.clone())
+            .collect();
+        for client in clients {
+            client.close().await;
+        }
+    }
+
     /// The client of a connection, built anew when its generation or the value of one of its
     /// Secrets changed.
     pub async fn get(
         &self,
         source: &Source<'_>,
-        kube: &Client,
+        reader: &dyn Reader,
         secret_store: &SecretVersions,
         metrics: &Arc<Metrics>,
     ) -> Result<Arc<IdentityClient>, Error> {
@@ -115,7 +127,7 @@ impl Connections {
         if let Some((true, _, client)) = found {
             return Ok(client);
         }
-        let values = secrets::read(kube, ns, &refs).await?;
+        let values = secrets::read(reader, ns, &refs).await?;
         let digest = values.digest(&refs);
         if let Some((_, _, client)) = found.filter(|(_, v, _)| *v == digest) {
             let mut clients = self.clients.lock().expect("lock");
@@ -230,7 +242,7 @@ fn client_config(
 pub struct IdentityApis {
     pub store: Store<IdentityApi>,
     pub clients: Connections,
-    kube: Client,
+    reader: Arc<dyn Reader>,
     secrets: Arc<SecretVersions>,
     metrics: Arc<Metrics>,
     /// The ClusterIdentityApis, shared by every scope.
@@ -240,7 +252,7 @@ pub struct IdentityApis {
 impl IdentityApis {
     pub fn new(
         store: Store<IdentityApi>,
-        kube: Client,
+        reader: Arc<dyn Reader>,
         secrets: Arc<SecretVersions>,
         metrics: Arc<Metrics>,
         instance: &str,
@@ -248,7 +260,7 @@ impl IdentityApis {
         Self {
             store,
             clients: Connections::new(instance),
-            kube,
+            reader,
             secrets,
             metrics,
             cluster: None,
@@ -266,7 +278,7 @@ impl IdentityApis {
         let ns = api.namespace().unwrap_or_default();
         let source = Source::of(api, &ns);
         self.clients
-            .get(&source, &self.kube, &self.secrets, &self.metrics)
+            .get(&source, &*self.reader, &self.secrets, &self.metrics)
             .await
     }
 }
