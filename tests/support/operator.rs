@@ -37,7 +37,7 @@ pub fn install_crds(cluster: &Cluster) {
         let yaml = String::from_utf8(out.stdout).expect("UTF-8 YAML");
         // Kubernetes 1.20's published schema does not know x-kubernetes-validations, so the
         // client-side check must be off there; the API server itself accepts the CRDs.
-        cluster.kubectl_stdin_ok(&["apply", "--validate=false", "-f", "-"], &yaml);
+        apply_shared(cluster, &["apply", "--validate=false", "-f", "-"], &yaml);
         // Every CRD the binary prints, so a kind added later is waited for too.
         let names: Vec<String> = documents(&yaml)
             .iter()
@@ -65,6 +65,23 @@ pub fn install_crds(cluster: &Cluster) {
             );
         }
     });
+}
+
+/// `kubectl apply` of objects every test process applies (CRDs, the operator's identity): the
+/// suites run side by side, and on a fresh cluster two may create the same object at once, so
+/// the loser's `AlreadyExists` is tried again (then it is an update).
+fn apply_shared(cluster: &Cluster, args: &[&str], yaml: &str) {
+    for attempt in 1.. {
+        let out = cluster.kubectl_stdin(args, yaml);
+        if out.status.success() {
+            return;
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let raced =
+            stderr.contains("AlreadyExists") || stderr.contains("the object has been modified");
+        assert!(raced && attempt < 5, "kubectl {args:?} failed: {stderr}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 /// Namespace of the ServiceAccount the operator runs as in the end-to-end tests. Deleting it
@@ -111,7 +128,7 @@ fn install_operator_identity(cluster: &Cluster) -> PathBuf {
         "apiVersion": "v1", "kind": "Namespace",
         "metadata": {"name": E2E_NAMESPACE, "labels": {TEST_LABEL: "true"}},
     });
-    cluster.kubectl_stdin_ok(&["apply", "-f", "-"], &namespace.to_string());
+    apply_shared(cluster, &["apply", "-f", "-"], &namespace.to_string());
     let uid = cluster.kubectl_ok(&[
         "get",
         "namespace",
@@ -134,7 +151,7 @@ fn install_operator_identity(cluster: &Cluster) -> PathBuf {
             }]);
         }
     }
-    cluster.kubectl_stdin_ok(&["apply", "-f", "-"], &stream(&docs));
+    apply_shared(cluster, &["apply", "-f", "-"], &stream(&docs));
     let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{release}.kubeconfig"));
     service_account_kubeconfig(cluster, &docs, &["--all-namespaces"], &path);
     path
