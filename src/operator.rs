@@ -5,14 +5,13 @@
 
 use std::sync::Arc;
 
-use futures::stream::BoxStream;
+use futures::stream::{BoxStream, Stream};
 use futures::{StreamExt, future};
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
-use tokio::sync::broadcast;
 use tracing::{info, warn};
 
 use crate::engine::controller::{Scope, Shutdown, until_ready, watch_backoff, watch_secrets};
@@ -246,21 +245,22 @@ async fn run_scope(
 
 /// Requeues this scope's users of ClusterIdentityApis as the cluster side says: a namespace
 /// relabelled (its resources check their access again), a connection changed.
-async fn requeue_cluster_users(mut requeues: broadcast::Receiver<Requeue>, ctx: Arc<Context>) {
-    loop {
-        match requeues.recv().await {
-            Ok(Requeue::Relabelled(ns)) => {
-                let cluster = |t: &Target| matches!(t, Target::ClusterApi { .. });
-                ctx.dependents.trigger_in(&ns, cluster);
+async fn requeue_cluster_users(requeues: impl Stream<Item = Requeue>, ctx: Arc<Context>) {
+    requeues
+        .for_each(|which| {
+            match which {
+                Requeue::Relabelled(ns) => {
+                    let cluster = |t: &Target| matches!(t, Target::ClusterApi { .. });
+                    ctx.dependents.trigger_in(&ns, cluster);
+                }
+                Requeue::All(target) => {
+                    ctx.dependents.trigger(&target);
+                }
+                Requeue::Failing(target) => {
+                    ctx.dependents.trigger_failing(&target);
+                }
             }
-            Ok(Requeue::All(target)) => {
-                ctx.dependents.trigger(&target);
-            }
-            Ok(Requeue::Failing(target)) => {
-                ctx.dependents.trigger_failing(&target);
-            }
-            Err(broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(broadcast::error::RecvError::Closed) => return,
-        }
-    }
+            future::ready(())
+        })
+        .await;
 }

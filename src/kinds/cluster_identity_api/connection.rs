@@ -139,9 +139,18 @@ impl ClusterApis {
         wanted
     }
 
-    /// What to requeue in a scope, from now on.
-    pub fn requeues(&self) -> broadcast::Receiver<Requeue> {
-        self.requeues.subscribe()
+    /// What to requeue in a scope, from now on (a receiver that fell behind goes on with what
+    /// is still queued).
+    pub fn requeues(&self) -> impl futures::Stream<Item = Requeue> + Send + 'static {
+        futures::stream::unfold(self.requeues.subscribe(), |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(which) => return Some((which, rx)),
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
     }
 
     /// Requeues `which` in every scope.

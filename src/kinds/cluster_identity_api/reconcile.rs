@@ -12,7 +12,6 @@ use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
-use tokio::sync::broadcast;
 use tracing::warn;
 
 use super::connection::{ClusterApis, Requeue, target_of};
@@ -80,17 +79,12 @@ pub async fn run(
         });
     // A requeue of its users (a rotated credential Secret, say) is one of itself too: its
     // Ready says whether it can authenticate.
-    let requeued = futures::stream::unfold(ctx.apis.requeues(), |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(Requeue::All(Target::ClusterApi { name }))
-                | Ok(Requeue::Failing(Target::ClusterApi { name })) => {
-                    return Some((ObjectRef::new(&name), rx));
-                }
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => return None,
-            }
-        }
+    let requeued = ctx.apis.requeues().filter_map(|which| {
+        future::ready(match which {
+            Requeue::All(Target::ClusterApi { name })
+            | Requeue::Failing(Target::ClusterApi { name }) => Some(ObjectRef::new(&name)),
+            _ => None,
+        })
     });
     Controller::for_stream(stream, store)
         .reconcile_on(users_changed)
