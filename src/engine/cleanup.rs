@@ -56,6 +56,7 @@ pub async fn cleanup<A: Adapter>(
                     ),
                 ),
             };
+            info!(%id, "{msg}");
             ctx.events.emit(res, type_, "Orphaned", "Delete", msg);
         }
         Deletion::Delete { id } => {

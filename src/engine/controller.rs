@@ -86,12 +86,15 @@ pub fn significant_change<K: Resource>(obj: &K) -> Option<u64> {
     Some(h.finish())
 }
 
+/// kubectl's copy of the applied manifest, never kept (neither in the cache nor the memo).
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 /// Drops what the operator never reads from its watch caches: managed fields and kubectl's
 /// last-applied annotation (a second copy of the spec) are most of an object's size.
 pub fn slim<K: Resource>(obj: &mut K) {
     obj.meta_mut().managed_fields = None;
     if let Some(annotations) = obj.meta_mut().annotations.as_mut() {
-        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+        annotations.remove(LAST_APPLIED);
     }
 }
 

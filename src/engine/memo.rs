@@ -3,20 +3,25 @@
 //! A reconcile can start from a cached object older than the operator's own last write (a
 //! requeue from a Secret or IdentityApi change right after a status write). Acting on that
 //! stale copy would, for example, look up by name a backend whose id the status already holds
-//! and record it as adopted. The memo hands back the newer state instead.
+//! and record it as adopted, or miss the creation record written just before a create whose
+//! answer was lost and record the object it finds as someone else's (left in place when the
+//! resource is deleted). The memo hands back the newer state instead: status, finalizers and
+//! annotations.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use kube::ResourceExt;
 
 use super::Managed;
+use super::controller::LAST_APPLIED;
 use super::spec::ManagedStatus;
 
 struct Written {
     resource_version: u64,
     status: Option<ManagedStatus>,
     finalizers: Vec<String>,
+    annotations: BTreeMap<String, String>,
 }
 
 #[derive(Default)]
@@ -37,6 +42,12 @@ impl Memo {
             resource_version,
             status: written.managed_status().cloned(),
             finalizers: written.finalizers().to_vec(),
+            annotations: written
+                .annotations()
+                .iter()
+                .filter(|(k, _)| *k != LAST_APPLIED)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         };
         self.0.lock().expect("lock").insert(uid, entry);
     }
@@ -55,6 +66,7 @@ impl Memo {
         let mut fresh = cached.clone();
         fresh.set_managed_status(written.status.clone());
         fresh.meta_mut().finalizers = Some(written.finalizers.clone());
+        fresh.meta_mut().annotations = Some(written.annotations.clone());
         fresh.meta_mut().resource_version = Some(written.resource_version.to_string());
         Some(fresh)
     }
@@ -107,6 +119,23 @@ mod tests {
         fn common(&self) -> &CommonSpec {
             &self.common
         }
+    }
+
+    #[test]
+    fn a_stale_cache_gets_our_creation_record_back() {
+        // The finalizer and creation record were written just before a create whose answer
+        // was lost; the retry starts from a cache that has seen neither.
+        let memo = Memo::default();
+        let mut written = backend("12", None);
+        written.metadata.finalizers = Some(vec![crate::engine::FINALIZER.into()]);
+        written.metadata.annotations = Some(BTreeMap::from([(
+            crate::engine::CREATES_ANNOTATION.to_owned(),
+            "true".to_owned(),
+        )]));
+        memo.remember(&written);
+        let fresh = memo.refresh(&backend("10", None)).expect("refreshed");
+        assert!(crate::engine::finalizer::has_finalizer(&fresh));
+        assert!(crate::engine::finalizer::creation_recorded(&fresh));
     }
 
     fn backend(rv: &str, external_id: Option<&str>) -> Probe {
