@@ -397,7 +397,10 @@ impl World {
                 None => {
                     if !remotes.is_empty() {
                         report.leftovers += remotes.len();
-                        report.fail(format!("r{i} was deleted but its remote object is left"));
+                        let events = self.events_of(&format!("r{i}")).await;
+                        report.fail(format!(
+                            "r{i} was deleted but its remote object is left; its Events: {events}"
+                        ));
                     }
                     if live.contains_key(&format!("r{i}")) {
                         report.stuck_finalizers += 1;
@@ -409,6 +412,25 @@ impl World {
         if report.duplicates > 0 {
             report.fail(format!("{} duplicate remote objects", report.duplicates));
         }
+    }
+
+    /// The reasons and messages of the Events about resource `name`, oldest first.
+    async fn events_of(&self, name: &str) -> String {
+        let events: Api<Event> = Api::namespaced(self.client.clone(), &self.ns.name);
+        let about = ListParams::default().fields(&format!("involvedObject.name={name}"));
+        let mut list = events
+            .list(&about)
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
+        list.sort_by_key(|e| e.metadata.creation_timestamp.clone());
+        list.iter()
+            .map(|e| {
+                let reason = e.reason.as_deref().unwrap_or_default();
+                format!("{reason}: {}", e.message.as_deref().unwrap_or_default())
+            })
+            .collect::<Vec<_>>()
+            .join(" | ")
     }
 
     /// Every secret value this world used, or that the simulator generated (Entrust shared
@@ -558,6 +580,9 @@ fn start_operator(cluster: &Cluster, ns: &TestNamespace, extra: &[&str]) -> Oper
     if !extra.contains(&"--resync-interval") {
         args.extend(["--resync-interval", "60s"]);
     }
+    // The default grace period's order of magnitude, not the suites' 3 s: under a quarter of
+    // calls failing, a deletion whose few calls all fail for 3 s is not an API that is gone.
+    args.extend(["--deletion-grace-period", "2m"]);
     args.extend_from_slice(extra);
     Operator::start(cluster, ns, &args)
 }

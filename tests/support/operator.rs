@@ -248,8 +248,9 @@ pub struct Operator {
 }
 
 impl Operator {
-    /// Starts `identity-operator run --namespace <ns>` with a 2 s resync (unless `extra` sets
-    /// `--resync-interval`) and debug logs in a file (tests read it, e.g. to prove no secret is
+    /// Starts `identity-operator run --namespace <ns>` with a 2 s resync and a 3 s deletion
+    /// grace period (unless `extra` sets `--resync-interval` or `--deletion-grace-period`) and
+    /// debug logs in a file (tests read it, e.g. to prove no secret is
     /// ever logged), authenticated as the chart's ServiceAccount (see [`operator_kubeconfig`]).
     pub fn start(cluster: &Cluster, ns: &TestNamespace, extra: &[&str]) -> Operator {
         install_crds(cluster);
@@ -268,23 +269,24 @@ impl Operator {
         let dir = tempfile::tempdir().expect("temp dir");
         let log_path = dir.path().join("operator.log");
         let log = std::fs::File::create(&log_path).expect("log file");
-        let resync = if extra.contains(&"--resync-interval") {
-            vec![]
-        } else {
-            vec!["--resync-interval".into(), "2s".into()]
+        let default = |flag: &str, value: &str| -> Vec<String> {
+            match extra.contains(&flag) {
+                true => vec![],
+                false => vec![flag.into(), value.into()],
+            }
         };
+        let resync = default("--resync-interval", "2s");
         let mut args: Vec<String> = vec![
             "run".into(),
             "--namespace".into(),
             ns.name.clone(),
             "--metrics-addr".into(),
             "127.0.0.1:0".into(),
-            "--deletion-grace-period".into(),
-            "3s".into(),
             "--log-format".into(),
             "json".into(),
         ];
         args.extend(resync);
+        args.extend(default("--deletion-grace-period", "3s"));
         args.extend(extra.iter().map(|s| s.to_string()));
         let child = Command::new(env!("CARGO_BIN_EXE_identity-operator"))
             .args(&args)
