@@ -151,7 +151,12 @@ impl Events {
     }
 
     /// Queues the Event; the caller never waits for the API server.
-    pub fn send(&self, report: &Report<'_>, regarding: ObjectReference) {
+    pub fn send(&self, report: &Report<'_>, mut regarding: ObjectReference) {
+        // A cluster-scoped object (a ClusterIdentityApi) has no namespace; an empty one is
+        // refused ("does not match event.namespace"), and its Events go to `default`.
+        if regarding.namespace.as_deref() == Some("") {
+            regarding.namespace = None;
+        }
         let queued = Queued {
             type_: report.type_,
             reason: report.reason.to_owned(),
