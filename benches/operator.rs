@@ -6,6 +6,7 @@
 //!     cargo bench --bench operator -- --rate-n 100 ratelimit
 //!     cargo bench --bench operator -- --memory-n 2000 memory
 //!     cargo bench --bench operator -- --n 1000 plan
+//!     cargo bench --bench operator -- --n 1000 fairness
 //!
 //! It starts the local Kubernetes API server and the identity API simulator (20 ms latency per
 //! call), creates the resources, then drives the release build of the operator and reads the
@@ -969,6 +970,144 @@ async fn rate_limited(table: &mut Table, n: usize, limit: u64) {
     );
 }
 
+/// One ClusterIdentityApi (Boruta) shared by a big namespace and a small one: how long 5
+/// backends of the small namespace take to be Ready alone, and applied right after `n` of the
+/// big one (which must not make them wait for all `n`).
+async fn fairness(table: &mut Table, n: usize) {
+    let s = setup("bench-fair", n).await;
+    let small = TestNamespace::new(s.cluster, "bench-fair-small");
+    let shared = format!("{}-shared", s.ns.name);
+    let api = json!({"apiVersion": "identity.operator.dev/v1alpha1", "kind": "ClusterIdentityApi",
+        "metadata": {"name": shared},
+        "spec": {"provider": "boruta", "url": s.sim.url("boruta"),
+            "auth": {"oauth2ClientCredentials": {"tokenUrl": "oauth/token",
+                "clientId": s.sim.options.client_id, "scopes": ["identity-providers:manage:all"],
+                "clientSecretRef": {"name": "api-client", "key": "secret"}}},
+            "allowedNamespaces": {"names": [s.ns.name, small.name]}}});
+    s.cluster
+        .kubectl_stdin_ok(&["apply", "-f", "-"], &api.to_string());
+    let extra = [
+        "--namespace",
+        &small.name,
+        "--credentials-namespace",
+        &s.ns.name,
+        "--manage-cluster-identity-apis",
+    ];
+    let _op = OperatorProcess::start(s.cluster, &s.ns.name, "10m", &extra);
+    let backend = |prefix: &str, i: usize| -> kube::api::DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "identity.operator.dev/v1alpha1", "kind": "IdentityBackend",
+            "metadata": {"name": format!("{prefix}-{i}")},
+            "spec": {"apiRef": {"kind": "ClusterIdentityApi", "name": shared},
+                "name": format!("{prefix} {i}"), "passwordHashingAlg": "argon2"},
+        }))
+        .unwrap()
+    };
+    let apply = |ns: &str, prefix: &'static str, range: std::ops::Range<usize>| {
+        let api: Api<kube::api::DynamicObject> =
+            Api::namespaced_with(s.client.clone(), ns, &Kind::Backend.resource());
+        let docs: Vec<_> = range.map(|i| backend(prefix, i)).collect();
+        async move {
+            stream::iter(docs)
+                .map(|doc| {
+                    let api = api.clone();
+                    async move { api.create(&PostParams::default(), &doc).await.map(|_| ()) }
+                })
+                .buffer_unordered(32)
+                .try_collect::<Vec<_>>()
+                .await
+                .expect("create backends");
+        }
+    };
+    // Ready ones among `prefix-<range>` in `ns`, polled.
+    let ready = |ns: &str, prefix: &'static str, range: std::ops::Range<usize>| {
+        let api: Api<kube::api::DynamicObject> =
+            Api::namespaced_with(s.client.clone(), ns, &Kind::Backend.resource());
+        async move {
+            let list = api.list(&ListParams::default()).await.expect("list");
+            list.items
+                .iter()
+                .filter(|o| {
+                    let name = o.metadata.name.as_deref().unwrap_or_default();
+                    range.clone().any(|i| name == format!("{prefix}-{i}"))
+                })
+                .filter(|o| {
+                    o.data["status"]["conditions"].as_array().is_some_and(|c| {
+                        c.iter()
+                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                    })
+                })
+                .count()
+        }
+    };
+    let until = |ns: String, prefix: &'static str, range: std::ops::Range<usize>| {
+        let ready = &ready;
+        async move {
+            let start = Instant::now();
+            while ready(&ns, prefix, range.clone()).await < range.len() {
+                assert!(
+                    start.elapsed() < Duration::from_secs(900),
+                    "not Ready in 15 min"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            start.elapsed()
+        }
+    };
+    // Alone (the connection already logged in by a first one).
+    apply(&small.name, "small", 0..1).await;
+    until(small.name.clone(), "small", 0..1).await;
+    let started = Instant::now();
+    apply(&small.name, "small", 1..6).await;
+    until(small.name.clone(), "small", 1..6).await;
+    let alone = started.elapsed();
+    // Right after the big namespace's n.
+    let started = Instant::now();
+    apply(&s.ns.name, "big", 0..n).await;
+    let small_started = Instant::now();
+    apply(&small.name, "small", 6..11).await;
+    let small_done = async {
+        until(small.name.clone(), "small", 6..11).await;
+        let beside = small_started.elapsed();
+        (beside, ready(&s.ns.name, "big", 0..n).await)
+    };
+    let (_, (beside, big_ready)) =
+        futures::join!(until(s.ns.name.clone(), "big", 0..n), small_done);
+    let big_wall = started.elapsed();
+    let sc = "fairness";
+    table.add(
+        sc,
+        "5 backends of a small namespace, alone",
+        format!("{:.2} s", alone.as_secs_f64()),
+        "",
+        None,
+    );
+    table.add(
+        sc,
+        &format!("the same, applied right after {n} of a big one"),
+        format!("{:.2} s", beside.as_secs_f64()),
+        "",
+        None,
+    );
+    table.add(
+        sc,
+        &format!("big namespace's backends Ready by then (of {n})"),
+        format!("{big_ready}"),
+        &format!("< {}", n / 2),
+        Some(big_ready < n / 2),
+    );
+    table.add(
+        sc,
+        &format!("{n} backends of the big namespace, wall time"),
+        format!("{:.2} s", big_wall.as_secs_f64()),
+        "",
+        None,
+    );
+    let _ = s
+        .cluster
+        .kubectl(&["delete", "clusteridentityapi", &shared, "--wait=false"]);
+}
+
 /// `identity-operator plan --from-cluster` of `n` resources in one namespace, before the
 /// operator ran (everything to create) and after it converged (nothing to do): wall time and
 /// the identity-API calls it made, read from the simulator's log.
@@ -1080,6 +1219,9 @@ async fn main() {
     }
     if wants("plan") {
         plan(&mut table, n).await;
+    }
+    if wants("fairness") {
+        fairness(&mut table, n).await;
     }
     table.print();
 }

@@ -66,6 +66,13 @@ pub struct ConnectionLabel {
     pub connection: String,
 }
 
+/// One namespace's use of one connection.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectionNamespace {
+    pub connection: String,
+    pub namespace: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub reconciles: Family<KindResult, Counter>,
@@ -83,6 +90,7 @@ pub struct Metrics {
     pub connection_unavailable: Family<ConnectionLabel, Gauge>,
     pub connection_backoff: Family<ConnectionLabel, Gauge<f64, AtomicU64>>,
     pub connection_failures: Family<ConnectionLabel, Counter>,
+    pub put_off: Family<ConnectionNamespace, Counter>,
     /// Each object's Ready condition (status, reason), so that the gauges count it once.
     ready_objects: Mutex<HashMap<(String, String), (bool, String)>>,
 }
@@ -186,8 +194,16 @@ impl Default for Metrics {
             "Attempts of a backing-off connection that failed (one per attempt, however many calls waited for it)",
             connection_failures.clone(),
         );
+        let put_off = Family::<ConnectionNamespace, Counter>::default();
+        registry.register(
+            "reconciles_put_off",
+            "Reconciles put off, without any call, because their namespace had its share of a \
+             ClusterIdentityApi several namespaces use running",
+            put_off.clone(),
+        );
         Self {
             registry,
+            put_off,
             events_dropped,
             connection_unavailable,
             connection_backoff,
@@ -313,6 +329,16 @@ impl Metrics {
         self.write_loops
             .get_or_create(&KindLabel {
                 kind: kind.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A reconcile of a resource in `namespace` was put off for its turn on `connection`.
+    pub fn put_off(&self, connection: &str, namespace: &str) {
+        self.put_off
+            .get_or_create(&ConnectionNamespace {
+                connection: connection.to_owned(),
+                namespace: namespace.to_owned(),
             })
             .inc();
     }

@@ -391,3 +391,67 @@ async fn a_rotated_credential_is_taken_at_once() {
     w.ready(&w.team_a, "rotated").await;
     assert_eq!(w.backends().await, ["rotated"]);
 }
+
+/// Resources of kind IdentityBackend in `ns` whose Ready is True.
+fn ready_backends(w: &World, ns: &TestNamespace) -> usize {
+    let list = get_json(ns, w.cluster, "identitybackends").unwrap_or_default();
+    let items = list["items"].as_array().cloned().unwrap_or_default();
+    items
+        .iter()
+        .filter(|b| condition(b, "Ready").is_some_and(|c| c.0 == "True"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_busy_namespace_does_not_starve_a_small_one() {
+    // Two calls at once and a second each: 40 backends in one namespace take 20 s, more than
+    // kubectl takes to create them, so most of them are queued when the small namespace's are.
+    let w = World::new("cidapi-fair", json!({"rateLimit": {"maxConcurrent": 2}})).await;
+    w.connection_ready("True").await;
+    w.sim
+        .faults(json!({"api": "boruta", "latencyMs": 1000}))
+        .await;
+    let spec = |name: &str| {
+        json!({"apiRef": {"kind": "ClusterIdentityApi", "name": w.name},
+               "name": name, "passwordHashingAlg": "argon2"})
+    };
+    let many = |prefix: &str, n: usize| -> String {
+        let items: Vec<Value> = (0..n)
+            .map(|i| {
+                let name = format!("{prefix}-{i}");
+                document("IdentityBackend", &name, spec(&name))
+            })
+            .collect();
+        json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string()
+    };
+    apply(w.cluster, &w.team_a, &many("big", 40));
+    let started = std::time::Instant::now();
+    apply(w.cluster, &w.team_b, &many("small", 3));
+
+    // The small namespace is served beside the big one, not after it.
+    let big_ready = wait_for(
+        Duration::from_secs(120),
+        "the small namespace Ready",
+        || async { (ready_backends(&w, &w.team_b) == 3).then(|| ready_backends(&w, &w.team_a)) },
+    )
+    .await;
+    let small = started.elapsed();
+    assert!(
+        big_ready <= 30,
+        "the small namespace waited for the big one: {big_ready} of its 40 were Ready first"
+    );
+    wait_for(
+        Duration::from_secs(180),
+        "the big namespace Ready",
+        || async { (ready_backends(&w, &w.team_a) == 40).then_some(()) },
+    )
+    .await;
+    eprintln!(
+        "the small namespace was Ready {:.1} s after it was applied, with {big_ready} of the \
+         big one's 40; the big one {:.1} s after it",
+        small.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    // Turns are put off without a call: every backend was created once.
+    assert_eq!(w.backends().await.len(), 43);
+}

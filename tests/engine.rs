@@ -217,6 +217,7 @@ impl Connector for FakeConnector {
             generation: 1,
             target: self.target(request.namespace, request.api_ref),
             handle: Arc::new(()),
+            sharing: None,
         })
     }
 

@@ -14,6 +14,7 @@ use futures::future::BoxFuture;
 use super::dependents::Target;
 use super::error::Error;
 use super::spec::{ApiRef, ManagementPolicy};
+use super::turns::Turns;
 use crate::identity::{IdentityClient, Provider};
 
 /// A connection as a managed resource sees it.
@@ -27,6 +28,15 @@ pub struct Connection {
     pub target: Target,
     /// What the connector needs to build the client; opaque to the engine.
     pub handle: Arc<dyn Any + Send + Sync>,
+    /// For a connection several namespaces share: its turns (see `turns.rs`).
+    pub sharing: Option<Sharing>,
+}
+
+/// The turns of a shared connection, sized by its concurrency cap.
+#[derive(Clone)]
+pub struct Sharing {
+    pub turns: Arc<Turns>,
+    pub cap: u32,
 }
 
 /// What a resource asks of its connection: which one, and what a connection's access rule

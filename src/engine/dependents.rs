@@ -46,6 +46,12 @@ impl Dependents {
             .push(tx);
     }
 
+    /// What requeues a resource of `kind`.
+    pub fn senders(&self, kind: &str) -> Vec<Requeue> {
+        let senders = self.senders.read().expect("lock");
+        senders.get(kind).cloned().unwrap_or_default()
+    }
+
     /// Replaces what `dependent` depends on.
     pub fn record(&self, dependent: Dependent, targets: Vec<Target>) {
         let mut by_dep = self.by_dependent.write().expect("lock");

@@ -31,6 +31,7 @@ pub mod report;
 pub mod secrets;
 pub mod spec;
 pub mod status;
+pub mod turns;
 pub mod usage;
 
 pub use adapter::{Adapter, Managed, ManagedSpec, Observed};

@@ -11,7 +11,7 @@ use std::time::Instant;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::conditions::Reason;
 use super::connector::{Connection, Request};
@@ -23,6 +23,7 @@ use super::key::kind_of;
 use super::report::{self, Outcome};
 use super::spec::{ManagedStatus, ManagementPolicy, SecretKeyRef};
 use super::status::{now, write_if_changed};
+use super::turns::Turn;
 use super::{Adapter, Context, Error, Managed, ObjectKey, Observed, secrets};
 use crate::identity::IdentityClient;
 
@@ -38,8 +39,17 @@ pub async fn reconcile<A: Adapter>(
     let api_ref = &res.common().api_ref;
     let connection = format!("{}/{}", api_ref.kind().as_str(), api_ref.name);
     let span = info_span!("reconcile", kind = key.kind, namespace = %key.namespace, object = %key.name, %connection);
-    let started = Instant::now();
     let res = ctx.memo.refresh(res.as_ref()).map(Arc::new).unwrap_or(res);
+    let _turn = match take_turn::<A>(&ctx, &res, &key) {
+        Some(Turn::Later(wait)) => {
+            debug!(parent: &span, ?wait, "its namespace has its share of the connection: put off");
+            ctx.metrics.put_off(&connection, &key.namespace);
+            return Ok(Action::requeue(wait));
+        }
+        Some(Turn::Go(held)) => Some(held),
+        None => None,
+    };
+    let started = Instant::now();
     let result = async {
         if res.meta().deletion_timestamp.is_some() {
             cleanup::<A>(&res, &ctx, &key).await
@@ -53,6 +63,19 @@ pub async fn reconcile<A: Adapter>(
     ctx.metrics
         .reconciled(key.kind, label, started.elapsed().as_secs_f64());
     result
+}
+
+/// A turn on the resource's connection, when several namespaces share it (see `turns.rs`).
+/// A connection that cannot be resolved has none: the reconcile reports why.
+fn take_turn<A: Adapter>(ctx: &Context, res: &A::Resource, key: &ObjectKey) -> Option<Turn> {
+    let connection = connection_for::<A>(ctx, res, key).ok()?;
+    let sharing = connection.sharing?;
+    let wake = || ctx.dependents.senders(key.kind);
+    Some(
+        sharing
+            .turns
+            .take(&connection.target, key, sharing.cap, wake),
+    )
 }
 
 /// kube-runtime calls this only for errors `reconcile` could not report itself (status writes).

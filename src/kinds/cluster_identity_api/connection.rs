@@ -16,7 +16,7 @@ use tokio::sync::broadcast;
 
 use super::ClusterIdentityApi;
 use super::access::refusal;
-use crate::engine::connector::{Connection, Request};
+use crate::engine::connector::{Connection, Request, Sharing};
 use crate::engine::controller::watch_backoff;
 use crate::engine::dependents::Target;
 use crate::engine::error::Error;
@@ -24,6 +24,7 @@ use crate::engine::protection::{Wanted, want};
 use crate::engine::reader::ClusterReader;
 use crate::engine::secrets::SecretVersions;
 use crate::engine::spec::ApiKind;
+use crate::engine::turns::Turns;
 use crate::engine::usage::Usage;
 use crate::identity::IdentityClient;
 use crate::kinds::identity_api::connection::{Connections, Source};
@@ -37,6 +38,8 @@ pub struct ClusterApis {
     /// The Secrets of the credentials namespace (metadata only).
     pub secrets: Arc<SecretVersions>,
     pub clients: Connections,
+    /// Fair turns of the namespaces on each ClusterIdentityApi.
+    turns: Arc<Turns>,
     reader: ClusterReader,
     metrics: Arc<Metrics>,
     requeues: broadcast::Sender<Requeue>,
@@ -75,6 +78,7 @@ impl ClusterApis {
             credentials_namespace,
             secrets: Arc::new(SecretVersions::default()),
             clients: Connections::new(instance),
+            turns: Arc::default(),
             reader: ClusterReader(kube),
             metrics,
             requeues: broadcast::channel(1024).0,
@@ -101,6 +105,10 @@ impl ClusterApis {
             provider: api.spec.connection.provider,
             generation: api.metadata.generation.unwrap_or_default(),
             target: target_of(name),
+            sharing: Some(Sharing {
+                turns: self.turns.clone(),
+                cap: api.spec.connection.max_concurrent(),
+            }),
             handle: api,
         })
     }

@@ -231,7 +231,7 @@ fn client_config(
         ),
         requests_per_second: rps,
         burst: rate.burst.or(rps),
-        max_concurrent: rate.max_concurrent.unwrap_or(DEFAULT_MAX_CONCURRENT),
+        max_concurrent: spec.max_concurrent(),
         tenant_context,
         user_agent: concat!("identity-operator/", env!("CARGO_PKG_VERSION")).into(),
         connection: String::new(),
@@ -343,6 +343,7 @@ impl Connector for IdentityApis {
             generation: api.metadata.generation.unwrap_or_default(),
             target: self.target(namespace, api_ref),
             handle: api,
+            sharing: None,
         })
     }
 

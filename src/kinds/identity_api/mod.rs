@@ -226,6 +226,14 @@ impl IdentityApiSpec {
         let ca = self.tls.as_ref().and_then(|t| t.ca_secret_ref.as_ref());
         std::iter::once(self.auth.secret_ref()).chain(ca).collect()
     }
+
+    /// Calls in flight at once, at most.
+    pub fn max_concurrent(&self) -> u32 {
+        self.rate_limit
+            .as_ref()
+            .and_then(|r| r.max_concurrent)
+            .unwrap_or(connection::DEFAULT_MAX_CONCURRENT)
+    }
 }
 
 impl IdentityApi {
