@@ -333,10 +333,17 @@ async fn deleting_it_waits_for_its_users() {
         message.contains(&format!("{}/held-a", w.team_a.name)),
         "{message}"
     );
-    // And an Event says so, in `default`, where the Events of cluster-scoped objects go.
+    // And an Event says so, in `kube-system`, where the Events of cluster-scoped objects go.
     let about = format!("involvedObject.name={}", w.name);
     wait_for(WAIT, "an InUse Event", || async {
-        let args = ["get", "events", "-n", "default", "--field-selector", &about];
+        let args = [
+            "get",
+            "events",
+            "-n",
+            "kube-system",
+            "--field-selector",
+            &about,
+        ];
         let out = w.cluster.kubectl(&[&args[..], &["-o", "json"]].concat());
         let events: Value = serde_json::from_slice(&out.stdout).ok()?;
         let in_use = |e: &Value| e["reason"] == "InUse";

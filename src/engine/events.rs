@@ -152,8 +152,7 @@ impl Events {
 
     /// Queues the Event; the caller never waits for the API server.
     pub fn send(&self, report: &Report<'_>, mut regarding: ObjectReference) {
-        // A cluster-scoped object (a ClusterIdentityApi) has no namespace; an empty one is
-        // refused ("does not match event.namespace"), and its Events go to `default`.
+        // A cluster-scoped object (a ClusterIdentityApi) has no namespace (see `namespace_of`).
         if regarding.namespace.as_deref() == Some("") {
             regarding.namespace = None;
         }
@@ -193,6 +192,17 @@ fn truncate_note(mut note: String) -> String {
     note
 }
 
+/// Where the Events about `regarding` go: its namespace, and `kube-system` for a cluster-scoped
+/// object. Kubernetes 1.20 refuses an events.k8s.io Event about one in `default` ("does not
+/// match event.namespace"); every version accepts `kube-system`.
+fn namespace_of(regarding: &ObjectReference) -> &str {
+    regarding
+        .namespace
+        .as_deref()
+        .filter(|ns| !ns.is_empty())
+        .unwrap_or("kube-system")
+}
+
 impl Publisher {
     /// Creates the Event, or, when the same one was sent within the last six minutes, counts
     /// it in that Event's series.
@@ -201,8 +211,7 @@ impl Publisher {
         report: &Report<'_>,
         regarding: &ObjectReference,
     ) -> Result<(), kube::Error> {
-        let namespace = regarding.namespace.as_deref().unwrap_or("default");
-        let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
+        let api: Api<Event> = Api::namespaced(self.client.clone(), namespace_of(regarding));
         let (key, repeat) = self.repeat_of(report, regarding);
         if let Some((name, count)) = repeat {
             let series = json!({"series": EventSeries {
@@ -274,7 +283,7 @@ impl Publisher {
                     regarding.name.as_deref().unwrap_or(&self.controller),
                     now.as_nanosecond()
                 )),
-                namespace: regarding.namespace.clone(),
+                namespace: Some(namespace_of(regarding).to_owned()),
                 ..Default::default()
             },
             event_time: Some(MicroTime(now)),
