@@ -397,21 +397,29 @@ fn doc(kind: Kind, i: usize) -> kube::api::DynamicObject {
 
 /// Creates `n` resources, resource `i` of kind `mix[i % mix.len()]`.
 async fn create_resources(s: &Setup, mix: &[Kind], n: usize) {
-    let mix = mix.to_vec();
-    stream::iter(0..n)
-        .map(|i| {
-            let kind = mix[i % mix.len()];
-            let api = kind_api(s, kind);
-            async move {
-                api.create(&PostParams::default(), &doc(kind, i))
-                    .await
-                    .map(|_| ())
-            }
-        })
+    let docs = (0..n).map(|i| {
+        let kind = mix[i % mix.len()];
+        (kind_api(s, kind), doc(kind, i))
+    });
+    create_all(docs.collect()).await;
+}
+
+/// Creates each object through its API, 32 at a time.
+async fn create_all(docs: Vec<(Api<kube::api::DynamicObject>, kube::api::DynamicObject)>) {
+    stream::iter(docs)
+        .map(|(api, doc)| async move { api.create(&PostParams::default(), &doc).await.map(|_| ()) })
         .buffer_unordered(32)
         .try_collect::<Vec<_>>()
         .await
         .expect("create resources");
+}
+
+/// Whether the object's Ready condition is True.
+fn is_ready(o: &kube::api::DynamicObject) -> bool {
+    o.data["status"]["conditions"].as_array().is_some_and(|c| {
+        c.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
 }
 
 /// Time until `n` resources of `mix` are Ready. Watched, not polled: listing every resource ten
@@ -441,11 +449,7 @@ async fn wait_all_ready(s: &Setup, mix: &[Kind], n: usize, timeout: Duration) ->
                 .expect("the watches never end");
         match event {
             Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
-                let is_ready = o.data["status"]["conditions"].as_array().is_some_and(|c| {
-                    c.iter()
-                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
-                });
-                if is_ready {
+                if is_ready(&o) {
                     ready.insert((plural, o.name_any()));
                 } else {
                     ready.remove(&(plural, o.name_any()));
@@ -1006,18 +1010,7 @@ async fn fairness(table: &mut Table, n: usize) {
     let apply = |ns: &str, prefix: &'static str, range: std::ops::Range<usize>| {
         let api: Api<kube::api::DynamicObject> =
             Api::namespaced_with(s.client.clone(), ns, &Kind::Backend.resource());
-        let docs: Vec<_> = range.map(|i| backend(prefix, i)).collect();
-        async move {
-            stream::iter(docs)
-                .map(|doc| {
-                    let api = api.clone();
-                    async move { api.create(&PostParams::default(), &doc).await.map(|_| ()) }
-                })
-                .buffer_unordered(32)
-                .try_collect::<Vec<_>>()
-                .await
-                .expect("create backends");
-        }
+        create_all(range.map(|i| (api.clone(), backend(prefix, i))).collect())
     };
     // Ready ones among `prefix-<range>` in `ns`, polled.
     let ready = |ns: &str, prefix: &'static str, range: std::ops::Range<usize>| {
@@ -1029,14 +1022,12 @@ async fn fairness(table: &mut Table, n: usize) {
                 .iter()
                 .filter(|o| {
                     let name = o.metadata.name.as_deref().unwrap_or_default();
-                    range.clone().any(|i| name == format!("{prefix}-{i}"))
+                    let index = name.strip_prefix(prefix).and_then(|i| i.strip_prefix('-'));
+                    index
+                        .and_then(|i| i.parse().ok())
+                        .is_some_and(|i| range.contains(&i))
                 })
-                .filter(|o| {
-                    o.data["status"]["conditions"].as_array().is_some_and(|c| {
-                        c.iter()
-                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-                    })
-                })
+                .filter(|o| is_ready(o))
                 .count()
         }
     };

@@ -31,7 +31,7 @@ use support::apis::{
     GROUP_VERSION, ORG, admin_app, backend, creating_apis, org_connection, secret, seed_connections,
 };
 use support::cluster::{Cluster, TestNamespace, ensure_cluster};
-use support::operator::{Operator, condition};
+use support::operator::{Operator, condition, events_of};
 use support::sim::{SimOptions, SimProcess};
 
 #[derive(Clone, Copy, Debug)]
@@ -397,7 +397,7 @@ impl World {
                 None => {
                     if !remotes.is_empty() {
                         report.leftovers += remotes.len();
-                        let events = self.events_of(&format!("r{i}")).await;
+                        let events = events_of(&self.ns, &format!("r{i}")).join(" | ");
                         report.fail(format!(
                             "r{i} was deleted but its remote object is left; its Events: {events}"
                         ));
@@ -412,25 +412,6 @@ impl World {
         if report.duplicates > 0 {
             report.fail(format!("{} duplicate remote objects", report.duplicates));
         }
-    }
-
-    /// The reasons and messages of the Events about resource `name`, oldest first.
-    async fn events_of(&self, name: &str) -> String {
-        let events: Api<Event> = Api::namespaced(self.client.clone(), &self.ns.name);
-        let about = ListParams::default().fields(&format!("involvedObject.name={name}"));
-        let mut list = events
-            .list(&about)
-            .await
-            .map(|l| l.items)
-            .unwrap_or_default();
-        list.sort_by_key(|e| e.metadata.creation_timestamp.clone());
-        list.iter()
-            .map(|e| {
-                let reason = e.reason.as_deref().unwrap_or_default();
-                format!("{reason}: {}", e.message.as_deref().unwrap_or_default())
-            })
-            .collect::<Vec<_>>()
-            .join(" | ")
     }
 
     /// Every secret value this world used, or that the simulator generated (Entrust shared

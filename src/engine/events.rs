@@ -151,11 +151,7 @@ impl Events {
     }
 
     /// Queues the Event; the caller never waits for the API server.
-    pub fn send(&self, report: &Report<'_>, mut regarding: ObjectReference) {
-        // A cluster-scoped object (a ClusterIdentityApi) has no namespace (see `namespace_of`).
-        if regarding.namespace.as_deref() == Some("") {
-            regarding.namespace = None;
-        }
+    pub fn send(&self, report: &Report<'_>, regarding: ObjectReference) {
         let queued = Queued {
             type_: report.type_,
             reason: report.reason.to_owned(),

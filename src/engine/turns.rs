@@ -91,15 +91,14 @@ impl Queue {
         }
     }
 
-    /// Requeues the first put-off resource not woken yet; false when there is none.
-    fn wake_first(&mut self, namespace: &str) -> bool {
+    /// Requeues the first put-off resource not woken yet, if any.
+    fn wake_first(&mut self, namespace: &str) {
         let Some((_, ((_, name), wake))) = self.order.pop_first() else {
-            return false;
+            return;
         };
         for tx in wake {
             let _ = tx.send((namespace.to_owned(), name.clone()));
         }
-        true
     }
 
     fn prune(&mut self) {
@@ -171,7 +170,8 @@ impl Turns {
     }
 
     /// Reconciles of `namespace` running on `connection` now.
-    pub fn running(&self, connection: &Target, namespace: &str) -> u32 {
+    #[cfg(test)]
+    fn running(&self, connection: &Target, namespace: &str) -> u32 {
         let connections = self.connections.lock().expect("lock");
         connections
             .get(connection)

@@ -269,13 +269,14 @@ impl Operator {
         let dir = tempfile::tempdir().expect("temp dir");
         let log_path = dir.path().join("operator.log");
         let log = std::fs::File::create(&log_path).expect("log file");
+        // A flag's default here, unless `extra` sets it.
         let default = |flag: &str, value: &str| -> Vec<String> {
-            match extra.contains(&flag) {
-                true => vec![],
-                false => vec![flag.into(), value.into()],
+            if extra.contains(&flag) {
+                vec![]
+            } else {
+                vec![flag.into(), value.into()]
             }
         };
-        let resync = default("--resync-interval", "2s");
         let mut args: Vec<String> = vec![
             "run".into(),
             "--namespace".into(),
@@ -285,7 +286,7 @@ impl Operator {
             "--log-format".into(),
             "json".into(),
         ];
-        args.extend(resync);
+        args.extend(default("--resync-interval", "2s"));
         args.extend(default("--deletion-grace-period", "3s"));
         args.extend(extra.iter().map(|s| s.to_string()));
         let child = Command::new(env!("CARGO_BIN_EXE_identity-operator"))
