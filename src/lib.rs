@@ -1,6 +1,7 @@
 //! identity-operator: declarative identity-provider configuration for Kubernetes.
 
 pub mod engine;
+pub mod export;
 pub mod identity;
 pub mod kinds;
 pub mod kubectl;

@@ -43,6 +43,10 @@ enum Command {
     /// What the operator would change in the identity APIs, writing nothing (also `kubectl
     /// identity plan`; exit 0: no changes, 2: changes or blocked resources, 1: error).
     Plan(identity_operator::plan::PlanArgs),
+    /// What an identity API already holds, as manifests that manage it as it is (also `kubectl
+    /// identity export`; applying them makes no identity-API write; exit 2 with --strict when
+    /// something was skipped, 1: error).
+    Export(identity_operator::export::ExportArgs),
 }
 
 /// Subcommands for the cluster, not for a terminal: hidden from `kubectl identity --help`.
@@ -202,6 +206,10 @@ async fn command() {
         Command::Plan(args) => {
             init_logging_to_stderr();
             std::process::exit(identity_operator::plan::run(args).await);
+        }
+        Command::Export(args) => {
+            init_logging_to_stderr();
+            std::process::exit(identity_operator::export::run(args).await);
         }
         Command::Reference { dir } => {
             if let Err(e) = write_reference(&dir) {

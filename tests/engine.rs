@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use identity_operator::engine::connector::{Connection, Connector, Request};
 use identity_operator::engine::controller::{Scope, Shutdown, run_kind};
 use identity_operator::engine::dependents::Target;
+use identity_operator::engine::export::Listed;
 use identity_operator::engine::reader::ClusterReader;
 use identity_operator::engine::secrets::{SecretValues, SecretVersions};
 use identity_operator::engine::spec::{ApiRef, CommonSpec, ManagedStatus, SecretKeyRef};
@@ -189,6 +190,22 @@ impl Adapter for Fake {
                 remote: stored,
             })
         })
+    }
+
+    /// Every world's objects; the fake kind drafts no spec (`export` is tested on the real
+    /// kinds, tests/export.rs).
+    async fn export(_api: &IdentityClient) -> Result<Vec<Listed<Gizmo>>, Error> {
+        let worlds = WORLDS.lock().expect("lock");
+        let objects = worlds.values().flat_map(|w| w.objects.iter());
+        Ok(objects
+            .map(|(id, g)| Listed {
+                observed: Observed {
+                    id: id.clone(),
+                    remote: g.clone(),
+                },
+                draft: Err("the fake kind drafts no spec".into()),
+            })
+            .collect())
     }
 
     async fn delete(_api: &IdentityClient, res: &Gadget, id: &str) -> Result<(), Error> {

@@ -13,6 +13,7 @@ use kube::core::object::{HasSpec, HasStatus};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::export::Listed;
 use super::preview::WriteOnly;
 use super::secrets::SecretValues;
 use super::spec::{CommonSpec, ManagedStatus, SecretKeyRef};
@@ -131,6 +132,12 @@ pub trait Adapter: Send + Sync + 'static {
         res: &Self::Resource,
         id: &str,
     ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// For `export`: every remote object of this kind the API holds (every page of it), each
+    /// with the spec drafted from it, or why none can be.
+    fn export(
+        api: &IdentityClient,
+    ) -> impl Future<Output = Result<Vec<Listed<Self::Remote>>, Error>> + Send;
 
     /// The write-only fields `res` sets (passwords, shared secrets), for `plan`: where the spec
     /// sets each, its Secret key, and, where the API returns the value, whether the remote one

@@ -264,6 +264,7 @@ fn hopeless(err: &Error, client: Option<&IdentityClient>, grace: Duration) -> bo
         | Error::ConnectionNotAllowed { .. }
         | Error::SecretNotFound(_)
         | Error::SecretKeyNotFound { .. }
+        | Error::SecretKeyEmpty { .. }
         | Error::SecretNotText { .. }
         | Error::Api(ApiError::Authentication(_) | ApiError::UntrustedCertificate(_))
         | Error::Api(ApiError::Status {

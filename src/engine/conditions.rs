@@ -92,7 +92,7 @@ reasons! {
     WrongProvider: NeedsChange,
     /// A referenced Secret does not exist.
     SecretNotFound: NeedsChange,
-    /// A referenced Secret exists but lacks the key.
+    /// A referenced Secret exists but lacks the key, or the key's value is empty.
     SecretKeyNotFound: NeedsChange,
     /// A referenced Secret key holds bytes that are not UTF-8 text.
     SecretNotText: NeedsChange,

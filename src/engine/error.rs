@@ -24,6 +24,8 @@ pub enum Error {
     SecretNotFound(String),
     #[error("key {key:?} not found in Secret {name:?}")]
     SecretKeyNotFound { name: String, key: String },
+    #[error("key {key:?} in Secret {name:?} is empty: fill it in (an empty value is never sent)")]
+    SecretKeyEmpty { name: String, key: String },
     #[error("value of key {key:?} in Secret {name:?} is not UTF-8 text")]
     SecretNotText { name: String, key: String },
     #[error("ConfigMap {0:?} not found")]
@@ -83,7 +85,9 @@ impl Error {
             Error::WrongProvider { .. } => Reason::WrongProvider,
             Error::ConnectionNotAllowed { .. } => Reason::ConnectionNotAllowed,
             Error::SecretNotFound(_) => Reason::SecretNotFound,
-            Error::SecretKeyNotFound { .. } => Reason::SecretKeyNotFound,
+            Error::SecretKeyNotFound { .. } | Error::SecretKeyEmpty { .. } => {
+                Reason::SecretKeyNotFound
+            }
             Error::SecretNotText { .. } => Reason::SecretNotText,
             Error::ConfigMapNotFound(_) => Reason::ConfigMapNotFound,
             Error::ConfigMapKeyNotFound { .. } => Reason::ConfigMapKeyNotFound,
@@ -114,6 +118,7 @@ impl Error {
             | Error::ConnectionNotAllowed { .. }
             | Error::SecretNotFound(_)
             | Error::SecretKeyNotFound { .. }
+            | Error::SecretKeyEmpty { .. }
             | Error::SecretNotText { .. }
             | Error::InvalidSpec(_)
             | Error::Rejected(_)

@@ -18,6 +18,7 @@ pub mod dependents;
 pub mod diff;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod finalizer;
 pub mod key;
 pub mod memo;

@@ -118,13 +118,27 @@ pub async fn preview<A: Adapter>(res: &A::Resource, ctx: &Context) -> Preview {
             None => Preview::blocked(Reason::Rejected.as_str(), "a recorded failure holds"),
         },
         Ok(Some(found)) => {
+            let step = decide::decide(&found.facts(ctx, &key, &status));
             let fields = match write_only_of::<A>(res, ctx, &found).await {
                 Ok(fields) => fields,
+                // A key not filled in yet (`export`'s stubs) blocks a write, as in the
+                // reconcile, and nothing else: its remote value is then unknown.
+                Err(Error::SecretKeyEmpty { .. }) if !writes(&step) => {
+                    write_only_fields(res, found.input.refs.clone())
+                }
                 Err(err) => return Preview::blocked(err.reason().as_str(), err.to_string()),
             };
-            let step = decide::decide(&found.facts(ctx, &key, &status));
             describe::<A>(kind, res, &found, &status, fields, step)
         }
+    }
+}
+
+/// Whether carrying out `step` writes (and so reads the Secrets' values).
+fn writes(step: &Step) -> bool {
+    match step {
+        Step::Create { .. } => true,
+        Step::Sync { write, .. } => !write.is_nothing(),
+        Step::Observe { .. } | Step::Blocked(_) => false,
     }
 }
 

@@ -262,6 +262,14 @@ async fn act<A: Adapter>(
         }
         Step::Observe { drift } => {
             let found = observed.expect("Observe follows a found remote object");
+            // Write-only values cannot be read back: the Secrets as they are when an object is
+            // first observed are taken as what it holds. Switching to Apply then sends a value
+            // only once its Secret changes (an exported tenant is promoted without a write).
+            if status.external_id.as_deref() != Some(found.id.as_str())
+                && status.applied_secret_versions.is_empty()
+            {
+                status.applied_secret_versions = input.versions.clone();
+            }
             link::<A>(status, &found);
             status.drift = drift;
             return Ok(if status.drift.is_empty() {

@@ -16,9 +16,11 @@ use serde_json::Value;
 
 use super::conditions::Reason;
 use super::controller::{Scope, Shutdown, run_kind};
+use super::export::{Exported, check};
 use super::key::kind_of;
 use super::preview::{Preview, preview};
-use super::{Adapter, Context};
+use super::{Adapter, Context, Error};
+use crate::identity::{IdentityClient, Provider};
 
 /// One managed kind, whatever its adapter.
 pub trait ManagedKind: Sync {
@@ -40,6 +42,16 @@ pub trait ManagedKind: Sync {
     /// Makes `objs` (manifests of this kind) the kind's store in `ctx`: what a reconcile sees
     /// of the other resources of its kind (the owner of a settings singleton).
     fn register(&self, ctx: &Context, objs: Vec<Value>);
+    /// The identity-API family its resources speak to.
+    fn provider(&self) -> Provider;
+    /// Whether the operator creates and deletes its remote objects (not settings singletons).
+    fn creates(&self) -> bool;
+    /// `manifest` (a resource of this kind) as YAML, or JSON with `json`, its fields in the
+    /// CRD's order; an error when it is no valid resource of the kind.
+    fn render(&self, manifest: Value, json: bool) -> Result<String, String>;
+    /// Every remote object of the kind `api` holds, drafted as specs and checked (`export`).
+    fn export<'a>(&'a self, api: &'a IdentityClient)
+    -> BoxFuture<'a, Result<Vec<Exported>, Error>>;
     /// What the reconcile would do with `obj` (a manifest of this kind) now; see
     /// [`preview`](super::preview::preview).
     fn preview<'a>(&'a self, ctx: &'a Context, obj: Value) -> BoxFuture<'a, Preview>;
@@ -89,6 +101,40 @@ where
         }
         writer.apply_watcher_event(&watcher::Event::InitDone);
         ctx.register_store(store);
+    }
+
+    fn provider(&self) -> Provider {
+        A::PROVIDER
+    }
+
+    fn creates(&self) -> bool {
+        A::CREATES
+    }
+
+    fn render(&self, manifest: Value, json: bool) -> Result<String, String> {
+        let res: A::Resource = serde_json::from_value(manifest).map_err(|e| e.to_string())?;
+        match json {
+            true => serde_json::to_string_pretty(&res).map_err(|e| e.to_string()),
+            false => serde_yaml::to_string(&res).map_err(|e| e.to_string()),
+        }
+    }
+
+    fn export<'a>(
+        &'a self,
+        api: &'a IdentityClient,
+    ) -> BoxFuture<'a, Result<Vec<Exported>, Error>> {
+        async move {
+            let listed = A::export(api).await?;
+            Ok(listed
+                .into_iter()
+                .map(check::<A>)
+                .map(|l| Exported {
+                    id: l.observed.id,
+                    draft: l.draft,
+                })
+                .collect())
+        }
+        .boxed()
     }
 
     fn preview<'a>(&'a self, ctx: &'a Context, obj: Value) -> BoxFuture<'a, Preview> {

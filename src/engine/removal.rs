@@ -40,6 +40,19 @@ pub fn removed_fields(status: Option<&ManagedStatus>, stated: &[String]) -> Vec<
         .collect()
 }
 
+/// For `export`: takes out of an exported `spec` every top-level field of `table` whose remote
+/// value is at its default ([`Removable::at_default`]): a spec states only what differs.
+pub fn leave_out_defaults(spec: &mut Value, table: &[Removable], observed: &Value) {
+    let Some(fields) = spec.as_object_mut() else {
+        return;
+    };
+    for removable in table.iter().filter(|r| !r.spec.contains('.')) {
+        if removable.at_default(observed) {
+            fields.remove(removable.spec);
+        }
+    }
+}
+
 /// The empty value a removed field is cleared to.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Blank {
@@ -104,6 +117,24 @@ impl Removable {
             .split('.')
             .try_fold(observed, |v, key| v.get(key))
             .filter(|v| !v.is_null())
+    }
+
+    /// For `export`: whether the remote value is what leaving the field out of a spec gives
+    /// (none, the blank it is cleared to, or an unset value the API cannot clear), so that an
+    /// exported spec leaves it out. A field that a whole-object write resets (`Omit`) is never
+    /// at its default while it has a value; a write-only one always is (it is a reference).
+    pub fn at_default(&self, observed: &Value) -> bool {
+        let Some(remote) = self.remote(observed) else {
+            return true;
+        };
+        match self.clear {
+            Clear::To(blank) => *remote == blank.value(),
+            Clear::Blind(_) => true,
+            Clear::Omit => false,
+            Clear::Keep { .. } => {
+                matches!(remote, Value::Bool(false)) || remote.as_str() == Some("")
+            }
+        }
     }
 
     /// Whether the remote object still holds what removing the field should clear.

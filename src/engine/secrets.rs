@@ -214,6 +214,13 @@ pub async fn read(
         // A trailing newline is almost always an artefact of `echo > file`, never part of a
         // password or token.
         let text = text.strip_suffix('\n').map(str::to_owned).unwrap_or(text);
+        // An empty value is a key not filled in yet (`export`'s stubs), never a password to set.
+        if text.is_empty() {
+            return Err(Error::SecretKeyEmpty {
+                name: r.name.clone(),
+                key: r.key.clone(),
+            });
+        }
         values.insert(r.clone(), SecretString::new(text));
     }
     Ok(values)

@@ -79,6 +79,14 @@ impl<T: Item> Items<T> {
         self.entries.is_empty()
     }
 
+    /// Every item, decoded.
+    pub fn to_vec(&self) -> Vec<T> {
+        self.entries
+            .iter()
+            .filter_map(|e| serde_json::from_str(&e.json).ok())
+            .collect()
+    }
+
     /// Appends the items of another page.
     pub fn append(&mut self, mut other: Items<T>) {
         self.entries.append(&mut other.entries);

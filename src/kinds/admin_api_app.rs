@@ -121,6 +121,7 @@ use super::common::{
     Blank, Clear, Removable, SecretKeyRef, candidates, kept_fields, record_applied, removals,
     removed_fields, stated_fields,
 };
+use crate::engine::export::{Draft, Listed, SecretSlot, StubKey};
 use crate::engine::secrets::SecretValues;
 use crate::engine::{Adapter, Context, Error, Observed};
 use crate::identity::{ApiError, IdentityClient, SecretString, path_segment};
@@ -313,6 +314,50 @@ pub fn differences(desired: &AdminApiApplication, observed: &AdminApiApplication
         .collect()
 }
 
+/// For `export`: the spec that manages `app` as it is. Its shared secret goes to a Secret
+/// emitted with the application's id and an empty `sharedSecret`, to be filled in with the
+/// secret in use: Entrust never returns it, and generating a new one would lock out whoever
+/// uses the current one.
+fn draft(app: &Observed<AdminApiApplication>) -> Result<Draft, String> {
+    let remote = serde_json::to_value(&app.remote).expect("serializable");
+    let mut spec = serde_json::Map::new();
+    for field in COMPARED.iter().chain(&["applicationTemplateId"]) {
+        match remote.get(*field) {
+            None | Some(Value::Null) => {}
+            // An unset role reads as "" (the documented way to unset one).
+            Some(Value::String(s)) if s.is_empty() && field.ends_with("oleId") => {}
+            Some(value) => {
+                spec.insert((*field).to_owned(), value.clone());
+            }
+        }
+    }
+    let mut spec = Value::Object(spec);
+    crate::engine::removal::leave_out_defaults(&mut spec, REMOVABLE, &remote);
+    spec["applicationId"] = app.id.clone().into();
+    let name = app.remote.name.clone().unwrap_or_default();
+    let label = format!("Entrust admin API application {name:?} (id {})", app.id);
+    let mut draft = Draft::new(name, label, spec);
+    draft.secret_refs.push(SecretSlot {
+        pointer: "/sharedSecretTarget".into(),
+        key: None,
+    });
+    draft.stub = vec![
+        StubKey {
+            key: APPLICATION_ID_KEY.into(),
+            value: app.id.clone(),
+            what: "the application's id (filled in)".into(),
+        },
+        StubKey {
+            key: SHARED_SECRET_KEY.into(),
+            value: String::new(),
+            what: "the application's current shared secret, which Entrust never returns; \
+                   while it is empty the operator never generates a new one"
+                .into(),
+        },
+    ];
+    Ok(draft)
+}
+
 /// Reconciles AdminApiApps against the Entrust administration API.
 pub struct Entrust;
 
@@ -449,6 +494,19 @@ impl Adapter for Entrust {
                 candidates(several.iter().filter_map(|a| a.id.as_deref()))
             ))),
         }
+    }
+
+    async fn export(api: &IdentityClient) -> Result<Vec<Listed<AdminApiApplication>>, Error> {
+        let apps = list_apps(api).await?.to_vec();
+        apps.into_iter()
+            .map(|app| {
+                let app = observed(app, APPLICATIONS)?;
+                Ok(Listed {
+                    draft: draft(&app),
+                    observed: app,
+                })
+            })
+            .collect()
     }
 
     async fn create(

@@ -115,6 +115,7 @@ use std::collections::BTreeMap;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::engine::export::{Draft, Listed};
 use crate::engine::secrets::SecretValues;
 use crate::engine::{Adapter, Context, Error, Observed};
 use crate::identity::{ApiError, IdentityClient};
@@ -522,6 +523,34 @@ impl Adapter for Xelion {
         _id: Option<&str>,
     ) -> Result<Option<Observed<Authentication>>, Error> {
         read(api).await.map(Some)
+    }
+
+    /// The tenant's settings, always there.
+    async fn export(api: &IdentityClient) -> Result<Vec<Listed<Authentication>>, Error> {
+        let settings = read(api).await?;
+        let observed = serde_json::to_value(&settings.remote).expect("serializable");
+        let mut spec = observed.clone();
+        let fields = spec.as_object_mut().expect("an object");
+        fields.remove("oid");
+        fields.remove("objectType");
+        for link in fields
+            .get_mut("openIdConnections")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(link) = link.as_object_mut() {
+                link.remove("objectType");
+            }
+        }
+        crate::engine::removal::leave_out_defaults(&mut spec, REMOVABLE, &observed);
+        let tenant = api.tenant();
+        let label = format!("Xelion authentication settings of tenant {tenant:?}");
+        let draft = Draft::new(format!("{tenant}-authentication"), label, spec);
+        Ok(vec![Listed {
+            observed: settings,
+            draft: Ok(draft),
+        }])
     }
 
     async fn create(

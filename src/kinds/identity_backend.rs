@@ -311,6 +311,7 @@ use super::common::{
     removed_fields, stated_fields,
 };
 use crate::engine::diff::{Shape, camel_case, shaped_diff};
+use crate::engine::export::{Draft, Listed};
 use crate::engine::finalizer::creation_recorded;
 use crate::engine::preview::{WriteOnly, write_only_fields};
 use crate::engine::secrets::SecretValues;
@@ -894,6 +895,82 @@ fn removed(res: &IdentityBackend) -> Vec<&'static Removable> {
     removals(REMOVABLE, &removed_fields(res.status.as_ref(), &stated))
 }
 
+/// A Secret key named after a federated server (Secret keys allow `[-._a-zA-Z0-9]`).
+fn secret_key(server: &str, suffix: &str) -> String {
+    let name: String = server
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-._".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("{name}-{suffix}")
+}
+
+/// For `export`: the spec that manages `backend` as it is. `raw` is the backend as Boruta
+/// answered it, read only for whether a password is set (never copied).
+fn draft(raw: &Value, backend: &Observed<Backend>) -> Result<Draft, String> {
+    let remote = &backend.remote;
+    let name = remote.name.clone().unwrap_or_default();
+    let mut wire = serde_json::to_value(remote).expect("serializable");
+    let fields = wire.as_object_mut().expect("an object");
+    fields.remove("id");
+    fields.retain(|_, v| !v.is_null());
+    let type_ = match remote.type_.as_deref() {
+        Some(INTERNAL) => "Internal",
+        Some(LDAP) => "Ldap",
+        Some(other) => return Err(format!("its type {other:?} is neither Internal nor Ldap")),
+        None => return Err("it has no type".into()),
+    };
+    fields.insert("type".into(), type_.into());
+    let roles: Vec<Value> = remote
+        .roles
+        .iter()
+        .map(|r| match &r.name {
+            Some(name) => json!({"id": r.id, "name": name}),
+            None => json!({"id": r.id}),
+        })
+        .collect();
+    fields.insert("roles".into(), roles.into());
+    let mut spec = crate::engine::export::camel_keys(wire);
+    spec["backendId"] = backend.id.clone().into();
+    let observed = serde_json::to_value(remote).expect("serializable");
+    crate::engine::removal::leave_out_defaults(&mut spec, REMOVABLE, &observed);
+    if spec["roles"].as_array().is_some_and(Vec::is_empty) {
+        spec.as_object_mut().expect("an object").remove("roles");
+    }
+    let label = format!("Boruta backend {name:?} (id {}, {type_})", backend.id);
+    let mut draft = Draft::new(name, label, spec);
+    let set = |field: &str| raw[field].as_str().is_some_and(|v| !v.is_empty());
+    if set("ldap_master_password") {
+        draft = draft.write_only(
+            "/ldapMasterPasswordSecretRef",
+            "ldapMasterPassword",
+            "the LDAP bind password (ldap_master_password)",
+        );
+    }
+    if set("smtp_password") {
+        draft = draft.write_only(
+            "/smtpPasswordSecretRef",
+            "smtpPassword",
+            "the SMTP password (smtp_password)",
+        );
+    }
+    let servers = remote.federated_servers.iter().flatten().enumerate();
+    for (i, server) in servers {
+        let server = server["name"].as_str().unwrap_or_default();
+        draft = draft.write_only(
+            format!("/federatedServers/{i}/clientSecretRef"),
+            &secret_key(server, "clientSecret"),
+            &format!("the client secret of federated server {server:?}"),
+        );
+    }
+    Ok(draft)
+}
+
 impl Adapter for Boruta {
     type Resource = IdentityBackend;
     type Remote = Backend;
@@ -1033,6 +1110,26 @@ impl Adapter for Boruta {
         }
         result?;
         Ok(())
+    }
+
+    async fn export(api: &IdentityClient) -> Result<Vec<Listed<Backend>>, Error> {
+        #[derive(Deserialize)]
+        struct Data {
+            data: Vec<Value>,
+        }
+        let resp = api.call(Method::GET, BACKENDS, None).await?;
+        let answered = resp.decode::<Data>(BACKENDS)?.data;
+        let mut listed = Vec::with_capacity(answered.len());
+        for raw in answered {
+            let mut backend: Backend = decode_data(raw.clone(), BACKENDS)?;
+            backend.forget_passwords();
+            let backend = observed(backend)?;
+            listed.push(Listed {
+                draft: draft(&raw, &backend),
+                observed: backend,
+            });
+        }
+        Ok(listed)
     }
 
     /// Boruta returns the passwords: `plan` says whether they differ from the Secrets'.

@@ -217,6 +217,7 @@ use super::common::{
     stated_fields,
 };
 use crate::engine::diff::subset_diff;
+use crate::engine::export::{Draft, Listed};
 use crate::engine::secrets::SecretValues;
 use crate::engine::{Adapter, Context, Error, Observed};
 use crate::identity::{ApiError, IdentityClient, SecretString};
@@ -532,6 +533,36 @@ impl Adapter for Vcd {
             id: org(api),
             remote: resp.decode(PATH)?,
         }))
+    }
+
+    /// The organisation's settings, always there. The bind password is never returned: with
+    /// settings of its own, the spec refers to a Secret key for it, to be filled in.
+    async fn export(api: &IdentityClient) -> Result<Vec<Listed<OrganizationLdapSettings>>, Error> {
+        let settings: Observed<OrganizationLdapSettings> = Observed {
+            id: org(api),
+            remote: api.call(Method::GET, PATH, None).await?.decode(PATH)?,
+        };
+        let mut spec = serde_json::to_value(&settings.remote).expect("serializable");
+        if let Some(defined) = spec
+            .get_mut("definedSettings")
+            .and_then(Value::as_object_mut)
+        {
+            defined.remove("password");
+        }
+        let org = org(api);
+        let label = format!("VCD LDAP settings of organization {org:?}");
+        let mut draft = Draft::new(format!("{org}-ldap"), label, spec);
+        if settings.remote.defined_settings.is_some() {
+            draft = draft.write_only(
+                "/definedSettings/passwordSecretRef",
+                "password",
+                "the LDAP bind password (definedSettings.password, which VCD never returns)",
+            );
+        }
+        Ok(vec![Listed {
+            observed: settings,
+            draft: Ok(draft),
+        }])
     }
 
     async fn create(

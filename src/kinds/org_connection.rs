@@ -98,6 +98,7 @@ use super::common::{
     Blank, Clear, Removable, SecretKeyRef, record_applied, removals, removed_fields, stated_fields,
 };
 use crate::engine::diff::camel_case;
+use crate::engine::export::{Draft, Listed};
 use crate::engine::finalizer::creation_recorded;
 use crate::engine::secrets::SecretValues;
 use crate::engine::{Adapter, Context, Error, Observed};
@@ -341,6 +342,66 @@ async fn read_connection(
     }
 }
 
+/// An organization as `GET /api/v2/organizations` answers it.
+#[derive(Deserialize)]
+struct Organization {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+const ORGANIZATIONS: &str = "api/v2/organizations";
+
+/// Every organization of the tenant, page by page.
+async fn list_organizations(api: &IdentityClient) -> Result<Vec<Organization>, ApiError> {
+    #[derive(Deserialize)]
+    struct Page {
+        organizations: Vec<Organization>,
+        #[serde(default)]
+        total: Option<usize>,
+    }
+    let mut all = Vec::new();
+    for page in 0.. {
+        let query = format!("{ORGANIZATIONS}?page={page}&per_page={PER_PAGE}&include_totals=true");
+        let page: Page = api
+            .call(Method::GET, &query, None)
+            .await?
+            .decode(ORGANIZATIONS)?;
+        let short = page.organizations.len() < PER_PAGE;
+        all.extend(page.organizations);
+        if short || page.total.is_some_and(|total| all.len() >= total) {
+            break;
+        }
+    }
+    Ok(all)
+}
+
+/// For `export`: the spec that manages `connection` of `org` as it is, stating only what
+/// differs from Auth0's defaults.
+fn draft(org: &Organization, connection: &OrganizationConnection) -> Result<Draft, String> {
+    let connection_id = connection
+        .connection_id
+        .clone()
+        .ok_or("Auth0 answered it without a connection_id")?;
+    let mut fields = connection.settable();
+    fields.remove("connection");
+    fields.retain(|field, value| auth0_default(field).as_ref() != Some(value));
+    let mut spec = crate::engine::export::camel_keys(Value::Object(fields));
+    spec["organizationId"] = org.id.clone().into();
+    spec["connectionId"] = connection_id.clone().into();
+    let org_name = org.name.clone().unwrap_or_else(|| org.id.clone());
+    let details = connection.connection.as_ref();
+    let name = details
+        .and_then(|c| c.name.clone())
+        .unwrap_or_else(|| connection_id.clone());
+    let strategy = details.and_then(|c| c.strategy.as_deref()).unwrap_or("?");
+    let label = format!(
+        "Auth0 connection {name:?} ({connection_id}, {strategy}) of organization {org_name:?} ({})",
+        org.id
+    );
+    Ok(Draft::new(format!("{org_name}-{name}"), label, spec))
+}
+
 impl Adapter for Auth0 {
     type Resource = OrgConnection;
     type Remote = OrganizationConnection;
@@ -360,6 +421,29 @@ impl Adapter for Auth0 {
             removed: removals(REMOVABLE, &removed),
             ..res.spec.to_organization_connection()
         })
+    }
+
+    async fn export(api: &IdentityClient) -> Result<Vec<Listed<OrganizationConnection>>, Error> {
+        let mut listed = Vec::new();
+        for org in list_organizations(api).await? {
+            let path = format!("{ORGANIZATIONS}/{}/connections", path_segment(&org.id));
+            for connection in list_connections(api, &path).await?.to_vec() {
+                let draft = draft(&org, &connection);
+                let id = format!(
+                    "{}/{}",
+                    org.id,
+                    connection.connection_id.clone().unwrap_or_default()
+                );
+                listed.push(Listed {
+                    observed: Observed {
+                        id,
+                        remote: connection,
+                    },
+                    draft,
+                });
+            }
+        }
+        Ok(listed)
     }
 
     fn diff(desired: &OrganizationConnection, observed: &OrganizationConnection) -> Vec<String> {

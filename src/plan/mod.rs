@@ -101,17 +101,17 @@ pub async fn run(args: PlanArgs) -> i32 {
 }
 
 /// A managed resource to plan, with the registry entry of its kind.
-struct Target {
+pub(crate) struct Target {
     kind: &'static dyn ManagedKind,
     value: Value,
 }
 
 /// What the manifests hold, sorted by what `plan` does with it.
 #[derive(Default)]
-struct Given {
-    apis: Vec<IdentityApi>,
-    secrets: BTreeMap<Name, Secret>,
-    config_maps: BTreeMap<Name, ConfigMap>,
+pub(crate) struct Given {
+    pub apis: Vec<IdentityApi>,
+    pub secrets: BTreeMap<Name, Secret>,
+    pub config_maps: BTreeMap<Name, ConfigMap>,
     managed: Vec<Target>,
 }
 
@@ -174,7 +174,7 @@ pub async fn plan(args: &PlanArgs) -> Result<PlanDocument, PlanError> {
 }
 
 /// The cluster the kubeconfig names, if it answers.
-async fn connect(cluster: &ClusterArgs) -> Result<Client, String> {
+pub(crate) async fn connect(cluster: &ClusterArgs) -> Result<Client, String> {
     let (client, _) = cluster.connect().await.map_err(|e| e.to_string())?;
     match tokio::time::timeout(Duration::from_secs(5), client.apiserver_version()).await {
         Ok(Ok(_)) => Ok(client),
@@ -201,7 +201,7 @@ fn in_scope(t: &Target, args: &PlanArgs, default_ns: &str) -> bool {
     args.cluster.all_namespaces || t.value["metadata"]["namespace"].as_str() == Some(default_ns)
 }
 
-fn classify(docs: Vec<Document>, default_ns: &str) -> Result<Given, PlanError> {
+pub(crate) fn classify(docs: Vec<Document>, default_ns: &str) -> Result<Given, PlanError> {
     let mut given = Given::default();
     for doc in docs {
         let value = sources::with_namespace(doc.value.clone(), default_ns);
@@ -256,9 +256,9 @@ fn classify(docs: Vec<Document>, default_ns: &str) -> Result<Given, PlanError> {
 /// concerned (their status, and the other owners of a singleton), IdentityApis, and the
 /// versions of Secrets.
 #[derive(Default)]
-struct Held {
+pub(crate) struct Held {
     managed: Vec<Target>,
-    apis: Vec<IdentityApi>,
+    pub apis: Vec<IdentityApi>,
     secrets: Vec<PartialObjectMeta<Secret>>,
     /// Secrets given in the manifests whose data is the cluster's.
     same: BTreeSet<Name>,
@@ -305,7 +305,11 @@ impl Held {
         Ok(held)
     }
 
-    async fn read_namespace(&mut self, client: &Client, ns: Option<&str>) -> Result<(), PlanError> {
+    pub(crate) async fn read_namespace(
+        &mut self,
+        client: &Client,
+        ns: Option<&str>,
+    ) -> Result<(), PlanError> {
         fn api<K>(c: &Client, ns: Option<&str>) -> Api<K>
         where
             K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
@@ -379,7 +383,7 @@ fn merge(value: &mut Value, current: &Value) {
     value["status"] = current["status"].clone();
 }
 
-async fn context(
+pub(crate) async fn context(
     client: Option<Client>,
     given_apis: Vec<IdentityApi>,
     given_secrets: BTreeMap<Name, Secret>,

@@ -197,6 +197,13 @@ impl TestNamespace {
         all.extend_from_slice(args);
         self.cluster.kubectl_ok(&all)
     }
+
+    /// [`kubectl_ok`](Self::kubectl_ok) with `stdin` on standard input.
+    pub fn kubectl_stdin_ok(&self, args: &[&str], stdin: &str) -> String {
+        let mut all = vec!["--namespace", self.name.as_str()];
+        all.extend_from_slice(args);
+        self.cluster.kubectl_stdin_ok(&all, stdin)
+    }
 }
 
 impl Drop for TestNamespace {

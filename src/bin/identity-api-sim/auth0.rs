@@ -324,6 +324,12 @@ pub fn handle(sim: &Sim, req: &SimRequest) -> Response {
     let segs = req.segs();
     match (segs.as_slice(), &req.method) {
         (["oauth", "token"], &Method::POST) => token(sim, req),
+        (["api", "v2", "organizations"], &Method::GET) => {
+            if let Err(response) = authorize(sim, req) {
+                return response;
+            }
+            organizations(&sim.auth0.locked(), req)
+        }
         (["api", "v2", "organizations", org, rest @ ..], _) => {
             let (legacy, rest) = match rest {
                 ["connections", rest @ ..] => (false, rest),
@@ -469,6 +475,34 @@ fn not_enabled() -> Response {
     )
 }
 
+/// A page of a list as Auth0 answers one (offset pagination): the bare array, or with
+/// `include_totals=true` the items under `key` with start, limit and total.
+fn page_of(req: &SimRequest, key: &str, all: Vec<Value>) -> Response {
+    let (page, per_page, include_totals) = match page_params(req) {
+        Ok(params) => params,
+        Err(response) => return response,
+    };
+    let total = all.len();
+    let items: Vec<Value> = all
+        .into_iter()
+        .skip(page.saturating_mul(per_page) as usize)
+        .take(per_page as usize)
+        .collect();
+    if !include_totals {
+        return json_response(StatusCode::OK, &Value::Array(items));
+    }
+    json_response(
+        StatusCode::OK,
+        &json!({key: items, "start": page * per_page, "limit": per_page, "total": total}),
+    )
+}
+
+/// `GET /api/v2/organizations`: every organization, by id, a page at a time.
+fn organizations(store: &Store, req: &SimRequest) -> Response {
+    let all = store.organizations.values().cloned().collect();
+    page_of(req, "organizations", all)
+}
+
 /// A page of the organization's connections; `seen` leaves out those a lagging read misses.
 fn list(
     store: &Store,
@@ -477,6 +511,25 @@ fn list(
     legacy: bool,
     seen: impl Fn(&OrgConnection) -> bool,
 ) -> Response {
+    let all: Vec<Value> = store
+        .org_connections
+        .get(org)
+        .into_iter()
+        .flatten()
+        .filter(|oc| seen(oc))
+        .map(|oc| store.view(oc, legacy))
+        .collect();
+    let key = if legacy {
+        "enabled_connections"
+    } else {
+        "connections"
+    };
+    page_of(req, key, all)
+}
+
+/// `page`, `per_page` and `include_totals`, checked as Auth0 checks them.
+#[allow(clippy::result_large_err)]
+fn page_params(req: &SimRequest) -> Result<(u64, u64, bool), Response> {
     let number = |name: &str, default: u64| match req.query_param(name) {
         None => Ok(default),
         Some(v) => v.parse::<u64>().map_err(|_| name.to_string()),
@@ -484,44 +537,26 @@ fn list(
     let (page, per_page) = match (number("page", 0), number("per_page", 50)) {
         (Ok(page), Ok(per_page)) if (1..=MAX_PER_PAGE).contains(&per_page) => (page, per_page),
         (Err(name), _) | (_, Err(name)) => {
-            return invalid_query(&format!("'Expected type integer' on property {name}"));
+            return Err(invalid_query(&format!(
+                "'Expected type integer' on property {name}"
+            )));
         }
         _ => {
-            return invalid_query(&format!(
+            return Err(invalid_query(&format!(
                 "'Value must be between 1 and {MAX_PER_PAGE}' on property per_page"
-            ));
+            )));
         }
     };
     let include_totals = match req.query_param("include_totals") {
         None | Some("false") => false,
         Some("true") => true,
-        Some(_) => return invalid_query("'Expected type boolean' on property include_totals"),
+        Some(_) => {
+            return Err(invalid_query(
+                "'Expected type boolean' on property include_totals",
+            ));
+        }
     };
-    let all: Vec<&OrgConnection> = store
-        .org_connections
-        .get(org)
-        .into_iter()
-        .flatten()
-        .filter(|oc| seen(oc))
-        .collect();
-    let items: Vec<Value> = all
-        .iter()
-        .skip(page.saturating_mul(per_page) as usize)
-        .take(per_page as usize)
-        .map(|oc| store.view(oc, legacy))
-        .collect();
-    if !include_totals {
-        return json_response(StatusCode::OK, &Value::Array(items));
-    }
-    let key = if legacy {
-        "enabled_connections"
-    } else {
-        "connections"
-    };
-    json_response(
-        StatusCode::OK,
-        &json!({key: items, "start": page * per_page, "limit": per_page, "total": all.len()}),
-    )
+    Ok((page, per_page, include_totals))
 }
 
 fn invalid_query(detail: &str) -> Response {

@@ -170,7 +170,15 @@ fn inspect(secret: Option<Secret>, res: &AdminApiApp, id: &str) -> Result<Held, 
             c.kind, c.name
         ))),
         // A Secret the user prepared with this application's id and secret is taken over;
-        // anything else is not ours to overwrite.
+        // anything else is not ours to overwrite. One with the id but no secret is `export`'s
+        // stub: regenerating would break whoever uses the current secret.
+        None if held.application_id.as_deref() == Some(id) && held.shared_secret.is_none() => {
+            Err(Error::Conflict(format!(
+                "Secret {name:?} (spec.sharedSecretTarget) holds this application's id but no \
+                 sharedSecret: fill in the application's current shared secret (the operator \
+                 then takes the Secret over), or delete the Secret to have a new secret generated"
+            )))
+        }
         None if held.application_id.as_deref() != Some(id) || held.shared_secret.is_none() => {
             Err(Error::Conflict(format!(
                 "Secret {name:?} (spec.sharedSecretTarget) exists and was not written for this \
