@@ -142,3 +142,50 @@ pub fn camel_keys(value: Value) -> Value {
         other => other,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::engine::removal::{Blank, Clear, Removable, leave_out_defaults};
+
+    #[test]
+    fn references_go_where_the_kind_says_and_the_stub_keeps_them_empty() {
+        let mut draft = Draft::new("x", "x", json!({"servers": [{"name": "g"}]}))
+            .write_only("/passwordRef", "password", "the password")
+            .write_only("/servers/0/secretRef", "g-secret", "g's secret");
+        draft.refer_to("x-credentials");
+        assert_eq!(
+            draft.spec,
+            json!({"passwordRef": {"name": "x-credentials", "key": "password"},
+                   "servers": [{"name": "g", "secretRef": {"name": "x-credentials", "key": "g-secret"}}]})
+        );
+        assert!(draft.stub.iter().all(|k| k.value.is_empty()));
+    }
+
+    #[test]
+    fn a_spec_states_only_what_differs_from_leaving_it_out() {
+        const TABLE: &[Removable] = &[
+            Removable::new("poolSize", "pool_size", Clear::To(Blank::Int(5))),
+            Removable::new("host", "host", Clear::To(Blank::Null)),
+            Removable::new(
+                "isDefault",
+                "is_default",
+                Clear::Keep {
+                    why: "",
+                    observable: true,
+                },
+            ),
+            Removable::new("reset", "reset", Clear::Omit),
+        ];
+        let observed = json!({"pool_size": 5, "host": "h", "is_default": false, "reset": 1});
+        let mut spec = json!({"poolSize": 5, "host": "h", "isDefault": false, "reset": 1});
+        leave_out_defaults(&mut spec, TABLE, &observed);
+        assert_eq!(spec, json!({"host": "h", "reset": 1}));
+        let observed = json!({"pool_size": 7, "is_default": true});
+        let mut spec = json!({"poolSize": 7, "isDefault": true});
+        leave_out_defaults(&mut spec, TABLE, &observed);
+        assert_eq!(spec, json!({"poolSize": 7, "isDefault": true}));
+    }
+}

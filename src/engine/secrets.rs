@@ -230,6 +230,58 @@ pub async fn read(
 mod tests {
     use super::*;
 
+    /// One Secret `s` with `data`.
+    struct OneSecret(Secret);
+
+    impl Reader for OneSecret {
+        fn secret<'a>(
+            &'a self,
+            _namespace: &'a str,
+            _name: &'a str,
+        ) -> futures::future::BoxFuture<'a, Result<Option<Secret>, Error>> {
+            let secret = self.0.clone();
+            Box::pin(async move { Ok(Some(secret)) })
+        }
+
+        fn config_map<'a>(
+            &'a self,
+            _namespace: &'a str,
+            _name: &'a str,
+        ) -> futures::future::BoxFuture<
+            'a,
+            Result<Option<k8s_openapi::api::core::v1::ConfigMap>, Error>,
+        > {
+            Box::pin(async { Ok(None) })
+        }
+    }
+
+    #[tokio::test]
+    async fn an_empty_value_is_never_read_as_a_password() {
+        let data = [
+            (
+                "filled".to_owned(),
+                k8s_openapi::ByteString(b"pw\n".to_vec()),
+            ),
+            ("empty".to_owned(), k8s_openapi::ByteString(b"\n".to_vec())),
+        ];
+        let secret = Secret {
+            data: Some(data.into()),
+            ..Secret::default()
+        };
+        let reader = OneSecret(secret);
+        let key = |k: &str| SecretKeyRef {
+            name: "s".into(),
+            key: k.into(),
+        };
+        let values = read(&reader, "ns", &[key("filled")]).await.expect("read");
+        assert_eq!(values.get(&key("filled")).map(|v| v.expose()), Some("pw"));
+        let Err(err) = read(&reader, "ns", &[key("filled"), key("empty")]).await else {
+            panic!("an empty value is read");
+        };
+        assert!(matches!(err, Error::SecretKeyEmpty { .. }), "{err}");
+        assert_eq!(err.reason().as_str(), "SecretKeyNotFound");
+    }
+
     fn secret(ns: &str, name: &str, rv: &str) -> PartialObjectMeta<Secret> {
         let mut s = PartialObjectMeta::<Secret>::default();
         s.metadata.namespace = Some(ns.into());
