@@ -1094,9 +1094,21 @@ async fn fairness(table: &mut Table, n: usize) {
         "",
         None,
     );
+    // Cluster-scoped: the namespaces' cleanup does not reach it. Its in-use finalizer would
+    // keep it Terminating for good once the operator is gone.
     let _ = s
         .cluster
         .kubectl(&["delete", "clusteridentityapi", &shared, "--wait=false"]);
+    let released = r#"{"metadata":{"finalizers":null}}"#;
+    let _ = s.cluster.kubectl(&[
+        "patch",
+        "clusteridentityapi",
+        &shared,
+        "--type",
+        "merge",
+        "-p",
+        released,
+    ]);
 }
 
 /// `identity-operator plan --from-cluster` of `n` resources in one namespace, before the

@@ -83,7 +83,9 @@ start() {
 	log "operator running (log: $RUN/operator.log, metrics: http://$METRICS_ADDR/metrics)"
 
 	local resources
-	resources=$("$kubectl" get identity -n "$NAMESPACE" -o name)
+	# The namespace's own objects: `identity` also names cluster-scoped kinds, and another
+	# run's ClusterIdentityApi is none of this quick start's business.
+	resources=$("$kubectl" get identity -n "$NAMESPACE" -o name | grep -v '^clusteridentityapi')
 	# shellcheck disable=SC2086 # one argument per resource
 	if ! "$kubectl" wait -n "$NAMESPACE" --for=condition=Ready --timeout=90s $resources >/dev/null; then
 		"$kubectl" get identity -n "$NAMESPACE"

@@ -241,15 +241,31 @@ async fn an_exported_tenant_is_managed_without_a_write() {
     env.ns
         .kubectl_stdin_ok(&["apply", "-f", "-"], &stream(&env.connections()));
     let _operator = Operator::start(env.cluster, &env.ns, &[]);
+    // One object the team already manages, by hand: never exported a second time.
+    let hand_written = json!({"apiVersion": "identity.operator.dev/v1alpha1",
+        "kind": "OrgConnection", "metadata": {"name": "hand-written"},
+        "spec": {"apiRef": {"name": "auth0"}, "managementPolicy": "Observe",
+                 "organizationId": "org_000", "connectionId": "con_000"}});
+    env.ns
+        .kubectl_stdin_ok(&["apply", "-f", "-"], &stream(&[hand_written]));
+    env.all_ready(1).await;
 
     let exported = env.export_all(&[]);
-    // Every object of every API, each once; nothing skipped.
+    // Every object of every API, each once; only the one already managed is skipped.
     assert_eq!(count(&exported, "IdentityBackend"), 4, "{exported}");
-    assert_eq!(count(&exported, "OrgConnection"), CONNECTIONS + 1);
+    assert_eq!(count(&exported, "OrgConnection"), CONNECTIONS);
     assert_eq!(count(&exported, "LdapSettings"), 1);
     assert_eq!(count(&exported, "AdminApiApp"), 2);
     assert_eq!(count(&exported, "AuthenticationSettings"), 1);
-    assert_eq!(exported.matches("# Skipped: nothing.").count(), APIS.len());
+    assert_eq!(
+        exported.matches("# Skipped: nothing.").count(),
+        APIS.len() - 1
+    );
+    let managed = format!(
+        "#   OrgConnection org_000/con_000: already managed by OrgConnection {}/hand-written",
+        env.ns.name
+    );
+    assert!(exported.contains(&managed), "{exported}");
     // Stable, DNS-safe names; colliding ones told apart by their ids.
     let names: Vec<String> = documents(&exported)
         .iter()
@@ -288,7 +304,7 @@ async fn an_exported_tenant_is_managed_without_a_write() {
         .kubectl_stdin_ok(&["apply", "--dry-run=server", "-f", "-"], &exported);
     let since = env.last_seq().await;
     env.ns.kubectl_stdin_ok(&["apply", "-f", "-"], &exported);
-    let total = CONNECTIONS + 1 + 4 + 1 + 2 + 1;
+    let total = 1 + CONNECTIONS + 4 + 1 + 2 + 1;
     env.all_ready(total).await;
     env.assert_no_write_since(since, "applying the export")
         .await;
@@ -319,14 +335,26 @@ async fn an_exported_tenant_is_managed_without_a_write() {
             .kubectl_ok(&["patch", "secret", secret, "--type", "merge", "-p", &patch]);
     }
     let applied = env.export_all(&["--policy", "apply", "--secrets", "none"]);
+    // The earlier export's own resources are exported again; the hand-written one is not.
     assert_eq!(count(&applied, "Secret"), 0);
+    assert_eq!(count(&applied, "OrgConnection"), CONNECTIONS, "{applied}");
     env.ns.kubectl_stdin_ok(&["apply", "-f", "-"], &applied);
     env.all_ready(total).await;
-    assert!(
-        env.resources()
-            .iter()
-            .all(|r| r["spec"]["managementPolicy"] == "Apply"),
-        "every resource under Apply"
+    let observed: Vec<String> = env
+        .resources()
+        .iter()
+        .filter(|r| r["spec"]["managementPolicy"] != "Apply")
+        .map(|r| {
+            r["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        observed,
+        ["hand-written"],
+        "every exported resource under Apply"
     );
     env.assert_no_write_since(since, "switching to Apply").await;
     let taken = env

@@ -179,6 +179,11 @@ impl Exported {
 }
 
 pub async fn export(args: &ExportArgs) -> Result<Exported, ExportError> {
+    if args.cluster.all_namespaces {
+        return Err(ExportError::Usage(
+            "-A: export writes the manifests of one namespace; name it with -n".into(),
+        ));
+    }
     if args.files.is_empty() && args.api.is_none() {
         return Err(ExportError::Usage(
             "give the IdentityApi with -f, or name one of the cluster with --api".into(),
@@ -210,6 +215,7 @@ pub async fn export(args: &ExportArgs) -> Result<Exported, ExportError> {
     let api = choose(&given.apis, &held.apis, args.api.as_deref())?;
     let namespace = api.namespace().unwrap_or(default_ns);
     let api_name = api.name_any();
+    let managed = managed_by(&held, &namespace, &api_name);
     let (ctx, apis) =
         plan::context(client, given.apis, given.secrets, given.config_maps, &held).await?;
     let api_ref = ApiRef {
@@ -236,6 +242,7 @@ pub async fn export(args: &ExportArgs) -> Result<Exported, ExportError> {
         namespace: &namespace,
         api: &api_name,
         args,
+        managed,
     };
     for kind in MANAGED
         .iter()
@@ -267,6 +274,46 @@ pub async fn export(args: &ExportArgs) -> Result<Exported, ExportError> {
     }
     apis.clients.close_all().await;
     Ok(out)
+}
+
+/// The annotation on every exported resource: the IdentityApi it was exported from.
+pub const EXPORTED_ANNOTATION: &str = "identity.operator.dev/exported-from";
+
+/// A resource of the namespace that already manages a remote object.
+struct Manager {
+    name: String,
+    /// It carries [`EXPORTED_ANNOTATION`]: an earlier export made it.
+    exported: bool,
+}
+
+/// The remote objects the namespace's resources already manage through IdentityApi `api`,
+/// by (kind, remote id). Exporting them again would make a second resource for the same object
+/// or, under the same name, replace the one the team wrote; only an earlier export's own
+/// resource, under the name it was given, is exported again (`--policy apply` after Observe).
+fn managed_by(
+    held: &Held,
+    namespace: &str,
+    api: &str,
+) -> BTreeMap<(&'static str, String), Manager> {
+    held.managed
+        .iter()
+        .filter(|t| t.value["metadata"]["namespace"] == namespace)
+        .filter(|t| t.value["spec"]["apiRef"]["name"] == api)
+        .filter(|t| {
+            t.value["spec"]["apiRef"]["kind"]
+                .as_str()
+                .unwrap_or("IdentityApi")
+                == "IdentityApi"
+        })
+        .filter_map(|t| {
+            let id = t.value["status"]["externalId"].as_str()?;
+            let manager = Manager {
+                name: t.value["metadata"]["name"].as_str()?.to_owned(),
+                exported: t.value["metadata"]["annotations"][EXPORTED_ANNOTATION] == api,
+            };
+            Some(((t.kind.kind(), id.to_owned()), manager))
+        })
+        .collect()
 }
 
 /// The kinds `--kinds` names, each checked.
@@ -322,6 +369,7 @@ struct Target<'a> {
     namespace: &'a str,
     api: &'a str,
     args: &'a ExportArgs,
+    managed: BTreeMap<(&'static str, String), Manager>,
 }
 
 impl Target<'_> {
@@ -329,6 +377,21 @@ impl Target<'_> {
     fn emit(&self, kind: &dyn ManagedKind, drafts: Vec<(String, Draft)>, out: &mut Exported) {
         let named = names::assign(kind.kind(), drafts);
         for (name, id, mut draft) in named {
+            if let Some(manager) = self.managed.get(&(kind.kind(), id.clone()))
+                && !(manager.exported && manager.name == name)
+            {
+                out.skipped.push(Skipped {
+                    kind: kind.kind(),
+                    id,
+                    reason: format!(
+                        "already managed by {} {}/{}",
+                        kind.kind(),
+                        self.namespace,
+                        manager.name
+                    ),
+                });
+                continue;
+            }
             let secret = match draft.secret_refs.iter().any(|s| s.key.is_none()) {
                 true => format!("{name}-shared-secret"),
                 false => format!("{name}-credentials"),
@@ -377,7 +440,8 @@ impl Target<'_> {
         json!({
             "apiVersion": resource.api_version,
             "kind": resource.kind,
-            "metadata": {"name": name, "namespace": self.namespace},
+            "metadata": {"name": name, "namespace": self.namespace,
+                         "annotations": {EXPORTED_ANNOTATION: self.api}},
             "spec": spec,
         })
     }

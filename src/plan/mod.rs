@@ -102,8 +102,8 @@ pub async fn run(args: PlanArgs) -> i32 {
 
 /// A managed resource to plan, with the registry entry of its kind.
 pub(crate) struct Target {
-    kind: &'static dyn ManagedKind,
-    value: Value,
+    pub kind: &'static dyn ManagedKind,
+    pub value: Value,
 }
 
 /// What the manifests hold, sorted by what `plan` does with it.
@@ -257,7 +257,7 @@ pub(crate) fn classify(docs: Vec<Document>, default_ns: &str) -> Result<Given, P
 /// versions of Secrets.
 #[derive(Default)]
 pub(crate) struct Held {
-    managed: Vec<Target>,
+    pub managed: Vec<Target>,
     pub apis: Vec<IdentityApi>,
     secrets: Vec<PartialObjectMeta<Secret>>,
     /// Secrets given in the manifests whose data is the cluster's.
