@@ -7,18 +7,16 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::chart::{documents, stream};
 use support::cluster::{Cluster, TestNamespace, ensure_cluster};
+use support::manifests::{examples, quickstart_sim};
 use support::operator::{Operator, count_writes, install_crds, wait_for};
 use support::sim::{SimOptions, SimProcess};
 
-const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
-const QUICKSTART_SIM: &str = "http://127.0.0.1:18080";
 /// The examples' IdentityApis, by simulator API.
 const APIS: [(&str, &str); 5] = [
     ("boruta", "boruta"),
@@ -108,21 +106,7 @@ impl Env {
         let cluster = ensure_cluster();
         install_crds(cluster);
         let ns = TestNamespace::new(cluster, prefix);
-        let sim = SimProcess::start(SimOptions {
-            client_id: "demo".into(),
-            client_secret: "demo-secret".into(),
-            ..SimOptions::default()
-        });
-        let mut seeds: Vec<PathBuf> = std::fs::read_dir(Path::new(EXAMPLES).join("sim-seed"))
-            .expect("examples/sim-seed")
-            .map(|e| e.expect("entry").path())
-            .collect();
-        seeds.sort();
-        for seed in seeds {
-            let text = std::fs::read_to_string(&seed).expect("seed file");
-            sim.seed(serde_json::from_str(&text).expect("seed JSON"))
-                .await;
-        }
+        let sim = quickstart_sim().await;
         sim.seed(tenant()).await;
         Env { cluster, ns, sim }
     }
@@ -130,18 +114,8 @@ impl Env {
     /// The examples' IdentityApis and Secrets (not their managed resources), pointed at this
     /// simulator.
     fn connections(&self) -> Vec<Value> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(EXAMPLES)
-            .expect("examples/")
-            .map(|e| e.expect("entry").path())
-            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-            .collect();
-        files.sort();
-        files
-            .iter()
-            .flat_map(|f| {
-                let text = std::fs::read_to_string(f).expect("example");
-                documents(&text.replace(QUICKSTART_SIM, self.sim.base_url()))
-            })
+        examples(&self.sim)
+            .into_iter()
             .filter(|d| d["kind"] == "IdentityApi" || d["kind"] == "Secret")
             .collect()
     }

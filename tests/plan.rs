@@ -12,18 +12,16 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::chart::{documents, stream};
+use support::chart::stream;
 use support::cluster::{Cluster, TestNamespace, ensure_cluster};
+use support::manifests::{examples, quickstart_sim};
 use support::operator::{
     E2E_NAMESPACE, Operator, count_writes, install_crds, operator_kubeconfig,
     service_account_kubeconfig, wait_condition,
 };
-use support::sim::{SimOptions, SimProcess};
+use support::sim::SimProcess;
 
 const READY: Duration = Duration::from_secs(60);
-const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
-/// The simulator address the examples name (the quick start's).
-const QUICKSTART_SIM: &str = "http://127.0.0.1:18080";
 const APIS: [&str; 5] = ["boruta", "auth0", "vcd", "entrust", "xelion"];
 /// The managed resources of the examples, by kind.
 const RESOURCES: [(&str, &str); 5] = [
@@ -54,39 +52,13 @@ impl Env {
         let cluster = ensure_cluster();
         install_crds(cluster);
         let ns = TestNamespace::new(cluster, prefix);
-        let sim = SimProcess::start(SimOptions {
-            client_id: "demo".into(),
-            client_secret: "demo-secret".into(),
-            ..SimOptions::default()
-        });
-        let mut seeds: Vec<PathBuf> = std::fs::read_dir(Path::new(EXAMPLES).join("sim-seed"))
-            .expect("examples/sim-seed")
-            .map(|e| e.expect("entry").path())
-            .collect();
-        seeds.sort();
-        for seed in seeds {
-            let text = std::fs::read_to_string(&seed).expect("seed file");
-            sim.seed(serde_json::from_str(&text).expect("seed JSON"))
-                .await;
-        }
+        let sim = quickstart_sim().await;
         Env { cluster, ns, sim }
     }
 
     /// The examples' documents, pointed at this simulator.
     fn examples(&self) -> Vec<Value> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(EXAMPLES)
-            .expect("examples/")
-            .map(|e| e.expect("entry").path())
-            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-            .collect();
-        files.sort();
-        files
-            .iter()
-            .flat_map(|f| {
-                let text = std::fs::read_to_string(f).expect("example");
-                documents(&text.replace(QUICKSTART_SIM, self.sim.base_url()))
-            })
-            .collect()
+        examples(&self.sim)
     }
 
     /// `plan ARGS -n NS` as the read-only ServiceAccount.

@@ -72,3 +72,45 @@ pub fn finalizers(obj: &Value) -> Vec<String> {
         .filter_map(|f| f.as_str().map(str::to_owned))
         .collect()
 }
+
+/// The project's `examples/`.
+pub const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+/// The simulator address the examples name (the quick start's).
+const QUICKSTART_SIM: &str = "http://127.0.0.1:18080";
+
+/// A simulator seeded as the quick start seeds it (`examples/sim-seed/`), with the examples'
+/// client id and secret.
+pub async fn quickstart_sim() -> SimProcess {
+    let sim = SimProcess::start(super::sim::SimOptions {
+        client_id: "demo".into(),
+        client_secret: "demo-secret".into(),
+        ..super::sim::SimOptions::default()
+    });
+    for seed in sorted_files(&std::path::Path::new(EXAMPLES).join("sim-seed"), "json") {
+        let text = std::fs::read_to_string(&seed).expect("seed file");
+        sim.seed(serde_json::from_str(&text).expect("seed JSON"))
+            .await;
+    }
+    sim
+}
+
+/// Every document of the examples, pointed at `sim`.
+pub fn examples(sim: &SimProcess) -> Vec<Value> {
+    sorted_files(std::path::Path::new(EXAMPLES), "yaml")
+        .iter()
+        .flat_map(|f| {
+            let text = std::fs::read_to_string(f).expect("example");
+            super::chart::documents(&text.replace(QUICKSTART_SIM, sim.base_url()))
+        })
+        .collect()
+}
+
+fn sorted_files(dir: &std::path::Path, extension: &str) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == extension))
+        .collect();
+    files.sort();
+    files
+}
