@@ -17,7 +17,7 @@ use support::manifests::{document, finalizers, secret};
 use support::operator::{
     E2E_NAMESPACE, Operator, apply, condition, get_json, install_crds, wait_condition, wait_for,
 };
-use support::operator::{events_of, wait_event};
+use support::operator::{events_of, operator_kubeconfig, wait_event};
 use support::sim::{SimOptions, SimProcess};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -56,6 +56,9 @@ impl World {
         let name = team_a.name.replace("-a-", "-");
         relabel(cluster, &team_b, &format!("team={name}"));
         let value = sim.options.client_secret.as_str();
+        // The credentials namespace is the operator's own, made with its identity: on a fresh
+        // cluster it does not exist before that.
+        operator_kubeconfig(cluster);
         cluster.kubectl_stdin_ok(
             &["apply", "-n", E2E_NAMESPACE, "-f", "-"],
             &secret(&name, "secret", value).to_string(),
