@@ -2,7 +2,7 @@
 //! IdentityApi that looks up an object within a short window (a burst of creations, a resync),
 //! instead of one call per resource.
 //!
-//! A snapshot may be up to `max_age` old, which is fine for drift detection; the operator's own
+//! A snapshot may be up to `max_age` old when a lookup asks, which is fine for drift detection; the operator's own
 //! writes are overlaid on it, so it never shows an object older than the operator last wrote,
 //! and an object it just created is always found (no duplicate by natural key). A create whose
 //! answer was lost is not in the overlay: [`Lists::expire`] then makes the next lookup list
@@ -281,11 +281,12 @@ impl Lists {
         Fut: Future<Output = Result<Items<T>, ApiError>>,
     {
         let slot = self.slot::<T>(path);
-        let snapshot = match self.fresh(&slot) {
+        let asked = Instant::now();
+        let snapshot = match self.fresh(&slot, asked) {
             Some(snapshot) => snapshot,
             None => {
                 let _fetching = slot.fetching.lock().await;
-                match self.fresh(&slot) {
+                match self.fresh(&slot, asked) {
                     Some(snapshot) => snapshot,
                     None => {
                         let started = Instant::now();
@@ -331,13 +332,17 @@ impl Lists {
         });
     }
 
-    fn fresh<T>(&self, slot: &Slot<T>) -> Option<Arc<Snapshot<T>>> {
+    /// The snapshot, if it was younger than `max_age` when the lookup `asked`. Measured from
+    /// the ask, not from now: a list that takes longer to read than `max_age` (10,000 objects
+    /// on a busy machine) still serves every lookup that waited for it, instead of each of
+    /// them listing again in turn.
+    fn fresh<T>(&self, slot: &Slot<T>, asked: Instant) -> Option<Arc<Snapshot<T>>> {
         let not_before = *self.not_before.lock().expect("lock");
         slot.snapshot
             .lock()
             .expect("lock")
             .as_ref()
-            .filter(|s| s.started.elapsed() < self.max_age)
+            .filter(|s| asked.saturating_duration_since(s.started) < self.max_age)
             .filter(|s| not_before.is_none_or(|at| s.started >= at))
             .cloned()
     }
@@ -496,6 +501,31 @@ mod tests {
             .await
             .unwrap();
         assert!(again.get("a").is_some());
+    }
+
+    #[tokio::test]
+    async fn a_list_slower_than_max_age_still_serves_the_lookups_that_waited_for_it() {
+        // A list of 10,000 objects can take longer to read than a snapshot may be old; the
+        // lookups waiting for it must each take it, not list again one after another.
+        let lists = Arc::new(Lists::new(Duration::from_millis(10)));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let lookups = (0..20).map(|_| {
+            let (lists, calls) = (lists.clone(), calls.clone());
+            tokio::spawn(async move {
+                lists
+                    .get("p", || async move {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok(named(&["a"]))
+                    })
+                    .await
+                    .map(|l| l.get("a").is_some())
+            })
+        });
+        for l in futures::future::join_all(lookups).await {
+            assert!(l.unwrap().unwrap());
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
