@@ -2,8 +2,9 @@
 //! IdentityApi that looks up an object within a short window (a burst of creations, a resync),
 //! instead of one call per resource.
 //!
-//! A snapshot may be up to `max_age` old when a lookup asks, which is fine for drift detection; the operator's own
-//! writes are overlaid on it, so it never shows an object older than the operator last wrote,
+//! A snapshot may be up to `max_age` old when a lookup asks, which is fine for drift detection;
+//! the operator's own writes are overlaid on it, so it never shows an object older than the
+//! operator last wrote,
 //! and an object it just created is always found (no duplicate by natural key). A create whose
 //! answer was lost is not in the overlay: [`Lists::expire`] then makes the next lookup list
 //! again, so it cannot be served by a snapshot older than the create.
