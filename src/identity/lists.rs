@@ -4,10 +4,9 @@
 //!
 //! A snapshot may be up to `max_age` old when a lookup asks, which is fine for drift detection;
 //! the operator's own writes are overlaid on it, so it never shows an object older than the
-//! operator last wrote,
-//! and an object it just created is always found (no duplicate by natural key). A create whose
-//! answer was lost is not in the overlay: [`Lists::expire`] then makes the next lookup list
-//! again, so it cannot be served by a snapshot older than the create.
+//! operator last wrote, and an object it just created is always found (no duplicate by natural
+//! key). A create whose answer was lost is not in the overlay: [`Lists::expire`] then makes the
+//! next lookup list again, so it cannot be served by a snapshot older than the create.
 //!
 //! A list of thousands of objects was most of the operator's memory (as `serde_json::Value`
 //! trees about 4 KB per Boruta backend, typed about 1.3 KB). Each item is now kept as compact
