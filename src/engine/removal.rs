@@ -124,16 +124,10 @@ impl Removable {
     /// exported spec leaves it out. A field that a whole-object write resets (`Omit`) is never
     /// at its default while it has a value; a write-only one always is (it is a reference).
     pub fn at_default(&self, observed: &Value) -> bool {
-        let Some(remote) = self.remote(observed) else {
-            return true;
-        };
         match self.clear {
-            Clear::To(blank) => *remote == blank.value(),
+            Clear::To(_) | Clear::Omit => !self.pending(observed),
             Clear::Blind(_) => true,
-            Clear::Omit => false,
-            Clear::Keep { .. } => {
-                matches!(remote, Value::Bool(false)) || remote.as_str() == Some("")
-            }
+            Clear::Keep { .. } => !self.remote(observed).is_some_and(holds_value),
         }
     }
 
@@ -153,12 +147,16 @@ impl Removable {
         let Clear::Keep { why, observable } = self.clear else {
             return None;
         };
-        let set = |v: &Value| !matches!(v, Value::Bool(false)) && v.as_str() != Some("");
-        (!observable || self.remote(observed).is_some_and(set)).then(|| Kept {
+        (!observable || self.remote(observed).is_some_and(holds_value)).then(|| Kept {
             path: self.spec.to_owned(),
             why: why.to_owned(),
         })
     }
+}
+
+/// Whether a kept field's remote value is one (not `false`, not `""`, which read as unset).
+fn holds_value(v: &Value) -> bool {
+    !matches!(v, Value::Bool(false)) && v.as_str() != Some("")
 }
 
 /// The entries of `table` for the `removed` spec paths.

@@ -125,19 +125,20 @@ pub struct Skipped {
 
 /// What `export` found: manifests (rendered, in the CRD's field order) and what it left out.
 #[derive(Default)]
-pub struct Exported {
-    /// `(comment, YAML, JSON)` of each manifest, in order.
+pub struct ExportDocument {
+    /// Every manifest, in order.
     manifests: Vec<Manifest>,
     pub skipped: Vec<Skipped>,
 }
 
+/// One manifest: its comment lines, and the manifest as YAML and as JSON.
 struct Manifest {
     comment: Vec<String>,
     yaml: String,
     json: String,
 }
 
-impl Exported {
+impl ExportDocument {
     fn render(&self, output: Output) -> String {
         match output {
             Output::Yaml => self.yaml(),
@@ -178,7 +179,7 @@ impl Exported {
     }
 }
 
-pub async fn export(args: &ExportArgs) -> Result<Exported, ExportError> {
+pub async fn export(args: &ExportArgs) -> Result<ExportDocument, ExportError> {
     if args.cluster.all_namespaces {
         return Err(ExportError::Usage(
             "-A: export writes the manifests of one namespace; name it with -n".into(),
@@ -200,11 +201,7 @@ pub async fn export(args: &ExportArgs) -> Result<Exported, ExportError> {
         )));
     }
     let client = client.ok();
-    let default_ns = match (&args.cluster.namespace, &client) {
-        (Some(ns), _) => ns.clone(),
-        (None, Some(c)) => c.default_namespace().to_owned(),
-        (None, None) => "default".to_owned(),
-    };
+    let default_ns = plan::default_namespace(&args.cluster, client.as_ref());
     let given = plan::classify(docs, &default_ns)?;
     let mut held = Held::default();
     if let Some(client) = &client {
@@ -237,7 +234,7 @@ pub async fn export(args: &ExportArgs) -> Result<Exported, ExportError> {
         .client(&connection)
         .await
         .map_err(ExportError::Connection)?;
-    let mut out = Exported::default();
+    let mut out = ExportDocument::default();
     let target = Target {
         namespace: &namespace,
         api: &api_name,
@@ -374,7 +371,7 @@ struct Target<'a> {
 
 impl Target<'_> {
     /// Names the drafts of `kind`, and renders each with its Secret.
-    fn emit(&self, kind: &dyn ManagedKind, drafts: Vec<(String, Draft)>, out: &mut Exported) {
+    fn emit(&self, kind: &dyn ManagedKind, drafts: Vec<(String, Draft)>, out: &mut ExportDocument) {
         let named = names::assign(kind.kind(), drafts);
         for (name, id, mut draft) in named {
             if let Some(manager) = self.managed.get(&(kind.kind(), id.clone()))

@@ -325,7 +325,7 @@ fn draft(app: &Observed<AdminApiApplication>) -> Result<Draft, String> {
         match remote.get(*field) {
             None | Some(Value::Null) => {}
             // An unset role reads as "" (the documented way to unset one).
-            Some(Value::String(s)) if s.is_empty() && field.ends_with("oleId") => {}
+            Some(Value::String(s)) if s.is_empty() && matches!(*field, "roleId" | "spRoleId") => {}
             Some(value) => {
                 spec.insert((*field).to_owned(), value.clone());
             }

@@ -469,6 +469,15 @@ async fn put(
 /// Reconciles LdapSettings against the VCD cloudapi.
 pub struct Vcd;
 
+/// The organisation's settings: every organisation has them.
+async fn read(api: &IdentityClient) -> Result<Observed<OrganizationLdapSettings>, Error> {
+    let resp = api.call(Method::GET, PATH, None).await?;
+    Ok(Observed {
+        id: org(api),
+        remote: resp.decode(PATH)?,
+    })
+}
+
 impl Adapter for Vcd {
     type Resource = LdapSettings;
     type Remote = OrganizationLdapSettings;
@@ -528,20 +537,13 @@ impl Adapter for Vcd {
         _res: &LdapSettings,
         _id: Option<&str>,
     ) -> Result<Option<Observed<OrganizationLdapSettings>>, Error> {
-        let resp = api.call(Method::GET, PATH, None).await?;
-        Ok(Some(Observed {
-            id: org(api),
-            remote: resp.decode(PATH)?,
-        }))
+        read(api).await.map(Some)
     }
 
     /// The organisation's settings, always there. The bind password is never returned: with
     /// settings of its own, the spec refers to a Secret key for it, to be filled in.
     async fn export(api: &IdentityClient) -> Result<Vec<Listed<OrganizationLdapSettings>>, Error> {
-        let settings: Observed<OrganizationLdapSettings> = Observed {
-            id: org(api),
-            remote: api.call(Method::GET, PATH, None).await?.decode(PATH)?,
-        };
+        let settings = read(api).await?;
         let mut spec = serde_json::to_value(&settings.remote).expect("serializable");
         if let Some(defined) = spec
             .get_mut("definedSettings")

@@ -263,12 +263,17 @@ impl OrgConnectionSpec {
 
     /// The remote identity: the pair (organization, connection).
     fn external_id(&self) -> String {
-        format!("{}/{}", self.organization_id, self.connection_id)
+        external_id(&self.organization_id, &self.connection_id)
     }
 }
 
 /// Reconciles OrgConnections against the Auth0 Management API v2.
 pub struct Auth0;
+
+/// The id an OrgConnection records in `status.externalId`: `<organization>/<connection>`.
+fn external_id(organization: &str, connection: &str) -> String {
+    format!("{organization}/{connection}")
+}
 
 /// Connections per page of an organization's list. Auth0 documents a default of 50 [C] and
 /// refuses more than 100 per page [I].
@@ -429,11 +434,8 @@ impl Adapter for Auth0 {
             let path = format!("{ORGANIZATIONS}/{}/connections", path_segment(&org.id));
             for connection in list_connections(api, &path).await?.to_vec() {
                 let draft = draft(&org, &connection);
-                let id = format!(
-                    "{}/{}",
-                    org.id,
-                    connection.connection_id.clone().unwrap_or_default()
-                );
+                let connection_id = connection.connection_id.as_deref().unwrap_or_default();
+                let id = external_id(&org.id, connection_id);
                 listed.push(Listed {
                     observed: Observed {
                         id,

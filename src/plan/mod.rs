@@ -126,11 +126,7 @@ pub async fn plan(args: &PlanArgs) -> Result<PlanDocument, PlanError> {
         (Err(e), true) => return Err(PlanError::NoCluster(e.clone())),
         (Err(_), false) => None,
     };
-    let default_ns = match (&args.cluster.namespace, &client) {
-        (Some(ns), _) => ns.clone(),
-        (None, Some(c)) => c.default_namespace().to_owned(),
-        (None, None) => "default".to_owned(),
-    };
+    let default_ns = default_namespace(&args.cluster, client.as_ref());
     let given = classify(docs, &default_ns)?;
     let held = match &client {
         Some(client) => Held::read(client, args, &default_ns, &given).await?,
@@ -171,6 +167,15 @@ pub async fn plan(args: &PlanArgs) -> Result<PlanDocument, PlanError> {
         .await;
     apis.clients.close_all().await;
     Ok(PlanDocument::new(sorted(plans)))
+}
+
+/// The namespace of manifests without one: `-n`'s, else the kubeconfig's, else `default`.
+pub(crate) fn default_namespace(cluster: &ClusterArgs, client: Option<&Client>) -> String {
+    match (&cluster.namespace, client) {
+        (Some(ns), _) => ns.clone(),
+        (None, Some(c)) => c.default_namespace().to_owned(),
+        (None, None) => "default".to_owned(),
+    }
 }
 
 /// The cluster the kubeconfig names, if it answers.
