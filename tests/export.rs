@@ -240,6 +240,25 @@ async fn an_exported_tenant_is_managed_without_a_write() {
         env.ns.name
     );
     assert!(exported.contains(&managed), "{exported}");
+    // The IdentityApi from a file that names its namespace, without -n: the same check.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("auth0.yaml");
+    let mut auth0: Vec<Value> = env
+        .connections()
+        .into_iter()
+        .filter(|d| d["metadata"]["name"] == "auth0" || d["metadata"]["name"] == "auth0-client")
+        .collect();
+    for doc in &mut auth0 {
+        doc["metadata"]["namespace"] = env.ns.name.clone().into();
+    }
+    std::fs::write(&file, stream(&auth0)).expect("written");
+    let out = Command::new(env!("CARGO_BIN_EXE_identity-operator"))
+        .args(["export", "-f", file.to_str().expect("UTF-8")])
+        .env("KUBECONFIG", &env.cluster.kubeconfig)
+        .output()
+        .expect("export runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains(&managed), "{text}");
     // Stable, DNS-safe names; colliding ones told apart by their ids.
     let names: Vec<String> = documents(&exported)
         .iter()

@@ -210,7 +210,16 @@ pub async fn export(args: &ExportArgs) -> Result<ExportDocument, ExportError> {
             .map_err(ExportError::Plan)?;
     }
     let api = choose(&given.apis, &held.apis, args.api.as_deref())?;
-    let namespace = api.namespace().unwrap_or(default_ns);
+    let namespace = api.namespace().unwrap_or(default_ns.clone());
+    // An IdentityApi given with a namespace of its own: what that namespace manages, and its
+    // Secrets, are the ones that count.
+    if let Some(client) = &client
+        && namespace != default_ns
+    {
+        held.read_namespace(client, Some(&namespace))
+            .await
+            .map_err(ExportError::Plan)?;
+    }
     let api_name = api.name_any();
     let managed = managed_by(&held, &namespace, &api_name);
     let (ctx, apis) =
