@@ -78,6 +78,8 @@ struct World {
     deletes: u32,
     /// Writes leave `size` as it was (a vendor ignoring a field).
     ignore_size: bool,
+    /// How long a lookup takes (a slow vendor).
+    find_delay: Duration,
 }
 
 static WORLDS: LazyLock<Mutex<BTreeMap<String, World>>> = LazyLock::new(Mutex::default);
@@ -139,6 +141,8 @@ impl Adapter for Fake {
         res: &Gadget,
         id: Option<&str>,
     ) -> Result<Option<Observed<Gizmo>>, Error> {
+        let delay = world(&ns_of(res), |w| w.find_delay);
+        tokio::time::sleep(delay).await;
         Ok(world(&ns_of(res), |w| {
             let found = match id {
                 Some(id) => w.objects.get_key_value(id),
@@ -261,14 +265,24 @@ fn install_crd(cluster: &Cluster) {
     });
 }
 
-/// The engine running the fake kind in one namespace, with a one-second drift check.
+/// The engine running the fake kind in one namespace.
 struct Engine {
     ctx: Arc<Context>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Engine {
+    /// Four reconciles at a time, a one-second drift check.
     async fn start(cluster: &Cluster, ns: &TestNamespace) -> Engine {
+        Engine::start_with(cluster, ns, 4, Duration::from_secs(1)).await
+    }
+
+    async fn start_with(
+        cluster: &Cluster,
+        ns: &TestNamespace,
+        concurrency: u16,
+        resync: Duration,
+    ) -> Engine {
         install_crd(cluster);
         let kube = cluster.client().await;
         let metrics = Arc::new(Metrics::default());
@@ -289,7 +303,7 @@ impl Engine {
         };
         let client = Arc::new(IdentityClient::new(config, metrics.clone()).unwrap());
         let settings = Settings {
-            resync: Duration::from_secs(1),
+            resync,
             deletion_grace: Duration::from_secs(30),
             instance: "engine-test".into(),
         };
@@ -307,7 +321,13 @@ impl Engine {
             namespace: Some(ns.name.clone()),
             label_selector: None,
         };
-        tokio::spawn(run_kind::<Fake>(kube, scope, ctx.clone(), 4, shutdown));
+        tokio::spawn(run_kind::<Fake>(
+            kube,
+            scope,
+            ctx.clone(),
+            concurrency,
+            shutdown,
+        ));
         Engine {
             ctx,
             stop: Some(stop),
@@ -524,4 +544,26 @@ async fn deletion_removes_what_was_created_and_keeps_what_was_adopted() {
         "created deleted, adopted kept"
     );
     assert_eq!(writes(&ns).2, 1);
+}
+
+/// Under a load the engine cannot keep up with (every resource's drift check is due again long
+/// before the others have had theirs, as with 10,000 resources after an outage), reconciles
+/// start in the order they became due: every resource gets its turn, none waits for ever.
+#[tokio::test]
+async fn under_sustained_load_every_resource_gets_its_turn() {
+    let cluster = ensure_cluster();
+    let ns = TestNamespace::new(cluster, "engine-load");
+    world(&ns.name, |w| w.find_delay = Duration::from_millis(20));
+    let _engine = Engine::start_with(cluster, &ns, 1, Duration::from_millis(10)).await;
+    let names: Vec<String> = (0..16).map(|i| format!("load-{i}")).collect();
+    let items: Vec<Value> = names
+        .iter()
+        .map(|name| serde_json::from_str(&gadget(name, json!({"size": 1}))).unwrap())
+        .collect();
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
+    apply(cluster, &ns, &list.to_string());
+    for name in &names {
+        ready(cluster, &ns, name).await;
+    }
+    assert_eq!(writes(&ns), (16, 0, 0));
 }

@@ -11,7 +11,8 @@
 //!     RELIABILITY_SCALE=full cargo test --release --test reliability
 //!
 //! (500 resources, 10 000 with the APIs down, 20 kills, teardowns of 1,000). `cargo test --test
-//! reliability -- faults crashes` runs only the scenarios named.
+//! reliability -- faults crashes` runs only the scenarios named; `RELIABILITY_WHILE_DOWN=N` sets
+//! the number of resources while the APIs are down.
 
 mod support;
 
@@ -49,7 +50,7 @@ struct Scale {
 
 impl Scale {
     fn from_env() -> Scale {
-        match std::env::var("RELIABILITY_SCALE").as_deref() {
+        let scale = match std::env::var("RELIABILITY_SCALE").as_deref() {
             Ok("full") => Scale {
                 resources: 500,
                 kills: 20,
@@ -66,6 +67,15 @@ impl Scale {
                 under_faults: 60,
                 while_down: 60,
             },
+        };
+        // A size between the two for the api-down scenario, when looking into it.
+        match std::env::var("RELIABILITY_WHILE_DOWN").map(|n| n.parse()) {
+            Ok(Ok(while_down)) => Scale {
+                while_down,
+                converge: scale.converge.max(Duration::from_secs(1800)),
+                ..scale
+            },
+            _ => scale,
         }
     }
 }
