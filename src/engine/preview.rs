@@ -15,7 +15,7 @@ use super::finalizer::is_paused;
 use super::key::kind_of;
 use super::reconcile::{Found, blocked_message, gather};
 use super::secrets;
-use super::spec::{ManagedStatus, SecretKeyRef};
+use super::spec::{HasConditions, ManagedStatus, SecretKeyRef};
 use super::{Adapter, Context, Error, Managed, ObjectKey};
 
 /// What the operator would do with one resource.
