@@ -506,17 +506,7 @@ const REMOVABLE: &[Removable] = &[
 ];
 
 fn secret(values: Option<&SecretValues>, r: &SecretKeyRef) -> Result<Option<SecretString>, Error> {
-    match values {
-        Some(values) => values
-            .get(r)
-            .cloned()
-            .map(Some)
-            .ok_or_else(|| Error::SecretKeyNotFound {
-                name: r.name.clone(),
-                key: r.key.clone(),
-            }),
-        None => Ok(None),
-    }
+    values.map(|values| values.require(r)).transpose()
 }
 
 /// A list of the spec's typed objects as the JSON objects Boruta stores.
