@@ -29,6 +29,8 @@ use super::status::write_if_changed;
 use super::{Adapter, Context, Error, Managed, ObjectKey};
 use crate::identity::{ApiError, IdentityClient};
 
+/// Deletion of `res`: its remote object goes as [`decide_deletion`] says, then the finalizer;
+/// a requeue while a deletion fails within the grace period.
 pub async fn cleanup<A: Adapter>(
     res: &A::Resource,
     ctx: &Context,
@@ -37,62 +39,74 @@ pub async fn cleanup<A: Adapter>(
     if !has_finalizer(res) {
         return Ok(Action::await_change());
     }
-    match decide_deletion(&deletion_facts::<A>(res)) {
-        Deletion::Release => {}
+    let retry = match decide_deletion(&deletion_facts::<A>(res)) {
+        Deletion::Release => None,
         Deletion::Orphan { id, why } => {
-            let (type_, msg) = match why {
-                OrphanBecause::Paused => (
-                    EventType::Warning,
-                    format!(
-                        "remote {} {id} left in place: the resource is paused",
-                        key.kind
-                    ),
-                ),
-                OrphanBecause::Policy => (
-                    EventType::Normal,
-                    format!(
-                        "remote {} {id} left in place (deletionPolicy Orphan)",
-                        key.kind
-                    ),
-                ),
-            };
-            info!(%id, "{msg}");
-            ctx.events.emit(res, type_, "Orphaned", "Delete", msg);
+            announce_orphan(res, ctx, key, &id, why);
+            None
         }
-        Deletion::Delete { id } => {
-            if let Some(retry) = delete::<A>(res, ctx, key, &id).await? {
-                return Ok(retry);
-            }
-        }
-        Deletion::DeleteUnlinked => match find_unlinked::<A>(res, ctx, key).await {
-            Ok(Some(id)) => {
-                if let Some(retry) = delete::<A>(res, ctx, key, &id).await? {
-                    return Ok(retry);
-                }
-            }
-            Ok(None) => {}
-            Err(err) => {
-                let grace = ctx.settings.deletion_grace;
-                let kind = key.kind;
-                if hopeless(&err, None, grace) && Timestamp::now() >= deadline(res, grace) {
-                    let msg = format!(
-                        "a remote {kind} it may have created is left in place after {grace:?}: {err}"
-                    );
-                    ctx.events
-                        .emit(res, EventType::Warning, "Orphaned", "Delete", msg);
-                } else {
-                    warn!(error = %err, "looking up the remote object to delete failed");
-                    let reason = err.reason().as_str();
-                    let msg = format!("looking up the remote {kind} to delete failed: {err}");
-                    ctx.events
-                        .emit(res, EventType::Warning, reason, "Delete", msg);
-                    return Ok(Action::requeue(ctx.next_backoff(key)));
-                }
-            }
-        },
+        Deletion::Delete { id } => delete::<A>(res, ctx, key, &id).await?,
+        Deletion::DeleteUnlinked => delete_unlinked::<A>(res, ctx, key).await?,
+    };
+    if let Some(retry) = retry {
+        return Ok(retry);
     }
     release::<A>(res, ctx, key).await?;
     Ok(Action::await_change())
+}
+
+/// The remote object stays where it is, as the policy or the paused annotation says: an Event
+/// names it.
+fn announce_orphan<K: Managed>(
+    res: &K,
+    ctx: &Context,
+    key: &ObjectKey,
+    id: &str,
+    why: OrphanBecause,
+) {
+    let kind = key.kind;
+    let (type_, msg) = match why {
+        OrphanBecause::Paused => (
+            EventType::Warning,
+            format!("remote {kind} {id} left in place: the resource is paused"),
+        ),
+        OrphanBecause::Policy => (
+            EventType::Normal,
+            format!("remote {kind} {id} left in place (deletionPolicy Orphan)"),
+        ),
+    };
+    info!(%id, "{msg}");
+    ctx.events.emit(res, type_, "Orphaned", "Delete", msg);
+}
+
+/// Deletes the remote object a create whose answer was lost may have made, found by its
+/// natural key; `Some(retry)` while that fails and the grace period for a connection that
+/// cannot work any more has not run out.
+async fn delete_unlinked<A: Adapter>(
+    res: &A::Resource,
+    ctx: &Context,
+    key: &ObjectKey,
+) -> Result<Option<Action>, Error> {
+    let err = match find_unlinked::<A>(res, ctx, key).await {
+        Ok(Some(id)) => return delete::<A>(res, ctx, key, &id).await,
+        Ok(None) => return Ok(None),
+        Err(err) => err,
+    };
+    let grace = ctx.settings.deletion_grace;
+    let kind = key.kind;
+    if hopeless(&err, None, grace) && Timestamp::now() >= deadline(res, grace) {
+        let msg =
+            format!("a remote {kind} it may have created is left in place after {grace:?}: {err}");
+        ctx.events
+            .emit(res, EventType::Warning, "Orphaned", "Delete", msg);
+        return Ok(None);
+    }
+    warn!(error = %err, "looking up the remote object to delete failed");
+    let reason = err.reason().as_str();
+    let msg = format!("looking up the remote {kind} to delete failed: {err}");
+    ctx.events
+        .emit(res, EventType::Warning, reason, "Delete", msg);
+    Ok(Some(Action::requeue(ctx.next_backoff(key))))
 }
 
 /// What decides the deletion of `res`, from the resource alone (`plan` decides from the same).

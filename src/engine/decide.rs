@@ -306,7 +306,7 @@ mod tests {
     }
 
     #[test]
-    fn with_a_remote_object() {
+    fn a_remote_object_is_adopted_or_updated() {
         let none: Vec<String> = Vec::new();
         let port = vec!["spec.port".to_owned()];
         check(vec![
@@ -353,6 +353,14 @@ mod tests {
                     write: fields(&["spec.port"], false),
                 },
             ),
+        ]);
+    }
+
+    #[test]
+    fn writes_that_change_nothing_stop() {
+        let none: Vec<String> = Vec::new();
+        let port = vec!["spec.port".to_owned()];
+        check(vec![
             (
                 "writes that changed nothing: stop",
                 Facts {
@@ -507,9 +515,19 @@ mod tests {
         ]);
     }
 
+    fn check_needs_connection(cases: &[(&str, DeletionFacts, bool, bool)]) {
+        for &(what, facts, creating, want) in cases {
+            assert_eq!(needs_connection(&facts, creating), want, "{what}");
+            // Never needed where the deletion itself would not delete.
+            if !creating && want {
+                assert!(matches!(decide_deletion(&facts), Deletion::Delete { .. }));
+            }
+        }
+    }
+
     #[test]
     fn the_connection_is_needed_exactly_while_a_deletion_would_delete() {
-        let cases = [
+        check_needs_connection(&[
             ("adopted, no policy: orphaned", BASE, false, false),
             (
                 "created: deleted",
@@ -519,25 +537,6 @@ mod tests {
                 },
                 false,
                 true,
-            ),
-            (
-                "create under way, answer not recorded yet",
-                DeletionFacts {
-                    linked_id: None,
-                    ..BASE
-                },
-                true,
-                true,
-            ),
-            (
-                "nothing linked, nothing being created",
-                DeletionFacts {
-                    linked_id: None,
-                    created: Some(true),
-                    ..BASE
-                },
-                false,
-                false,
             ),
             (
                 "created, Orphan written",
@@ -578,14 +577,32 @@ mod tests {
                 false,
                 false,
             ),
-        ];
-        for (what, facts, creating, want) in cases {
-            assert_eq!(needs_connection(&facts, creating), want, "{what}");
-            // Never needed where the deletion itself would not delete.
-            if !creating && want {
-                assert!(matches!(decide_deletion(&facts), Deletion::Delete { .. }));
-            }
-        }
+        ]);
+    }
+
+    #[test]
+    fn an_unlinked_resource_needs_the_connection_only_while_creating() {
+        check_needs_connection(&[
+            (
+                "create under way, answer not recorded yet",
+                DeletionFacts {
+                    linked_id: None,
+                    ..BASE
+                },
+                true,
+                true,
+            ),
+            (
+                "nothing linked, nothing being created",
+                DeletionFacts {
+                    linked_id: None,
+                    created: Some(true),
+                    ..BASE
+                },
+                false,
+                false,
+            ),
+        ]);
     }
 
     #[test]

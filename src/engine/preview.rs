@@ -15,7 +15,7 @@ use super::finalizer::is_paused;
 use super::key::kind_of;
 use super::reconcile::{Found, blocked_message, gather};
 use super::secrets;
-use super::spec::{ManagedStatus, SecretKeyRef};
+use super::spec::{HasConditions, ManagedStatus, SecretKeyRef};
 use super::{Adapter, Context, Error, Managed, ObjectKey};
 
 /// What the operator would do with one resource.
@@ -232,6 +232,7 @@ async fn deletion<A: Adapter>(res: &A::Resource, ctx: &Context, key: &ObjectKey)
     }
 }
 
+/// The preview of `step`, with the changes it makes (or the drift it reports) field by field.
 fn describe<A: Adapter>(
     kind: &str,
     res: &A::Resource,
@@ -240,79 +241,111 @@ fn describe<A: Adapter>(
     fields: Vec<WriteOnly>,
     step: Step,
 ) -> Preview {
-    let view = serde_json::to_value(&found.input.view).unwrap_or_default();
-    let spec = serde_json::to_value(res).unwrap_or_default()["spec"].take();
-    let remote = found
-        .observed
-        .as_ref()
-        .map(|o| serde_json::to_value(&o.remote).unwrap_or_default())
-        .unwrap_or_default();
-    let remote_id = found.observed.as_ref().map(|o| o.id.clone());
+    let compared = Compared::of(res, found);
+    let write_only = |sending| write_only(fields, found, status, sending);
     match step {
-        Step::Create { again } => {
-            let mut changes = spec_fields(&spec);
-            changes.extend(write_only(fields, found, status, true));
-            let again = if again {
-                " again: the one it was linked to is gone"
-            } else {
-                ""
-            };
-            Preview {
-                changes,
-                writes: true,
-                ..Preview::new(Action::Create, format!("creates a remote {kind}{again}"))
-            }
-        }
+        Step::Create { again } => creation(kind, again, &compared, write_only(true)),
         Step::Sync { adopt, write } => {
-            let mut changes = Vec::new();
-            if let Write::Fields { drift, .. } = &write {
-                changes = drift_changes(drift, &view, &remote, &spec);
-            }
-            changes.extend(write_only(fields, found, status, !write.is_nothing()));
-            let (action, message) = match (adopt, &write) {
-                (true, Write::Nothing) => (Action::Adopt, "links the existing remote object"),
-                (true, _) => (Action::Adopt, "links the existing remote object and writes"),
-                (false, Write::Nothing) => (Action::Noop, "the remote object matches"),
-                (false, _) => (Action::Update, "writes what differs"),
-            };
-            let message = match &write {
-                Write::Nothing => message.to_owned(),
-                fields => format!("{message}: {}", fields.describe()),
-            };
-            Preview {
-                remote_id,
-                changes,
-                writes: !write.is_nothing(),
-                ..Preview::new(action, message)
-            }
+            let write_only = write_only(!write.is_nothing());
+            sync(adopt, &write, compared, write_only)
         }
-        Step::Observe { drift } => {
-            let message = if drift.is_empty() {
-                "Observe: the remote object matches".to_owned()
-            } else {
-                format!(
-                    "Observe: drift reported, nothing written: {}",
-                    drift.join(", ")
-                )
-            };
-            Preview {
-                remote_id,
-                changes: drift_changes(&drift, &view, &remote, &spec),
-                ..Preview::new(Action::Observe, message)
-            }
+        Step::Observe { drift } => observation(&drift, compared),
+        Step::Blocked(blocked) => blocked_by(kind, &blocked, compared),
+    }
+}
+
+/// A resource and its remote object as JSON, for showing the fields that differ: the spec, the
+/// remote object it wants and the one observed (both as the vendor names their fields).
+struct Compared {
+    spec: Value,
+    view: Value,
+    remote: Value,
+    remote_id: Option<String>,
+}
+
+impl Compared {
+    fn of<A: Adapter>(res: &A::Resource, found: &Found<'_, A>) -> Self {
+        let observed = found.observed.as_ref();
+        Self {
+            spec: serde_json::to_value(res).unwrap_or_default()["spec"].take(),
+            view: serde_json::to_value(&found.input.view).unwrap_or_default(),
+            remote: observed
+                .map(|o| serde_json::to_value(&o.remote).unwrap_or_default())
+                .unwrap_or_default(),
+            remote_id: observed.map(|o| o.id.clone()),
         }
-        Step::Blocked(blocked) => {
-            let drift = match &blocked {
-                Blocked::WriteNotConverging { drift } => drift.clone(),
-                _ => Vec::new(),
-            };
-            let (reason, message) = blocked_message(kind, &blocked);
-            Preview {
-                remote_id,
-                changes: drift_changes(&drift, &view, &remote, &spec),
-                ..Preview::blocked(reason.as_str(), message)
-            }
-        }
+    }
+
+    fn changes(&self, drift: &[String]) -> Vec<Change> {
+        drift_changes(drift, &self.view, &self.remote, &self.spec)
+    }
+}
+
+fn creation(kind: &str, again: bool, compared: &Compared, write_only: Vec<Change>) -> Preview {
+    let mut changes = spec_fields(&compared.spec);
+    changes.extend(write_only);
+    let again = if again {
+        " again: the one it was linked to is gone"
+    } else {
+        ""
+    };
+    Preview {
+        changes,
+        writes: true,
+        ..Preview::new(Action::Create, format!("creates a remote {kind}{again}"))
+    }
+}
+
+fn sync(adopt: bool, write: &Write, compared: Compared, write_only: Vec<Change>) -> Preview {
+    let mut changes = match write {
+        Write::Fields { drift, .. } => compared.changes(drift),
+        Write::Nothing => Vec::new(),
+    };
+    changes.extend(write_only);
+    let (action, message) = match (adopt, write) {
+        (true, Write::Nothing) => (Action::Adopt, "links the existing remote object"),
+        (true, _) => (Action::Adopt, "links the existing remote object and writes"),
+        (false, Write::Nothing) => (Action::Noop, "the remote object matches"),
+        (false, _) => (Action::Update, "writes what differs"),
+    };
+    let message = match write {
+        Write::Nothing => message.to_owned(),
+        fields => format!("{message}: {}", fields.describe()),
+    };
+    Preview {
+        remote_id: compared.remote_id,
+        changes,
+        writes: !write.is_nothing(),
+        ..Preview::new(action, message)
+    }
+}
+
+fn observation(drift: &[String], compared: Compared) -> Preview {
+    let message = if drift.is_empty() {
+        "Observe: the remote object matches".to_owned()
+    } else {
+        format!(
+            "Observe: drift reported, nothing written: {}",
+            drift.join(", ")
+        )
+    };
+    Preview {
+        changes: compared.changes(drift),
+        remote_id: compared.remote_id,
+        ..Preview::new(Action::Observe, message)
+    }
+}
+
+fn blocked_by(kind: &str, blocked: &Blocked, compared: Compared) -> Preview {
+    let drift = match blocked {
+        Blocked::WriteNotConverging { drift } => drift.as_slice(),
+        _ => &[],
+    };
+    let (reason, message) = blocked_message(kind, blocked);
+    Preview {
+        changes: compared.changes(drift),
+        remote_id: compared.remote_id,
+        ..Preview::blocked(reason.as_str(), message)
     }
 }
 

@@ -5,7 +5,10 @@
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::{Api, Client};
+use kube::core::NamespaceResourceScope;
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
 
 use super::Error;
 
@@ -32,8 +35,7 @@ impl Reader for ClusterReader {
         namespace: &'a str,
         name: &'a str,
     ) -> BoxFuture<'a, Result<Option<Secret>, Error>> {
-        let api: Api<Secret> = Api::namespaced(self.0.clone(), namespace);
-        async move { Ok(api.get_opt(name).await?) }.boxed()
+        self.get(namespace, name)
     }
 
     fn config_map<'a>(
@@ -41,7 +43,21 @@ impl Reader for ClusterReader {
         namespace: &'a str,
         name: &'a str,
     ) -> BoxFuture<'a, Result<Option<ConfigMap>, Error>> {
-        let api: Api<ConfigMap> = Api::namespaced(self.0.clone(), namespace);
+        self.get(namespace, name)
+    }
+}
+
+impl ClusterReader {
+    fn get<'a, K>(&self, namespace: &str, name: &'a str) -> BoxFuture<'a, Result<Option<K>, Error>>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug
+            + Send
+            + 'static,
+    {
+        let api: Api<K> = Api::namespaced(self.0.clone(), namespace);
         async move { Ok(api.get_opt(name).await?) }.boxed()
     }
 }

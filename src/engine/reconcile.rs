@@ -21,7 +21,7 @@ use super::diff::fingerprint;
 use super::finalizer::{creation_recorded, ensure_finalizer, has_finalizer, is_paused};
 use super::key::kind_of;
 use super::report::{self, Outcome};
-use super::spec::{ManagedStatus, ManagementPolicy, SecretKeyRef};
+use super::spec::{HasConditions, ManagedStatus, ManagementPolicy, SecretKeyRef};
 use super::status::{now, write_if_changed};
 use super::turns::Turn;
 use super::{Adapter, Context, Error, Managed, ObjectKey, Observed, secrets};

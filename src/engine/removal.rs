@@ -224,6 +224,7 @@ pub fn record_applied(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::spec::HasConditions;
     use serde_json::json;
 
     #[test]

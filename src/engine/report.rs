@@ -11,7 +11,7 @@ use tracing::warn;
 
 use super::conditions::{ConditionType, Reason, set_condition};
 use super::error::Next;
-use super::spec::{Condition, ManagedStatus, find_condition};
+use super::spec::{Condition, HasConditions, ManagedStatus, find_condition};
 use super::{Adapter, Context, Error, ObjectKey, PAUSED_ANNOTATION, secrets};
 
 /// What a successful sync found.

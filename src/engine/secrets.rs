@@ -142,6 +142,15 @@ impl SecretValues {
     pub fn get(&self, r: &SecretKeyRef) -> Option<&SecretString> {
         self.0.get(r)
     }
+    /// The value of `r`, which the resource references: an error when its key was not read.
+    pub fn require(&self, r: &SecretKeyRef) -> Result<SecretString, Error> {
+        self.get(r)
+            .cloned()
+            .ok_or_else(|| Error::SecretKeyNotFound {
+                name: r.name.clone(),
+                key: r.key.clone(),
+            })
+    }
     pub fn insert(&mut self, r: SecretKeyRef, v: SecretString) {
         self.0.insert(r, v);
     }

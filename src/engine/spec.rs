@@ -186,13 +186,23 @@ pub struct ManagedStatus {
     pub applied_fields: Vec<String>,
 }
 
-impl ManagedStatus {
-    pub fn condition(&self, type_: ConditionType) -> Option<&Condition> {
-        find_condition(&self.conditions, type_)
+/// A status with conditions: the managed kinds', and the connections' (IdentityApi,
+/// ClusterIdentityApi).
+pub trait HasConditions {
+    fn conditions(&self) -> &[Condition];
+
+    fn condition(&self, type_: ConditionType) -> Option<&Condition> {
+        find_condition(self.conditions(), type_)
     }
 
     /// Whether the condition is `True`.
-    pub fn is(&self, type_: ConditionType) -> bool {
+    fn is(&self, type_: ConditionType) -> bool {
         self.condition(type_).is_some_and(Condition::is_true)
+    }
+}
+
+impl HasConditions for ManagedStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
     }
 }

@@ -2,6 +2,7 @@
 //! apply under the operator's field manager, so the operator's own writes never loop back.
 
 use kube::api::{Patch, PatchParams};
+use kube::core::{ClusterResourceScope, NamespaceResourceScope};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde_json::json;
@@ -23,41 +24,10 @@ pub async fn write_if_changed<K, S>(
     new: &S,
 ) -> Result<Option<K>, Error>
 where
-    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+    K: Resource<DynamicType = (), Scope: StatusScope>
         + Clone
         + serde::de::DeserializeOwned
         + std::fmt::Debug,
-    S: Serialize + PartialEq,
-{
-    let api: Api<K> = Api::namespaced(kube.clone(), &res.namespace().unwrap_or_default());
-    apply_status(&api, res, old, new).await
-}
-
-/// [`write_if_changed`] for a cluster-scoped object.
-pub async fn write_cluster_if_changed<K, S>(
-    kube: &kube::Client,
-    res: &K,
-    old: Option<&S>,
-    new: &S,
-) -> Result<Option<K>, Error>
-where
-    K: Resource<DynamicType = (), Scope = kube::core::ClusterResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-    S: Serialize + PartialEq,
-{
-    apply_status(&Api::all(kube.clone()), res, old, new).await
-}
-
-async fn apply_status<K, S>(
-    api: &Api<K>,
-    res: &K,
-    old: Option<&S>,
-    new: &S,
-) -> Result<Option<K>, Error>
-where
-    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     S: Serialize + PartialEq,
 {
     if old == Some(new) {
@@ -68,7 +38,7 @@ where
         "kind": K::kind(&()),
         "status": new,
     });
-    let written = api
+    let written = K::Scope::api(kube.clone(), res)
         .patch_status(
             &res.name_any(),
             &PatchParams::apply(MANAGER).force(),
@@ -76,4 +46,21 @@ where
         )
         .await?;
     Ok(Some(written))
+}
+
+/// Where an object of this scope is written: in its namespace, or in the cluster.
+pub trait StatusScope: Sized {
+    fn api<K: Resource<DynamicType = (), Scope = Self>>(kube: kube::Client, res: &K) -> Api<K>;
+}
+
+impl StatusScope for NamespaceResourceScope {
+    fn api<K: Resource<DynamicType = (), Scope = Self>>(kube: kube::Client, res: &K) -> Api<K> {
+        Api::namespaced(kube, &res.namespace().unwrap_or_default())
+    }
+}
+
+impl StatusScope for ClusterResourceScope {
+    fn api<K: Resource<DynamicType = (), Scope = Self>>(kube: kube::Client, _: &K) -> Api<K> {
+        Api::all(kube)
+    }
 }

@@ -194,22 +194,7 @@ pub(super) async fn login(
                 &json!({"applicationId": application_id, "sharedSecret": shared_secret.expose()}),
             );
             let body = send_json(req, path).await?;
-            let token = body
-                .get("authToken")
-                .and_then(Value::as_str)
-                .ok_or_else(|| {
-                    ApiError::Authentication(format!("{path}: no authToken in the answer"))
-                })?;
-            let lifetime = body
-                .get("expirationTime")
-                .and_then(Value::as_str)
-                .and_then(seconds_until)
-                .unwrap_or(Duration::from_secs(15 * 60));
-            Ok(Token {
-                value: SecretString::new(token.to_owned()),
-                refresh_at: Some(refresh_after(lifetime)),
-                renewal: None,
-            })
+            session_token(&body, path, ("authToken", "authToken"), "expirationTime")
         }
         Credentials::Xelion {
             user_name,
@@ -279,24 +264,37 @@ pub(super) async fn logout_xelion(
 }
 
 fn xelion_session(body: &Value, path: &str) -> Result<Token, ApiError> {
-    let token = body
-        .get("authentication")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            ApiError::Authentication(format!("{path}: no authentication token in the answer"))
-        })?;
-    let lifetime = body
-        .get("validUntil")
-        .and_then(Value::as_str)
-        .and_then(seconds_until)
-        .unwrap_or(Duration::from_secs(15 * 60));
+    let token = ("authentication", "authentication token");
     Ok(Token {
-        value: SecretString::new(token.to_owned()),
-        refresh_at: Some(refresh_after(lifetime)),
         renewal: body
             .get("renewalToken")
             .and_then(Value::as_str)
             .map(|s| SecretString::new(s.to_owned())),
+        ..session_token(body, path, token, "validUntil")?
+    })
+}
+
+/// A session token from a login's answer: at the field `token` names (`(field, what it is)`),
+/// refreshed ahead of the time at `expiry` (15 minutes from now when there is none).
+fn session_token(
+    body: &Value,
+    path: &str,
+    (token, what): (&str, &str),
+    expiry: &str,
+) -> Result<Token, ApiError> {
+    let value = body
+        .get(token)
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::Authentication(format!("{path}: no {what} in the answer")))?;
+    let lifetime = body
+        .get(expiry)
+        .and_then(Value::as_str)
+        .and_then(seconds_until)
+        .unwrap_or(Duration::from_secs(15 * 60));
+    Ok(Token {
+        value: SecretString::new(value.to_owned()),
+        refresh_at: Some(refresh_after(lifetime)),
+        renewal: None,
     })
 }
 

@@ -279,6 +279,13 @@ mod tests {
         assert_eq!(b.state.lock().unwrap().failures, 1);
     }
 
+    /// One call without an answer fewer than opens `b`.
+    async fn strikes_short_of_opening(b: &Breaker, err: &ApiError) {
+        for _ in 0..STRIKES - 1 {
+            assert!(b.admit(Duration::ZERO).await.unwrap().strike(err).is_none());
+        }
+    }
+
     #[tokio::test]
     async fn calls_without_an_answer_in_a_row_open_it_one_answer_resets_them() {
         let b = breaker();
@@ -288,25 +295,9 @@ mod tests {
             status: 503,
             detail: "an HTML page".into(),
         };
-        for _ in 0..STRIKES - 1 {
-            assert!(
-                b.admit(Duration::ZERO)
-                    .await
-                    .unwrap()
-                    .strike(&page)
-                    .is_none()
-            );
-        }
+        strikes_short_of_opening(&b, &page).await;
         b.admit(Duration::ZERO).await.unwrap().pass();
-        for _ in 0..STRIKES - 1 {
-            assert!(
-                b.admit(Duration::ZERO)
-                    .await
-                    .unwrap()
-                    .strike(&page)
-                    .is_none()
-            );
-        }
+        strikes_short_of_opening(&b, &page).await;
         let down = b.admit(Duration::ZERO).await.unwrap().strike(&page);
         assert!(
             matches!(down, Some(ApiError::Unavailable { .. })),

@@ -117,9 +117,10 @@ use kube::ResourceExt;
 use reqwest::Method;
 use serde_json::Value;
 
+use super::collection::Collection;
 use super::common::{
-    Blank, Clear, Removable, SecretKeyRef, candidates, kept_fields, record_applied, removals,
-    removed_fields, stated_fields,
+    Blank, Clear, Removable, SecretKeyRef, kept_fields, record_applied, removals, removed_fields,
+    stated_fields,
 };
 use crate::engine::export::{Draft, Listed, SecretSlot, StubKey};
 use crate::engine::secrets::SecretValues;
@@ -391,12 +392,22 @@ impl crate::identity::lists::Item for AdminApiApplication {
     }
 }
 
+/// The admin API applications of an Entrust tenant.
+fn applications(api: &IdentityClient) -> Collection<'_, AdminApiApplication> {
+    Collection::new(
+        api,
+        APPLICATIONS,
+        "Entrust admin API applications",
+        "applicationId",
+    )
+}
+
 /// Overlays an application the operator just wrote on the shared list snapshot (without its
 /// shared secret).
 fn remember(api: &IdentityClient, written: &Observed<AdminApiApplication>) {
     let mut app = written.remote.clone();
     app.shared_secret = None;
-    api.lists().record(APPLICATIONS, &written.id, Some(app));
+    applications(api).remember(&written.id, app);
 }
 
 /// The logo named by `spec.logoFrom`: binaryData is encoded, data is taken as base64 text
@@ -466,9 +477,8 @@ impl Adapter for Entrust {
         res: &AdminApiApp,
         id: Option<&str>,
     ) -> Result<Option<Observed<AdminApiApplication>>, Error> {
-        // One list call serves every application of this IdentityApi looked up within a short
-        // window (a burst of creations, a resync) instead of one call each.
-        let listed = api.lists().get(APPLICATIONS, || list_apps(api)).await?;
+        let applications = applications(api);
+        let listed = applications.listed(|| list_apps(api)).await?;
         if let Some(id) = id {
             if let Some(found) = listed.get(id) {
                 return observed(found, APPLICATIONS).map(Some);
@@ -483,17 +493,8 @@ impl Adapter for Entrust {
         }
         // No id yet: find the application by name, so a crash between create and the status
         // write never creates a second one.
-        let named = listed.named(&res.spec.name);
-        match named.as_slice() {
-            [] => Ok(None),
-            [one] => observed(one.clone(), APPLICATIONS).map(Some),
-            several => Err(Error::Conflict(format!(
-                "several Entrust admin API applications are named {:?} ({}); set \
-                 spec.applicationId to the one to manage",
-                res.spec.name,
-                candidates(several.iter().filter_map(|a| a.id.as_deref()))
-            ))),
-        }
+        let named = applications.only_named(&listed, &res.spec.name)?;
+        named.map(|one| observed(one, APPLICATIONS)).transpose()
     }
 
     async fn export(api: &IdentityClient) -> Result<Vec<Listed<AdminApiApplication>>, Error> {
@@ -548,12 +549,7 @@ impl Adapter for Entrust {
 
     async fn delete(api: &IdentityClient, _res: &AdminApiApp, id: &str) -> Result<(), Error> {
         let path = format!("{APPLICATIONS}/{}", path_segment(id));
-        let result = api.call(Method::DELETE, &path, None).await;
-        if result.is_ok() || result.as_ref().is_err_and(|e| e.is_not_found()) {
-            api.lists()
-                .record::<AdminApiApplication>(APPLICATIONS, id, None);
-        }
-        result?;
+        applications(api).delete(&path, id).await?;
         Ok(())
     }
 

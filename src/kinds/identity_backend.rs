@@ -306,9 +306,10 @@ fn any_json(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 use reqwest::Method;
 use serde_json::{Map, json};
 
+use super::collection::Collection;
 use super::common::{
-    Blank, Clear, Removable, candidates, kept_fields, record_applied, removals, removed_drift,
-    removed_fields, stated_fields,
+    Blank, Clear, Removable, kept_fields, record_applied, removals, removed_drift, removed_fields,
+    stated_fields,
 };
 use crate::engine::diff::{Shape, camel_case, shaped_diff};
 use crate::engine::export::{Draft, Listed};
@@ -506,17 +507,7 @@ const REMOVABLE: &[Removable] = &[
 ];
 
 fn secret(values: Option<&SecretValues>, r: &SecretKeyRef) -> Result<Option<SecretString>, Error> {
-    match values {
-        Some(values) => values
-            .get(r)
-            .cloned()
-            .map(Some)
-            .ok_or_else(|| Error::SecretKeyNotFound {
-                name: r.name.clone(),
-                key: r.key.clone(),
-            }),
-        None => Ok(None),
-    }
+    values.map(|values| values.require(r)).transpose()
 }
 
 /// A list of the spec's typed objects as the JSON objects Boruta stores.
@@ -781,11 +772,16 @@ impl crate::identity::lists::Item for Backend {
     }
 }
 
+/// The backends of a Boruta instance.
+fn backends(api: &IdentityClient) -> Collection<'_, Backend> {
+    Collection::new(api, BACKENDS, "Boruta backends", "backendId")
+}
+
 /// Overlays a backend the operator just wrote on the shared list snapshot.
 fn remember(api: &IdentityClient, written: &Observed<Backend>) {
     let mut backend = written.remote.clone();
     backend.forget_passwords();
-    api.lists().record(BACKENDS, &written.id, Some(backend));
+    backends(api).remember(&written.id, backend);
 }
 
 fn decode_data<T: serde::de::DeserializeOwned>(body: Value, path: &str) -> Result<T, Error> {
@@ -1007,9 +1003,8 @@ impl Adapter for Boruta {
         res: &IdentityBackend,
         id: Option<&str>,
     ) -> Result<Option<Observed<Backend>>, Error> {
-        // One list call serves every backend of this IdentityApi looked up within a short
-        // window (a burst of creations, a resync) instead of one call each.
-        let listed = api.lists().get(BACKENDS, || list_backends(api)).await?;
+        let backends = backends(api);
+        let listed = backends.listed(|| list_backends(api)).await?;
         if let Some(id) = id {
             if let Some(found) = listed.get(id) {
                 return observed(found).map(Some);
@@ -1029,17 +1024,8 @@ impl Adapter for Boruta {
         }
         // No id yet: find the backend by name, so a crash between create and the status write
         // never creates a second one.
-        let named = listed.named(&res.spec.name);
-        match named.as_slice() {
-            [] => Ok(None),
-            [one] => observed(one.clone()).map(Some),
-            several => Err(Error::Conflict(format!(
-                "several Boruta backends are named {:?} ({}); set spec.backendId to the one to \
-                 manage",
-                res.spec.name,
-                candidates(several.iter().filter_map(|b| b.id.as_deref()))
-            ))),
-        }
+        let named = backends.only_named(&listed, &res.spec.name)?;
+        named.map(observed).transpose()
     }
 
     async fn create(
@@ -1102,13 +1088,9 @@ impl Adapter for Boruta {
     }
 
     async fn delete(api: &IdentityClient, _res: &IdentityBackend, id: &str) -> Result<(), Error> {
-        let result = api
-            .call(Method::DELETE, &format!("{BACKENDS}/{id}"), None)
-            .await;
-        if result.is_ok() || result.as_ref().is_err_and(|e| e.is_not_found()) {
-            api.lists().record::<Backend>(BACKENDS, id, None);
-        }
-        result?;
+        backends(api)
+            .delete(&format!("{BACKENDS}/{id}"), id)
+            .await?;
         Ok(())
     }
 

@@ -494,17 +494,7 @@ impl Adapter for Vcd {
         secrets: Option<&SecretValues>,
     ) -> Result<OrganizationLdapSettings, Error> {
         let password = match (res.spec.password_ref(), secrets) {
-            (Some(r), Some(values)) => {
-                Some(
-                    values
-                        .get(r)
-                        .cloned()
-                        .ok_or_else(|| Error::SecretKeyNotFound {
-                            name: r.name.clone(),
-                            key: r.key.clone(),
-                        })?,
-                )
-            }
+            (Some(r), Some(values)) => Some(values.require(r)?),
             _ => None,
         };
         let removed = removed_fields(res.status.as_ref(), &res.spec.stated());

@@ -5,6 +5,7 @@
 pub mod admin_api_app;
 pub mod authentication_settings;
 pub mod cluster_identity_api;
+pub mod collection;
 pub mod common;
 pub mod identity_api;
 pub mod identity_backend;

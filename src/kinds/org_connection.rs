@@ -94,6 +94,7 @@ use std::collections::BTreeMap;
 use reqwest::Method;
 use serde_json::{Map, Value};
 
+use super::collection::Collection;
 use super::common::{
     Blank, Clear, Removable, SecretKeyRef, record_applied, removals, removed_fields, stated_fields,
 };
@@ -288,17 +289,22 @@ impl crate::identity::lists::Item for OrganizationConnection {
     }
 }
 
+/// The connections enabled for the organization whose list is at `path`.
+fn connections<'a>(
+    api: &'a IdentityClient,
+    path: &'a str,
+) -> Collection<'a, OrganizationConnection> {
+    Collection::new(api, path, "Auth0 organization connections", "connectionId")
+}
+
 /// Overlays a connection the operator just wrote on its organization's list snapshot.
 fn remember(
     api: &IdentityClient,
     res: &OrgConnection,
     written: OrganizationConnection,
 ) -> Observed<OrganizationConnection> {
-    api.lists().record(
-        &res.spec.connections_path(),
-        &res.spec.connection_id,
-        Some(written.clone()),
-    );
+    let path = res.spec.connections_path();
+    connections(api, &path).remember(&res.spec.connection_id, written.clone());
     Observed {
         id: res.spec.external_id(),
         remote: written,
@@ -464,9 +470,8 @@ impl Adapter for Auth0 {
         _id: Option<&str>,
     ) -> Result<Option<Observed<OrganizationConnection>>, Error> {
         let path = res.spec.connections_path();
-        let listed = api
-            .lists()
-            .get(&path, || list_connections(api, &path))
+        let listed = connections(api, &path)
+            .listed(|| list_connections(api, &path))
             .await?;
         let remote = match listed.get(&res.spec.connection_id) {
             Some(remote) => Some(remote),
@@ -534,17 +539,10 @@ impl Adapter for Auth0 {
 
     /// Both ids are immutable, so the spec names the pair recorded in status.
     async fn delete(api: &IdentityClient, res: &OrgConnection, _id: &str) -> Result<(), Error> {
-        let result = api
-            .call(Method::DELETE, &res.spec.connection_path(), None)
-            .await;
-        if result.is_ok() || result.as_ref().is_err_and(|e| e.is_not_found()) {
-            api.lists().record::<OrganizationConnection>(
-                &res.spec.connections_path(),
-                &res.spec.connection_id,
-                None,
-            );
-        }
-        result?;
+        let list = res.spec.connections_path();
+        connections(api, &list)
+            .delete(&res.spec.connection_path(), &res.spec.connection_id)
+            .await?;
         Ok(())
     }
 

@@ -13,6 +13,7 @@ use crate::boruta_schema;
 use crate::state::Sim;
 use crate::wire::{
     Api, Locked, SimRequest, empty, is_uuid, json_response, new_uuid, now_ms, set_header,
+    status_code_name,
 };
 
 pub const ADMIN_SCOPE: &str = "identity-providers:manage:all";
@@ -336,11 +337,7 @@ fn unprocessable(errors: &Errors) -> Response {
 
 /// A generic error (injected fault, body too large, ...) in Boruta's shape.
 pub fn error(status: StatusCode, message: &str) -> Response {
-    let code = status
-        .canonical_reason()
-        .unwrap_or("ERROR")
-        .to_ascii_uppercase()
-        .replace(' ', "_");
+    let code = status_code_name(status);
     error_view(status, &code, message, &message.to_lowercase())
 }
 

@@ -23,7 +23,7 @@ use crate::auth::{Subject, TokenError};
 use crate::state::Sim;
 use crate::wire::{
     Api, Locked, SimRequest, empty, iso8601, json_response, new_uuid, now_ms, random_string,
-    type_name,
+    status_code_name, type_name,
 };
 
 /// The template every application here is made from.
@@ -187,11 +187,7 @@ fn not_found(id: &str) -> Response {
 
 /// A generic error (injected fault, body too large, 429, ...) as ErrorInfo.
 pub fn error(status: StatusCode, message: &str) -> Response {
-    let code = status
-        .canonical_reason()
-        .unwrap_or("ERROR")
-        .to_ascii_uppercase()
-        .replace(' ', "_");
+    let code = status_code_name(status);
     error_info(status, &code, message, &[])
 }
 

@@ -25,7 +25,8 @@ use serde_json::{Map, Value, json};
 use crate::auth::{Subject, TokenError};
 use crate::state::Sim;
 use crate::wire::{
-    Api, Locked, SimRequest, empty, json_response, json_with_type, new_uuid, set_header, type_name,
+    Api, Locked, SimRequest, empty, json_response, json_with_type, new_uuid, set_header,
+    status_code_name, type_name,
 };
 
 const SYSTEM: &str = "System";
@@ -180,11 +181,7 @@ fn bad_request(message: &str) -> Response {
 
 /// A generic error (injected fault, body too large, 429, ...) in VCD's shape.
 pub fn error(status: StatusCode, message: &str) -> Response {
-    let minor = status
-        .canonical_reason()
-        .unwrap_or("ERROR")
-        .to_ascii_uppercase()
-        .replace(' ', "_");
+    let minor = status_code_name(status);
     vcd_error(status, &minor, message)
 }
 

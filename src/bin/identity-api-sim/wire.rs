@@ -192,6 +192,16 @@ pub fn json_with_type(status: StatusCode, value: &Value, content_type: &str) -> 
     response
 }
 
+/// An HTTP status as an upper-case error code (`SERVICE_UNAVAILABLE`), as Boruta, Entrust and
+/// VCD name a generic error.
+pub fn status_code_name(status: StatusCode) -> String {
+    status
+        .canonical_reason()
+        .unwrap_or("ERROR")
+        .to_ascii_uppercase()
+        .replace(' ', "_")
+}
+
 pub fn empty(status: StatusCode) -> Response {
     let mut response = Response::new(Body::empty());
     *response.status_mut() = status;

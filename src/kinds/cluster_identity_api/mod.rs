@@ -17,7 +17,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::spec::Condition;
+use crate::engine::spec::{Condition, HasConditions};
 use crate::kinds::identity_api::IdentityApiSpec;
 
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
@@ -79,4 +79,10 @@ pub struct ClusterIdentityApiStatus {
     /// Namespace → the number of resources naming this connection there.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub users: BTreeMap<String, usize>,
+}
+
+impl HasConditions for ClusterIdentityApiStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
 }

@@ -20,8 +20,8 @@ use crate::engine::conditions::{ConditionType, Reason};
 use crate::engine::controller::{Shutdown, significant_change, slim, watch_backoff};
 use crate::engine::dependents::Target;
 use crate::engine::protection::{Protector, SecretScope, report_held};
-use crate::engine::spec::{Condition, find_condition};
-use crate::engine::status::write_cluster_if_changed;
+use crate::engine::spec::HasConditions;
+use crate::engine::status::write_if_changed;
 use crate::engine::usage::Holders;
 use crate::engine::{Context, Error, ObjectKey};
 use crate::kinds::identity_api::connection::IdentityApis;
@@ -124,7 +124,7 @@ async fn reconcile(
         Ok(client) => client.authenticate().await.map_err(Error::Api),
         Err(e) => Err(e),
     };
-    let was_ready = old.is_some_and(|s| is_ready(&s.conditions));
+    let was_ready = old.is_some_and(|s| s.is(ConditionType::Ready));
     report_ready(api.as_ref(), engine, &mut status.conditions, &result);
     let generation = api.meta().generation;
     let spec_changed = status
@@ -132,7 +132,7 @@ async fn reconcile(
         .is_some_and(|g| Some(g) != generation);
     let first = status.observed_generation.is_none();
     status.observed_generation = generation;
-    write_cluster_if_changed(&engine.kube, api.as_ref(), old, &status).await?;
+    write_if_changed(&engine.kube, api.as_ref(), old, &status).await?;
     // A new rule or settings: every user checks again; a first reconcile or a change of
     // readiness matters only to those that failed so far.
     if spec_changed {
@@ -167,7 +167,7 @@ async fn deleting(
                 .events
                 .emit(api, EventType::Normal, reason, "Delete", message);
         }
-        write_cluster_if_changed(&engine.kube, api, old, &status).await?;
+        write_if_changed(&engine.kube, api, old, &status).await?;
         return Ok(Action::requeue(HELD_REPORT));
     }
     if !engine.usage.is_complete() {
@@ -199,8 +199,4 @@ fn error_policy(api: Arc<ClusterIdentityApi>, err: &Error, ctx: Arc<ClusterConte
     warn!(object = %api.name_any(), error = %err, "ClusterIdentityApi reconcile failed");
     let key = ObjectKey::new(KIND, "", api.name_any());
     Action::requeue(ctx.engine.next_backoff(&key))
-}
-
-fn is_ready(conditions: &[Condition]) -> bool {
-    find_condition(conditions, ConditionType::Ready).is_some_and(Condition::is_true)
 }

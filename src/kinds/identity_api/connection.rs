@@ -172,15 +172,7 @@ fn client_config(
     spec: &IdentityApiSpec,
     values: &secrets::SecretValues,
 ) -> Result<ClientConfig, Error> {
-    let secret = |r: &SecretKeyRef| {
-        values
-            .get(r)
-            .cloned()
-            .ok_or_else(|| Error::SecretKeyNotFound {
-                name: r.name.clone(),
-                key: r.key.clone(),
-            })
-    };
+    let secret = |r: &SecretKeyRef| values.require(r);
     let mut tenant_context = None;
     let credentials = match &spec.auth {
         ApiAuth::BearerToken(b) => Credentials::Bearer(secret(&b.secret_ref)?),

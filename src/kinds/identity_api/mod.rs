@@ -11,8 +11,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::conditions::ConditionType;
-use crate::engine::spec::{Condition, SecretKeyRef, find_condition};
+use crate::engine::spec::{Condition, HasConditions, SecretKeyRef};
 pub use crate::identity::Provider;
 
 /// A connection to an identity system: base URL, authentication, TLS and rate limits.
@@ -200,9 +199,9 @@ pub struct IdentityApiStatus {
     pub observed_generation: Option<i64>,
 }
 
-impl IdentityApiStatus {
-    pub fn is_ready(&self) -> bool {
-        find_condition(&self.conditions, ConditionType::Ready).is_some_and(Condition::is_true)
+impl HasConditions for IdentityApiStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
     }
 }
 

@@ -25,7 +25,7 @@ use crate::engine::dependents::Target;
 use crate::engine::error::Next;
 use crate::engine::protection::Protector;
 use crate::engine::report::is_repeat;
-use crate::engine::spec::Condition;
+use crate::engine::spec::{Condition, HasConditions};
 use crate::engine::status::write_if_changed;
 use crate::engine::{Context, Error, ObjectKey};
 use crate::metrics::Metrics;
@@ -108,7 +108,7 @@ async fn reconcile(api: Arc<IdentityApi>, ctx: Arc<ApiContext>) -> Result<Action
     let generation = api.meta().generation;
     let old = api.status.as_ref();
     let mut status = old.cloned().unwrap_or_default();
-    let was_ready = status.is_ready();
+    let was_ready = status.is(ConditionType::Ready);
     let result = match ctx.apis.client_of(&api).await {
         Ok(client) => client.authenticate().await.map_err(Error::Api),
         Err(e) => Err(e),
