@@ -1,5 +1,9 @@
 //! End to end: AdminApiApp against the simulated Entrust administration API, on a real
 //! Kubernetes API server, with the operator binary driven the way a user drives it (kubectl).
+//!
+//! What every kind promises (Observe never writes, no write in steady state, a rejected spec
+//! is terminal until it changes, rate limits, crash-safe create) is tested over all kinds at
+//! once in `tests/reconcile_contract.rs`; this suite keeps what is particular to this vendor.
 
 mod support;
 
@@ -7,21 +11,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::{Value, json};
-use support::cluster::{Cluster, TestNamespace, ensure_cluster};
-use support::operator::{
-    Operator, apply, condition, count_writes, get_json, wait_condition, wait_for,
-};
-use support::sim::{SimOptions, SimProcess};
-
-const READY: Duration = Duration::from_secs(45);
-const LEGACY_ID: &str = "5b0c6f0e-0000-4000-8000-00000000000a";
-
-struct Env {
-    cluster: &'static Cluster,
-    ns: TestNamespace,
-    sim: SimProcess,
-    op: Option<Operator>,
-}
+use support::env::{Env, READY, apply_example, external_id};
+use support::kinds::admin_api_app::{admin_app, apps, env, identity_api};
+use support::operator::{condition, wait_for};
 
 /// What a target Secret holds.
 struct Held {
@@ -30,60 +22,20 @@ struct Held {
     obj: Value,
 }
 
-impl Env {
-    async fn new(prefix: &str) -> Env {
-        let cluster = ensure_cluster();
-        // The CRDs before the first apply: on a fresh cluster, no operator has installed them yet.
-        support::operator::install_crds(cluster);
-        let ns = TestNamespace::new(cluster, prefix);
-        let sim = SimProcess::start(SimOptions::default());
-        let env = Env {
-            cluster,
-            ns,
-            sim,
-            op: None,
-        };
-        env.apply(&json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "entrust-admin"},
-            "stringData": {"sharedSecret": env.sim.options.client_secret},
-        }));
-        env.apply(&identity_api(
-            "entrust",
-            &env.sim,
-            &env.sim.options.client_id,
-            "entrust-admin",
-        ));
-        env
-    }
+/// What these tests read and change at Entrust, and in the Secrets the operator writes.
+trait Entrust {
+    async fn apps(&self) -> Vec<Value>;
+    async fn app(&self, id: &str) -> Option<Value>;
+    fn secret(&self, name: &str) -> Option<Held>;
+    async fn log_entries(&self, method: &str, path_part: &str) -> Vec<Value>;
+    async fn regenerations(&self) -> usize;
+    async fn token(&self, application_id: &str, shared_secret: &str) -> Option<String>;
+    async fn edit_remote(&self, id: &str, changes: Value);
+}
 
-    fn start_operator(&mut self) {
-        self.op = Some(Operator::start(self.cluster, &self.ns, &[]));
-    }
-
-    fn apply(&self, doc: &Value) {
-        apply(self.cluster, &self.ns, &doc.to_string());
-    }
-
-    fn get(&self, what: &str) -> Option<Value> {
-        get_json(&self.ns, self.cluster, what)
-    }
-
-    fn patch(&self, what: &str, spec: Value) {
-        let patch = json!({"spec": spec}).to_string();
-        self.ns
-            .kubectl_ok(&["patch", what, "--type=merge", "-p", &patch]);
-    }
-
-    async fn ready(&self, what: &str) -> Value {
-        wait_condition(self.cluster, &self.ns, what, "Ready", "True", None, READY).await
-    }
-
+impl Entrust for Env {
     async fn apps(&self) -> Vec<Value> {
-        self.sim.state().await["entrust"]["applications"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        apps(&self.sim).await
     }
 
     /// The application as the simulator holds it (with its shared secret).
@@ -105,10 +57,6 @@ impl Env {
             shared_secret: text("sharedSecret"),
             obj,
         })
-    }
-
-    async fn writes(&self) -> usize {
-        count_writes(&self.sim.log().await, "entrust")
     }
 
     async fn log_entries(&self, method: &str, path_part: &str) -> Vec<Value> {
@@ -153,67 +101,11 @@ impl Env {
             .unwrap();
         assert!(resp.status().is_success(), "remote edit: {}", resp.status());
     }
-
-    fn events(&self) -> String {
-        self.ns.kubectl_ok(&["get", "events", "-o", "json"])
-    }
-
-    /// No secret value in the operator's log, in Events or in the resources' status.
-    fn assert_never_shown(&self, secrets: &[&str]) {
-        let log = self.op.as_ref().unwrap().log();
-        let events = self.events();
-        let statuses = self.ns.kubectl_ok(&["get", "adminapiapps", "-o", "json"]);
-        for s in secrets {
-            assert!(!log.contains(s), "a shared secret is in the operator log");
-            assert!(!events.contains(s), "a shared secret is in an Event");
-            assert!(!statuses.contains(s), "a shared secret is in a status");
-        }
-    }
-}
-
-fn identity_api(name: &str, sim: &SimProcess, application_id: &str, secret: &str) -> Value {
-    json!({
-        "apiVersion": "identity.operator.dev/v1alpha1", "kind": "IdentityApi",
-        "metadata": {"name": name},
-        "spec": {
-            "provider": "entrust",
-            "url": sim.url("entrust"),
-            "auth": {"entrustAdminApi": {
-                "applicationId": application_id,
-                "sharedSecretRef": {"name": secret, "key": "sharedSecret"},
-            }},
-        },
-    })
-}
-
-/// An AdminApiApp `name` (the resource) for the application `name`, writing `name-credentials`.
-fn admin_app(name: &str, spec: Value) -> Value {
-    let mut full = json!({
-        "apiRef": {"name": "entrust"},
-        "name": name,
-        "roleId": "role-admin",
-        "sharedSecretTarget": {"name": format!("{name}-credentials")},
-    });
-    for (k, v) in spec.as_object().unwrap() {
-        full[k] = v.clone();
-    }
-    json!({
-        "apiVersion": "identity.operator.dev/v1alpha1", "kind": "AdminApiApp",
-        "metadata": {"name": name},
-        "spec": full,
-    })
-}
-
-fn external_id(obj: &Value) -> String {
-    obj["status"]["externalId"]
-        .as_str()
-        .expect("externalId")
-        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn create_edit_drift_and_delete() {
-    let mut env = Env::new("adminapp-lifecycle").await;
+    let mut env = env("adminapp-lifecycle").await;
     env.apply(&admin_app(
         "ci",
         json!({"description": "CI pipeline", "allowLongLivedToken": true, "ipListId": "ips-1"}),
@@ -277,7 +169,7 @@ async fn create_edit_drift_and_delete() {
         (a["description"] == "CI pipeline v2" && a["allowLongLivedToken"] == true).then_some(())
     })
     .await;
-    let metrics = env.op.as_ref().unwrap().metrics().await;
+    let metrics = env.metrics().await;
     assert!(
         metrics.contains("identity_operator_drift_detected_total{kind=\"AdminApiApp\"}"),
         "{metrics}"
@@ -287,7 +179,7 @@ async fn create_edit_drift_and_delete() {
         0,
         "repairs never rotate the secret"
     );
-    env.assert_never_shown(&[&held.shared_secret]);
+    env.assert_never_shown("adminapiapps", &[&held.shared_secret]);
 
     // Deleting the resource deletes what the operator created, and the garbage collector
     // deletes the Secret it owned.
@@ -302,7 +194,7 @@ async fn create_edit_drift_and_delete() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn shared_secret_is_recreated_and_rotated_once() {
-    let mut env = Env::new("adminapp-secret").await;
+    let mut env = env("adminapp-secret").await;
     env.apply(&admin_app(
         "deploy",
         json!({"rotateSharedSecret": "initial"}),
@@ -362,12 +254,12 @@ async fn shared_secret_is_recreated_and_rotated_once() {
         env.secret("deploy-credentials").unwrap().shared_secret,
         third.shared_secret
     );
-    env.assert_never_shown(&[&first, &second, &third.shared_secret]);
+    env.assert_never_shown("adminapiapps", &[&first, &second, &third.shared_secret]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rotation_reaches_an_identity_api_that_uses_it() {
-    let mut env = Env::new("adminapp-creds").await;
+    let mut env = env("adminapp-creds").await;
     env.apply(&admin_app("ops", json!({})));
     env.start_operator();
     let id = external_id(&env.ready("adminapiapp/ops").await);
@@ -403,52 +295,12 @@ async fn rotation_reaches_an_identity_api_that_uses_it() {
     env.ready("adminapiapp/child").await;
     env.ready("identityapi/entrust-ops").await;
     let after = env.secret("ops-credentials").unwrap().shared_secret;
-    env.assert_never_shown(&[&before, &after]);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn observe_reports_drift_and_never_writes() {
-    let mut env = Env::new("adminapp-observe").await;
-    env.sim
-        .seed(json!({"entrust": {"applications": [{
-            "id": LEGACY_ID, "name": "legacy", "roleId": "role-admin", "description": "old",
-        }]}}))
-        .await;
-    env.apply(&admin_app(
-        "legacy",
-        json!({"managementPolicy": "Observe", "applicationId": LEGACY_ID, "description": "new"}),
-    ));
-    env.start_operator();
-    let obj = wait_condition(
-        env.cluster,
-        &env.ns,
-        "adminapiapp/legacy",
-        "Ready",
-        "False",
-        Some("Drifted"),
-        READY,
-    )
-    .await;
-    assert_eq!(obj["status"]["drift"], json!(["spec.description"]));
-    assert!(
-        obj["metadata"]["finalizers"].is_null(),
-        "Observe holds no finalizer"
-    );
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(env.writes().await, 0, "Observe never writes");
-    assert!(
-        env.secret("legacy-credentials").is_none(),
-        "nor regenerates a secret to write"
-    );
-
-    env.ns
-        .kubectl_ok(&["delete", "adminapiapp/legacy", "--timeout=30s"]);
-    assert!(env.app(LEGACY_ID).await.is_some());
+    env.assert_never_shown("adminapiapps", &[&before, &after]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn adoption_and_deletion_policies() {
-    let mut env = Env::new("adminapp-adopt").await;
+    let mut env = env("adminapp-adopt").await;
     env.sim
         .seed(json!({"entrust": {"applications": [
             {"id": "5b0c6f0e-0000-4000-8000-0000000000a1", "name": "known", "roleId": "role-admin",
@@ -496,16 +348,9 @@ async fn adoption_and_deletion_policies() {
     assert_eq!(env.regenerations().await, 1);
     let kept = external_id(&env.ready("adminapiapp/kept").await);
 
-    let taken = wait_condition(
-        env.cluster,
-        &env.ns,
-        "adminapiapp/taken",
-        "Ready",
-        "False",
-        Some("Conflict"),
-        READY,
-    )
-    .await;
+    let taken = env
+        .condition("adminapiapp/taken", "False", "Conflict")
+        .await;
     let (_, _, message) = condition(&taken, "Ready").unwrap();
     assert!(message.contains("taken-credentials"), "{message}");
     assert_eq!(
@@ -533,67 +378,14 @@ async fn adoption_and_deletion_policies() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn rejected_spec_is_terminal_until_it_changes() {
-    let mut env = Env::new("adminapp-rejected").await;
-    // A logo in the spec is checked at admission (format: byte); one read from a ConfigMap
-    // reaches Entrust, which refuses it.
-    let logo = |text: &str| {
-        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "badlogo"},
-               "data": {"logo": text}})
-    };
-    env.apply(&logo("not base64!"));
-    let mut app = admin_app("badlogo", json!({}));
-    app["spec"]["logoFrom"] = json!({"name": "badlogo", "key": "logo"});
-    env.apply(&app);
-    env.start_operator();
-    let obj = wait_condition(
-        env.cluster,
-        &env.ns,
-        "adminapiapp/badlogo",
-        "Ready",
-        "False",
-        Some("Rejected"),
-        READY,
-    )
-    .await;
-    let (_, _, message) = condition(&obj, "Synced").unwrap();
-    assert!(
-        message.contains("400") && message.contains("logo must be base64-encoded"),
-        "{message}"
-    );
-    // Three resync intervals later the API has still seen a single attempt.
-    tokio::time::sleep(Duration::from_secs(7)).await;
-    assert_eq!(env.writes().await, 1, "no retry storm");
-
-    // A new logo in the ConfigMap is tried at the next drift check.
-    env.apply(&logo("aGVsbG8="));
-    let id = wait_for(READY, "the new logo reaches Entrust", || async {
-        let obj = env.get("adminapiapp/badlogo")?;
-        let (ready, _, _) = condition(&obj, "Ready")?;
-        let id = obj["status"]["externalId"].as_str()?.to_owned();
-        (ready == "True").then_some(id)
-    })
-    .await;
-    assert_eq!(env.app(&id).await.unwrap()["logo"], "aGVsbG8=");
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn logo_from_a_config_map() {
-    let mut env = Env::new("adminapp-logo").await;
+    let mut env = env("adminapp-logo").await;
     let mut app = admin_app("branded", json!({}));
     app["spec"]["logoFrom"] = json!({"name": "branding", "key": "logo.png"});
     env.apply(&app);
     env.start_operator();
-    wait_condition(
-        env.cluster,
-        &env.ns,
-        "adminapiapp/branded",
-        "Ready",
-        "False",
-        Some("ConfigMapNotFound"),
-        READY,
-    )
-    .await;
+    env.condition("adminapiapp/branded", "False", "ConfigMapNotFound")
+        .await;
     assert_eq!(env.writes().await, 0);
 
     // Raw bytes under binaryData are encoded; the ConfigMap is found on a retry.
@@ -623,139 +415,16 @@ async fn logo_from_a_config_map() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn rate_limited_calls_wait_and_converge() {
-    let mut env = Env::new("adminapp-429").await;
-    env.sim
-        .faults(json!({"api": "entrust", "burst429": 4}))
-        .await;
-    for i in 0..3 {
-        env.apply(&admin_app(&format!("limited-{i}"), json!({})));
-    }
-    env.start_operator();
-    for i in 0..3 {
-        env.ready(&format!("adminapiapp/limited-{i}")).await;
-        assert!(env.secret(&format!("limited-{i}-credentials")).is_some());
-    }
-    let calls = env.sim.calls().await;
-    assert!(calls["entrust"].to_string().contains("\"429\""), "{calls}");
-    let metrics = env.op.as_ref().unwrap().metrics().await;
-    assert!(metrics.contains("identity_operator_identity_api_rate_limited_total{api=\"entrust\"}"));
-    assert_eq!(env.apps().await.len(), 3, "no duplicate");
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn steady_state_makes_no_writes() {
-    let mut env = Env::new("adminapp-steady").await;
-    for i in 0..5 {
-        env.apply(&admin_app(
-            &format!("steady-{i}"),
-            json!({"description": format!("app {i}"), "rotateSharedSecret": "v1"}),
-        ));
-    }
-    env.start_operator();
-    for i in 0..5 {
-        env.ready(&format!("adminapiapp/steady-{i}")).await;
-    }
-    let writes = env.writes().await;
-    let versions = || {
-        [
-            env.ns.kubectl_ok(&[
-                "get",
-                "adminapiapps",
-                "-o",
-                "jsonpath={.items[*].metadata.resourceVersion}",
-            ]),
-            env.ns.kubectl_ok(&[
-                "get",
-                "secrets",
-                "-l",
-                "app.kubernetes.io/managed-by=identity-operator",
-                "-o",
-                "jsonpath={.items[*].metadata.resourceVersion}",
-            ]),
-        ]
-    };
-    let before = versions();
-    // Three resync intervals (2 s each): reads only, and no status or Secret write.
-    tokio::time::sleep(Duration::from_secs(7)).await;
-    assert_eq!(
-        env.writes().await,
-        writes,
-        "no identity-API write in steady state"
-    );
-    assert_eq!(
-        before,
-        versions(),
-        "no status or Secret write in steady state"
-    );
-    assert_eq!(writes, 5, "one create each");
-    // The reconcile requeued by each Secret write never mistook a created app for an adopted one.
-    for i in 0..5 {
-        let obj = env.get(&format!("adminapiapp/steady-{i}")).unwrap();
-        assert_eq!(obj["status"]["created"], true, "steady-{i}");
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn crash_during_creation_never_duplicates() {
-    let mut env = Env::new("adminapp-crash").await;
-    env.sim
-        .faults(json!({"api": "entrust", "latencyMs": 40}))
-        .await;
-    for i in 0..12 {
-        env.apply(&admin_app(&format!("crash-{i}"), json!({})));
-    }
-    env.start_operator();
-    wait_for(READY, "first creations", || async {
-        (env.apps().await.len() >= 3).then_some(())
-    })
-    .await;
-    env.op.as_mut().unwrap().kill();
-    env.start_operator();
-    for i in 0..12 {
-        let obj = env.ready(&format!("adminapiapp/crash-{i}")).await;
-        // Whatever the crash lost, the Secret holds a secret that works.
-        let held = env.secret(&format!("crash-{i}-credentials")).unwrap();
-        assert_eq!(held.application_id, external_id(&obj));
-        assert!(
-            env.token(&held.application_id, &held.shared_secret)
-                .await
-                .is_some()
-        );
-    }
-    assert_eq!(env.apps().await.len(), 12, "one application per resource");
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn example_applies_as_is() {
-    let cluster = ensure_cluster();
-    // The CRDs before the first apply: on a fresh cluster, no operator has installed them yet.
-    support::operator::install_crds(cluster);
-    let ns = TestNamespace::new(cluster, "adminapp-example");
-    let sim = SimProcess::start(SimOptions {
-        client_id: "demo".into(),
-        client_secret: "demo-secret".into(),
-        ..SimOptions::default()
-    });
-    let root = env!("CARGO_MANIFEST_DIR");
-    let seed = std::fs::read_to_string(format!("{root}/examples/sim-seed/entrust.json")).unwrap();
-    sim.seed(serde_json::from_str(&seed).unwrap()).await;
-    // The example targets the quick-start simulator on port 18080; this one has its own port.
-    let example = std::fs::read_to_string(format!("{root}/examples/admin-api-app.yaml"))
-        .unwrap()
-        .replace("http://127.0.0.1:18080", sim.base_url());
-    apply(cluster, &ns, &example);
-    let _op = Operator::start(cluster, &ns, &[]);
-    wait_condition(
-        cluster,
-        &ns,
+    let (env, _) = apply_example(
+        "adminapp-example",
+        "entrust.json",
+        "admin-api-app.yaml",
         "adminapiapp/ci-pipeline",
-        "Ready",
-        "True",
-        None,
-        READY,
     )
     .await;
-    let out = cluster.kubectl(&["get", "-n", &ns.name, "secret/ci-pipeline-credentials"]);
-    assert!(out.status.success(), "the target Secret is written");
+    assert!(
+        env.get("secret/ci-pipeline-credentials").is_some(),
+        "the target Secret is written"
+    );
 }

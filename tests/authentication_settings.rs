@@ -1,80 +1,35 @@
 //! End to end: AuthenticationSettings against the simulated Xelion REST API, on a real
 //! Kubernetes API server, with the operator binary driven the way a user drives it (kubectl).
+//!
+//! What every kind promises (Observe never writes, no write in steady state, a rejected spec
+//! is terminal until it changes, rate limits, crash-safe create) is tested over all kinds at
+//! once in `tests/reconcile_contract.rs`; this suite keeps what is particular to this vendor.
 
 mod support;
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::cluster::{Cluster, TestNamespace, ensure_cluster};
-use support::operator::{
-    Operator, apply, condition, count_writes, get_json, wait_condition, wait_for,
-};
-use support::sim::{SimOptions, SimProcess};
+use support::env::{Env, READY, apply_example};
+use support::kinds::authentication_settings::{env, login_secret, settings, tenant};
+use support::operator::{condition, wait_for};
+use support::sim::SimOptions;
 
-const READY: Duration = Duration::from_secs(45);
 const AUTH_PATH: &str = "/xelion/api/v1/master/server/authentication";
 
-struct Env {
-    cluster: &'static Cluster,
-    ns: TestNamespace,
-    sim: SimProcess,
-    op: Option<Operator>,
+/// What these tests read and change at Xelion.
+trait Xelion {
+    async fn tenant(&self) -> Value;
+    async fn connection(&self, oid: &str) -> Value;
+    async fn entries_since(&self, since: u64) -> Vec<Value>;
+    async fn patches_since(&self, since: u64) -> Vec<Value>;
+    async fn calls_to(&self, since: u64, suffix: &str) -> Vec<Value>;
+    async fn edit_remote(&self, operations: Value);
 }
 
-impl Env {
-    async fn new(prefix: &str) -> Env {
-        Env::with_sim(prefix, SimOptions::default()).await
-    }
-
-    async fn with_sim(prefix: &str, options: SimOptions) -> Env {
-        let cluster = ensure_cluster();
-        // The CRDs before the first apply: on a fresh cluster, no operator has installed them yet.
-        support::operator::install_crds(cluster);
-        let ns = TestNamespace::new(cluster, prefix);
-        let sim = SimProcess::start(options);
-        sim.seed(seed()).await;
-        let env = Env {
-            cluster,
-            ns,
-            sim,
-            op: None,
-        };
-        env.apply(&login_secret(&env.sim.options.client_secret));
-        env.apply(&identity_api(&env.sim));
-        env
-    }
-
-    fn start_operator(&mut self) {
-        self.op = Some(Operator::start(self.cluster, &self.ns, &[]));
-    }
-
-    fn apply(&self, doc: &Value) {
-        apply(self.cluster, &self.ns, &doc.to_string());
-    }
-
-    fn get(&self, what: &str) -> Option<Value> {
-        get_json(&self.ns, self.cluster, what)
-    }
-
-    async fn ready(&self, what: &str) -> Value {
-        wait_condition(self.cluster, &self.ns, what, "Ready", "True", None, READY).await
-    }
-
-    async fn condition(&self, what: &str, status: &str, reason: &str) -> Value {
-        let reason = Some(reason);
-        wait_condition(self.cluster, &self.ns, what, "Ready", status, reason, READY).await
-    }
-
-    /// The master tenant as the simulator stores it: `authentication` (members as OIDs) and
-    /// every OpenID connection object.
+impl Xelion for Env {
     async fn tenant(&self) -> Value {
-        let state = self.sim.state().await;
-        state["xelion"]["tenants"]
-            .as_array()
-            .and_then(|t| t.iter().find(|t| t["name"] == "master"))
-            .cloned()
-            .expect("the master tenant")
+        tenant(&self.sim).await
     }
 
     async fn connection(&self, oid: &str) -> Value {
@@ -109,14 +64,6 @@ impl Env {
             .collect()
     }
 
-    async fn last_seq(&self) -> u64 {
-        self.sim.log().await["lastSeq"].as_u64().unwrap_or(0)
-    }
-
-    async fn writes(&self) -> usize {
-        count_writes(&self.sim.log().await, "xelion")
-    }
-
     /// Changes the settings behind the operator's back, in a session of its own (another
     /// user space, so the operator's session is not disturbed).
     async fn edit_remote(&self, operations: Value) {
@@ -147,71 +94,9 @@ impl Env {
     }
 }
 
-/// Three OpenID connection objects; 1001 and 1002 linked.
-fn seed() -> Value {
-    json!({"xelion": {"tenants": [{
-        "name": "master",
-        "openIdConnections": [
-            {"oid": "1001", "openIdId": "tenant-a", "openIdProvider": "MICROSOFT",
-             "liveSyncOn": false, "openIdGroupId": null},
-            {"oid": "1002", "openIdId": "tenant-b", "openIdProvider": "MICROSOFT",
-             "liveSyncOn": true, "openIdGroupId": "g-b"},
-            {"oid": "1003", "openIdId": "tenant-c", "openIdProvider": "MICROSOFT",
-             "liveSyncOn": false, "openIdGroupId": null},
-        ],
-        "authentication": {"securityDomain": "old", "openIdConnections": ["1001", "1002"]},
-    }]}})
-}
-
-fn login_secret(password: &str) -> Value {
-    json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "xelion-login"},
-        "stringData": {"password": password},
-    })
-}
-
-fn identity_api(sim: &SimProcess) -> Value {
-    json!({
-        "apiVersion": "identity.operator.dev/v1alpha1", "kind": "IdentityApi",
-        "metadata": {"name": "xelion"},
-        "spec": {
-            "provider": "xelion",
-            "url": sim.url("xelion"),
-            "tenant": "master",
-            "auth": {"xelionLogin": {
-                "userName": sim.options.client_id,
-                "passwordSecretRef": {"name": "xelion-login", "key": "password"},
-                "userSpace": "identity-operator",
-            }},
-        },
-    })
-}
-
-fn settings(name: &str, spec: Value) -> Value {
-    let mut full = json!({
-        "apiRef": {"name": "xelion"},
-        "securityDomain": "corp",
-        "minimumPasswordLength": 12,
-        "tokenRetentionDays": 30,
-        "openIdConnections": [
-            {"oid": "1001", "openIdId": "tenant-a", "liveSyncOn": true},
-            {"oid": "1003", "openIdGroupId": "g-c"},
-        ],
-    });
-    for (k, v) in spec.as_object().unwrap() {
-        full[k] = v.clone();
-    }
-    json!({
-        "apiVersion": "identity.operator.dev/v1alpha1", "kind": "AuthenticationSettings",
-        "metadata": {"name": name},
-        "spec": full,
-    })
-}
-
 #[tokio::test(flavor = "multi_thread")]
-async fn adopt_edit_drift_and_steady_state_with_minimal_patches() {
-    let mut env = Env::new("authset-lifecycle").await;
+async fn adopt_edit_and_drift_with_minimal_patches() {
+    let mut env = env("authset-lifecycle", SimOptions::default()).await;
     env.apply(&settings("master", json!({})));
     env.start_operator();
 
@@ -249,24 +134,12 @@ async fn adopt_edit_drift_and_steady_state_with_minimal_patches() {
     assert_eq!(env.connection("1001").await["liveSyncOn"], true);
     assert_eq!(env.connection("1003").await["openIdGroupId"], "g-c");
 
-    // Steady state: three resync intervals of reads only, and no status write.
-    let version =
-        env.get("authenticationsettings/master").unwrap()["metadata"]["resourceVersion"].clone();
-    assert_eq!(env.writes().await, 2, "the two PATCHes above");
-    tokio::time::sleep(Duration::from_secs(7)).await;
-    assert_eq!(env.writes().await, 2, "no write in steady state");
-    let after = env.get("authenticationsettings/master").unwrap();
-    assert_eq!(after["metadata"]["resourceVersion"], version);
-
     // A spec edit: one replace.
     let seq = env.last_seq().await;
-    env.ns.kubectl_ok(&[
-        "patch",
+    env.patch(
         "authenticationsettings/master",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"tokenRetentionDays":14}}"#,
-    ]);
+        json!({"tokenRetentionDays":14}),
+    );
     wait_for(READY, "spec edit reaches Xelion", || async {
         (env.tenant().await["authentication"]["tokenRetentionDays"] == 14).then_some(())
     })
@@ -296,7 +169,7 @@ async fn adopt_edit_drift_and_steady_state_with_minimal_patches() {
             {"op": "add", "path": "/openIdConnections/1", "value": "1003"},
         ])]
     );
-    let metrics = env.op.as_ref().unwrap().metrics().await;
+    let metrics = env.metrics().await;
     assert!(
         metrics.contains("identity_operator_drift_detected_total{kind=\"AuthenticationSettings\"}"),
         "{metrics}"
@@ -317,108 +190,8 @@ async fn adopt_edit_drift_and_steady_state_with_minimal_patches() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn observe_reports_drift_and_never_writes() {
-    let mut env = Env::new("authset-observe").await;
-    env.apply(&settings(
-        "observed",
-        json!({"managementPolicy": "Observe"}),
-    ));
-    env.start_operator();
-    let obj = env
-        .condition("authenticationsettings/observed", "False", "Drifted")
-        .await;
-    let drift: Vec<String> = serde_json::from_value(obj["status"]["drift"].clone()).unwrap();
-    assert_eq!(
-        drift,
-        vec![
-            "spec.securityDomain",
-            "spec.minimumPasswordLength",
-            "spec.openIdConnections[1002]",
-            "spec.openIdConnections[1001].liveSyncOn",
-            "spec.openIdConnections[1003]",
-        ]
-    );
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(env.writes().await, 0, "Observe never writes");
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn an_unknown_openid_connection_is_terminal_until_the_spec_changes() {
-    let mut env = Env::new("authset-rejected").await;
-    env.apply(&settings(
-        "master",
-        json!({"openIdConnections": [{"oid": "1001"}, {"oid": "999", "liveSyncOn": true}]}),
-    ));
-    env.start_operator();
-    let obj = env
-        .condition("authenticationsettings/master", "False", "Rejected")
-        .await;
-    let (_, _, message) = condition(&obj, "Synced").unwrap();
-    assert!(
-        message.contains("no OpenID connection with OID 999") && message.contains("10006"),
-        "{message}"
-    );
-    // Three resync intervals later Xelion has still seen a single attempt, which changed
-    // nothing (a PATCH is atomic).
-    tokio::time::sleep(Duration::from_secs(7)).await;
-    assert_eq!(env.writes().await, 1, "no retry storm");
-    assert_eq!(
-        env.tenant().await["authentication"]["securityDomain"],
-        "old"
-    );
-
-    env.ns.kubectl_ok(&[
-        "patch",
-        "authenticationsettings/master",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"openIdConnections":[{"oid":"1001"}]}}"#,
-    ]);
-    env.ready("authenticationsettings/master").await;
-    let auth = env.tenant().await["authentication"].clone();
-    assert_eq!(auth["openIdConnections"], json!(["1001"]));
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn too_many_requests_10400_waits_and_converges() {
-    let mut env = Env::new("authset-429").await;
-    env.sim
-        .faults(json!({"api": "xelion", "burst429": 4}))
-        .await;
-    env.apply(&settings("master", json!({})));
-    env.start_operator();
-    env.ready("authenticationsettings/master").await;
-    let calls = env.sim.calls().await;
-    assert!(calls["xelion"].to_string().contains("\"429\""), "{calls}");
-    let metrics = env.op.as_ref().unwrap().metrics().await;
-    assert!(
-        metrics.contains("identity_operator_identity_api_rate_limited_total{api=\"xelion\"}"),
-        "{metrics}"
-    );
-    // The PATCH that links 1003, then the one that sets its field: no duplicate add.
-    let applied: Vec<Value> = env
-        .entries_since(0)
-        .await
-        .into_iter()
-        .filter(|e| e["method"] == "PATCH" && e["status"] == 204)
-        .map(|e| e["body"]["operations"].clone())
-        .collect();
-    assert_eq!(applied.len(), 2, "{applied:?}");
-    let adds = applied
-        .iter()
-        .flat_map(|ops| ops.as_array().unwrap())
-        .filter(|o| o["op"] == "add")
-        .count();
-    assert_eq!(adds, 1, "no duplicate add: {applied:?}");
-    assert_eq!(
-        env.tenant().await["authentication"]["securityDomain"],
-        "corp"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn short_sessions_are_renewed_never_logged_in_twice() {
-    let mut env = Env::with_sim(
+    let mut env = env(
         "authset-sessions",
         SimOptions {
             token_ttl_seconds: 3,
@@ -434,13 +207,10 @@ async fn short_sessions_are_renewed_never_logged_in_twice() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     env.sim.expire_tokens(Some("xelion")).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
-    env.ns.kubectl_ok(&[
-        "patch",
+    env.patch(
         "authenticationsettings/master",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"maxNumberOfFalseLogins":3}}"#,
-    ]);
+        json!({"maxNumberOfFalseLogins":3}),
+    );
     wait_for(READY, "spec edit reaches Xelion", || async {
         (env.tenant().await["authentication"]["maxNumberOfFalseLogins"] == 3).then_some(())
     })
@@ -459,7 +229,7 @@ async fn short_sessions_are_renewed_never_logged_in_twice() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rotated_identity_api_credentials_are_picked_up() {
-    let mut env = Env::new("authset-rotation").await;
+    let mut env = env("authset-rotation", SimOptions::default()).await;
     env.apply(&settings("master", json!({})));
     env.start_operator();
     env.ready("authenticationsettings/master").await;
@@ -468,16 +238,9 @@ async fn rotated_identity_api_credentials_are_picked_up() {
     // A wrong password: the old session is ended, the new login refused, both report it.
     let seq = env.last_seq().await;
     env.apply(&login_secret("not-the-password"));
-    let api = wait_condition(
-        env.cluster,
-        &env.ns,
-        "identityapi/xelion",
-        "Ready",
-        "False",
-        Some("AuthenticationFailed"),
-        READY,
-    )
-    .await;
+    let api = env
+        .condition("identityapi/xelion", "False", "AuthenticationFailed")
+        .await;
     let (_, _, message) = condition(&api, "Ready").unwrap();
     assert!(message.contains("10001"), "{message}");
     assert!(!message.contains("not-the-password"));
@@ -492,13 +255,10 @@ async fn rotated_identity_api_credentials_are_picked_up() {
     let seq = env.last_seq().await;
     env.apply(&login_secret(&env.sim.options.client_secret));
     env.ready("identityapi/xelion").await;
-    env.ns.kubectl_ok(&[
-        "patch",
+    env.patch(
         "authenticationsettings/master",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"securityDomain":"rotated"}}"#,
-    ]);
+        json!({"securityDomain":"rotated"}),
+    );
     wait_for(READY, "spec edit after rotation", || async {
         (env.tenant().await["authentication"]["securityDomain"] == "rotated").then_some(())
     })
@@ -520,40 +280,21 @@ async fn rotated_identity_api_credentials_are_picked_up() {
         1,
         "{logins:?}"
     );
-    let log = env.op.as_ref().unwrap().log();
+    let log = env.operator_log();
     assert!(!log.contains("not-the-password") && !log.contains(&env.sim.options.client_secret));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_example_manifest_works_as_is() {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let manifest =
-        std::fs::read_to_string(format!("{root}/examples/authentication-settings.yaml")).unwrap();
-    let seed: Value = serde_json::from_str(
-        &std::fs::read_to_string(format!("{root}/examples/sim-seed/xelion.json")).unwrap(),
+    let (env, obj) = apply_example(
+        "authset-example",
+        "xelion.json",
+        "authentication-settings.yaml",
+        "authenticationsettings/master-authentication",
     )
-    .unwrap();
-    let cluster = ensure_cluster();
-    // The CRDs before the first apply: on a fresh cluster, no operator has installed them yet.
-    support::operator::install_crds(cluster);
-    let ns = TestNamespace::new(cluster, "authset-example");
-    let sim = SimProcess::start(SimOptions {
-        client_id: "demo".into(),
-        client_secret: "demo-secret".into(),
-        ..SimOptions::default()
-    });
-    sim.seed(seed).await;
-    // The example targets the quick-start simulator's fixed port.
-    apply(
-        cluster,
-        &ns,
-        &manifest.replace("http://127.0.0.1:18080", sim.base_url()),
-    );
-    let _op = Operator::start(cluster, &ns, &[]);
-    let what = "authenticationsettings/master-authentication";
-    let obj = wait_condition(cluster, &ns, what, "Ready", "True", None, READY).await;
+    .await;
     assert_eq!(obj["status"]["externalId"], "master");
-    let state = sim.state().await;
+    let state = env.sim.state().await;
     let auth = &state["xelion"]["tenants"][0]["authentication"];
     assert_eq!(auth["securityDomain"], "ACME");
     assert_eq!(auth["openIdConnections"], json!(["1001", "1002"]));

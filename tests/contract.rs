@@ -14,9 +14,9 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::cluster::{Cluster, TestNamespace, ensure_cluster};
+use support::cluster::{Cluster, TestNamespace};
 use support::operator::{Operator, apply, condition, get_json, wait_condition, writes};
-use support::sim::{AUTH0_AUDIENCE, SimOptions, SimProcess};
+use support::sim::{AUTH0_AUDIENCE, SimProcess};
 
 const READY: Duration = Duration::from_secs(45);
 const GROUP_VERSION: &str = "identity.operator.dev/v1alpha1";
@@ -58,13 +58,8 @@ impl Env {
     /// theirs per case: their settings are one per IdentityApi), and the operator (`resync`
     /// between drift checks).
     async fn new(prefix: &str, resync: &str) -> Env {
-        let cluster = ensure_cluster();
-        support::operator::install_crds(cluster);
-        let ns = TestNamespace::new(cluster, prefix);
-        let sim = SimProcess::start(SimOptions {
-            extra_args: vec!["--boruta-oauth-rate-limit".into(), "0".into()],
-            ..SimOptions::default()
-        });
+        let (cluster, ns) = support::env::namespace(prefix);
+        let sim = SimProcess::start(support::kinds::identity_backend::options());
         sim.seed(json!({"boruta": {"roles": [
             {"id": ROLE_ADMIN, "name": "admin"}, {"id": ROLE_VIEWER, "name": "viewer"},
         ]}}))

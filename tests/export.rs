@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::chart::{documents, stream};
-use support::cluster::{Cluster, TestNamespace, ensure_cluster};
-use support::manifests::{examples, quickstart_sim};
-use support::operator::{Operator, count_writes, install_crds, wait_for};
+use support::env::{Env, quickstart};
+use support::manifests::examples;
+use support::operator::{Operator, count_writes, wait_for};
 use support::sim::{SimOptions, SimProcess};
 
 /// The examples' IdentityApis, by simulator API.
@@ -95,20 +95,12 @@ fn tenant() -> Value {
     })
 }
 
-struct Env {
-    cluster: &'static Cluster,
-    ns: TestNamespace,
-    sim: SimProcess,
-}
-
 impl Env {
-    async fn new(prefix: &str) -> Env {
-        let cluster = ensure_cluster();
-        install_crds(cluster);
-        let ns = TestNamespace::new(cluster, prefix);
-        let sim = quickstart_sim().await;
-        sim.seed(tenant()).await;
-        Env { cluster, ns, sim }
+    /// [`quickstart`]'s simulator with [`tenant`] on top.
+    async fn with_tenant(prefix: &str) -> Env {
+        let env = quickstart(prefix).await;
+        env.sim.seed(tenant()).await;
+        env
     }
 
     /// The examples' IdentityApis and Secrets (not their managed resources), pointed at this
@@ -181,10 +173,6 @@ impl Env {
         .await;
     }
 
-    async fn last_seq(&self) -> u64 {
-        self.sim.log().await["lastSeq"].as_u64().unwrap_or(0)
-    }
-
     async fn assert_no_write_since(&self, since: u64, when: &str) {
         for (api, _) in APIS {
             let log = self.sim.log_since(api, since).await;
@@ -211,7 +199,7 @@ fn count(yaml: &str, kind: &str) -> usize {
 
 #[tokio::test]
 async fn an_exported_tenant_is_managed_without_a_write() {
-    let env = Env::new("export").await;
+    let env = Env::with_tenant("export").await;
     env.ns
         .kubectl_stdin_ok(&["apply", "-f", "-"], &stream(&env.connections()));
     let _operator = Operator::start(env.cluster, &env.ns, &[]);

@@ -1,83 +1,31 @@
 //! End to end: IdentityBackend against the simulated Boruta admin API, on a real Kubernetes API
 //! server, with the operator binary driven the way a user drives it (kubectl).
+//!
+//! What every kind promises (Observe never writes, no write in steady state, a rejected spec
+//! is terminal until it changes, rate limits, crash-safe create) is tested over all kinds at
+//! once in `tests/reconcile_contract.rs`; this suite keeps what is particular to this vendor.
 
 mod support;
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
-use support::cluster::{Cluster, TestNamespace, ensure_cluster};
-use support::operator::{
-    Operator, apply, condition, count_writes, get_json, wait_condition, wait_for,
-};
-use support::sim::{SimOptions, SimProcess};
+use support::env::{Env, READY, external_id};
+use support::kinds::identity_backend::{ROLE, backend, backends, env, identity_api};
+use support::operator::{condition, wait_for};
 
-const READY: Duration = Duration::from_secs(45);
-const ROLE: &str = "6a2f41a3-c54c-4f2a-9e0c-0a0b0c0d0e01";
-
-struct Env {
-    cluster: &'static Cluster,
-    ns: TestNamespace,
-    sim: SimProcess,
-    op: Option<Operator>,
+/// What these tests read and change at Boruta.
+trait Boruta {
+    async fn backends(&self) -> Vec<Value>;
+    async fn backend(&self, id: &str) -> Option<Value>;
+    async fn edit_remote(&self, id: &str, changes: Value);
 }
 
-impl Env {
-    async fn new(prefix: &str) -> Env {
-        let cluster = ensure_cluster();
-        // The CRDs before the first apply: on a fresh cluster, no operator has installed them yet.
-        support::operator::install_crds(cluster);
-        let ns = TestNamespace::new(cluster, prefix);
-        let sim = SimProcess::start(SimOptions {
-            extra_args: vec!["--boruta-oauth-rate-limit".into(), "0".into()],
-            ..SimOptions::default()
-        });
-        sim.seed(json!({"boruta": {"roles": [{"id": ROLE, "name": "admin"}]}}))
-            .await;
-        let env = Env {
-            cluster,
-            ns,
-            sim,
-            op: None,
-        };
-        env.apply(&json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "boruta-client"},
-            "stringData": {"secret": env.sim.options.client_secret},
-        }));
-        env.apply(&identity_api(&env.sim, "boruta"));
-        env
-    }
-
-    fn start_operator(&mut self) {
-        self.op = Some(Operator::start(self.cluster, &self.ns, &[]));
-    }
-
-    fn apply(&self, doc: &Value) {
-        apply(self.cluster, &self.ns, &doc.to_string());
-    }
-
-    fn get(&self, what: &str) -> Option<Value> {
-        get_json(&self.ns, self.cluster, what)
-    }
-
-    async fn ready(&self, what: &str) -> Value {
-        wait_condition(self.cluster, &self.ns, what, "Ready", "True", None, READY).await
-    }
-
+impl Boruta for Env {
     async fn backends(&self) -> Vec<Value> {
-        self.sim.state().await["boruta"]["backends"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        backends(&self.sim).await
     }
 
     async fn backend(&self, id: &str) -> Option<Value> {
         self.backends().await.into_iter().find(|b| b["id"] == id)
-    }
-
-    async fn writes(&self) -> usize {
-        count_writes(&self.sim.log().await, "boruta")
     }
 
     /// Changes a backend behind the operator's back, through the vendor API itself.
@@ -97,43 +45,6 @@ impl Env {
             .unwrap();
         assert!(resp.status().is_success(), "remote edit: {}", resp.status());
     }
-
-    fn events(&self) -> String {
-        self.ns.kubectl_ok(&["get", "events", "-o", "json"])
-    }
-}
-
-fn identity_api(sim: &SimProcess, name: &str) -> Value {
-    json!({
-        "apiVersion": "identity.operator.dev/v1alpha1", "kind": "IdentityApi",
-        "metadata": {"name": name},
-        "spec": {
-            "provider": "boruta",
-            "url": sim.url("boruta"),
-            "auth": {"oauth2ClientCredentials": {
-                "tokenUrl": "oauth/token",
-                "clientId": sim.options.client_id,
-                "clientSecretRef": {"name": "boruta-client", "key": "secret"},
-                "scopes": ["identity-providers:manage:all"],
-            }},
-        },
-    })
-}
-
-fn backend(name: &str, spec: Value) -> Value {
-    let mut full = json!({
-        "apiRef": {"name": "boruta"},
-        "name": name,
-        "passwordHashingAlg": "argon2",
-    });
-    for (k, v) in spec.as_object().unwrap() {
-        full[k] = v.clone();
-    }
-    json!({
-        "apiVersion": "identity.operator.dev/v1alpha1", "kind": "IdentityBackend",
-        "metadata": {"name": name.to_lowercase().replace(' ', "-")},
-        "spec": full,
-    })
 }
 
 fn ldap_secret(password: &str) -> Value {
@@ -166,16 +77,9 @@ fn ldap_spec() -> Value {
     })
 }
 
-fn external_id(obj: &Value) -> String {
-    obj["status"]["externalId"]
-        .as_str()
-        .expect("externalId")
-        .to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn create_edit_drift_and_delete() {
-    let mut env = Env::new("idb-lifecycle").await;
+    let mut env = env("idb-lifecycle").await;
     env.apply(&ldap_secret("first-password"));
     env.apply(&backend("Corporate LDAP", ldap_spec()));
     env.start_operator();
@@ -211,13 +115,10 @@ async fn create_edit_drift_and_delete() {
     assert!(env.events().contains("created remote IdentityBackend"));
 
     // A spec edit reaches the API.
-    env.ns.kubectl_ok(&[
-        "patch",
+    env.patch(
         "identitybackend/corporate-ldap",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"ldapHost":"ldap2.example.com","roles":[]}}"#,
-    ]);
+        json!({"ldapHost":"ldap2.example.com","roles":[]}),
+    );
     wait_for(READY, "spec edit reaches the API", || async {
         let b = env.backend(&id).await?;
         (b["ldap_host"] == "ldap2.example.com" && b["roles"] == json!([])).then_some(())
@@ -235,7 +136,7 @@ async fn create_edit_drift_and_delete() {
         (b["ldap_host"] == "ldap2.example.com" && b["smtp_port"] == 587).then_some(())
     })
     .await;
-    let metrics = env.op.as_ref().unwrap().metrics().await;
+    let metrics = env.metrics().await;
     assert!(
         metrics.contains("identity_operator_drift_detected_total{kind=\"IdentityBackend\"}"),
         "{metrics}"
@@ -254,21 +155,14 @@ async fn create_edit_drift_and_delete() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn missing_secret_then_rotation() {
-    let mut env = Env::new("idb-secrets").await;
+    let mut env = env("idb-secrets").await;
     env.apply(&backend("Secret LDAP", ldap_spec()));
     env.start_operator();
 
     // No Secret yet: a clear condition and no write to the API.
-    let obj = wait_condition(
-        env.cluster,
-        &env.ns,
-        "identitybackend/secret-ldap",
-        "Ready",
-        "False",
-        Some("SecretNotFound"),
-        READY,
-    )
-    .await;
+    let obj = env
+        .condition("identitybackend/secret-ldap", "False", "SecretNotFound")
+        .await;
     let (_, _, message) = condition(&obj, "Ready").unwrap();
     assert!(message.contains("ldap-bind"), "{message}");
     assert_eq!(env.writes().await, 0);
@@ -297,65 +191,14 @@ async fn missing_secret_then_rotation() {
         !status.contains("password-"),
         "no secret value in status: {status}"
     );
-    let log = env.op.as_ref().unwrap().log();
+    let log = env.operator_log();
     assert!(!log.contains("password-one") && !log.contains("password-two"));
     assert!(!env.events().contains("password-two"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn observe_reports_drift_and_never_writes() {
-    let mut env = Env::new("idb-observe").await;
-    let seeded = env
-        .sim
-        .seed(json!({"boruta": {"backends": [{
-            "id": "0d4b7c1e-1111-4222-8333-444455556666",
-            "name": "Observed", "password_hashing_alg": "bcrypt", "smtp_port": 25,
-        }]}}))
-        .await;
-    assert!(seeded.is_object() || seeded.is_null());
-    env.apply(&backend(
-        "Observed",
-        json!({
-            "managementPolicy": "Observe",
-            "backendId": "0d4b7c1e-1111-4222-8333-444455556666",
-            "smtpPort": 587,
-        }),
-    ));
-    env.start_operator();
-    let obj = wait_condition(
-        env.cluster,
-        &env.ns,
-        "identitybackend/observed",
-        "Ready",
-        "False",
-        Some("Drifted"),
-        READY,
-    )
-    .await;
-    let drift = obj["status"]["drift"].to_string();
-    assert!(
-        drift.contains("spec.smtpPort") && drift.contains("spec.passwordHashingAlg"),
-        "{drift}"
-    );
-    assert!(
-        obj["metadata"]["finalizers"].is_null(),
-        "Observe holds no finalizer"
-    );
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(env.writes().await, 0, "Observe never writes");
-
-    env.ns
-        .kubectl_ok(&["delete", "identitybackend/observed", "--timeout=30s"]);
-    assert!(
-        env.backend("0d4b7c1e-1111-4222-8333-444455556666")
-            .await
-            .is_some()
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn adopts_by_name_without_duplicating_and_orphans_by_default() {
-    let mut env = Env::new("idb-adopt").await;
+    let mut env = env("idb-adopt").await;
     // As if an operator had crashed after creating the backend, before writing its status.
     env.sim
         .seed(json!({"boruta": {"backends": [{
@@ -389,102 +232,8 @@ async fn adopts_by_name_without_duplicating_and_orphans_by_default() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn rejected_spec_is_terminal_until_it_changes() {
-    let mut env = Env::new("idb-rejected").await;
-    env.apply(&backend(
-        "Bad Roles",
-        json!({"roles": [{"id": "00000000-dead-4bad-8bad-000000000000"}]}),
-    ));
-    env.start_operator();
-    let obj = wait_condition(
-        env.cluster,
-        &env.ns,
-        "identitybackend/bad-roles",
-        "Ready",
-        "False",
-        Some("Rejected"),
-        READY,
-    )
-    .await;
-    let (_, _, message) = condition(&obj, "Synced").unwrap();
-    assert!(
-        message.contains("422") && message.contains("roles"),
-        "{message}"
-    );
-    // Three resync intervals later the API has still seen a single attempt.
-    tokio::time::sleep(Duration::from_secs(7)).await;
-    assert_eq!(env.writes().await, 1, "no retry storm");
-
-    env.ns.kubectl_ok(&[
-        "patch",
-        "identitybackend/bad-roles",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"roles":[]}}"#,
-    ]);
-    env.ready("identitybackend/bad-roles").await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn rate_limited_calls_wait_and_converge() {
-    let mut env = Env::new("idb-429").await;
-    env.sim
-        .faults(json!({"api": "boruta", "burst429": 4}))
-        .await;
-    for i in 0..3 {
-        env.apply(&backend(&format!("Limited {i}"), json!({})));
-    }
-    env.start_operator();
-    for i in 0..3 {
-        env.ready(&format!("identitybackend/limited-{i}")).await;
-    }
-    let calls = env.sim.calls().await;
-    assert!(calls["boruta"].to_string().contains("\"429\""), "{calls}");
-    let metrics = env.op.as_ref().unwrap().metrics().await;
-    assert!(metrics.contains("identity_operator_identity_api_rate_limited_total{api=\"boruta\"}"));
-    assert_eq!(env.backends().await.len(), 4, "default + 3, no duplicate");
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn steady_state_makes_no_writes() {
-    let mut env = Env::new("idb-steady").await;
-    for i in 0..10 {
-        env.apply(&backend(
-            &format!("Steady {i}"),
-            json!({"smtpPort": 2500 + i}),
-        ));
-    }
-    env.start_operator();
-    for i in 0..10 {
-        env.ready(&format!("identitybackend/steady-{i}")).await;
-    }
-    let writes = env.writes().await;
-    let versions = env.ns.kubectl_ok(&[
-        "get",
-        "identitybackends",
-        "-o",
-        "jsonpath={.items[*].metadata.resourceVersion}",
-    ]);
-    // Three resync intervals (2 s each): reads only, and no status write.
-    tokio::time::sleep(Duration::from_secs(7)).await;
-    assert_eq!(
-        env.writes().await,
-        writes,
-        "no identity-API write in steady state"
-    );
-    let after = env.ns.kubectl_ok(&[
-        "get",
-        "identitybackends",
-        "-o",
-        "jsonpath={.items[*].metadata.resourceVersion}",
-    ]);
-    assert_eq!(versions, after, "no status write in steady state");
-    assert_eq!(env.writes().await, 10);
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn identity_api_reports_authentication_and_wrong_provider() {
-    let mut env = Env::new("idb-auth").await;
+    let mut env = env("idb-auth").await;
     env.apply(&json!({
         "apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "boruta-client"},
@@ -498,28 +247,13 @@ async fn identity_api_reports_authentication_and_wrong_provider() {
     env.apply(&wrong);
     env.start_operator();
 
-    let api = wait_condition(
-        env.cluster,
-        &env.ns,
-        "identityapi/boruta",
-        "Ready",
-        "False",
-        Some("AuthenticationFailed"),
-        READY,
-    )
-    .await;
+    let api = env
+        .condition("identityapi/boruta", "False", "AuthenticationFailed")
+        .await;
     let (_, _, message) = condition(&api, "Ready").unwrap();
     assert!(!message.contains("not-the-secret"), "{message}");
-    wait_condition(
-        env.cluster,
-        &env.ns,
-        "identitybackend/wrong",
-        "Ready",
-        "False",
-        Some("WrongProvider"),
-        READY,
-    )
-    .await;
+    env.condition("identitybackend/wrong", "False", "WrongProvider")
+        .await;
 
     env.apply(&json!({
         "apiVersion": "v1", "kind": "Secret",
@@ -531,36 +265,8 @@ async fn identity_api_reports_authentication_and_wrong_provider() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn crash_during_creation_never_duplicates() {
-    let mut env = Env::new("idb-crash").await;
-    env.sim
-        .faults(json!({"api": "boruta", "latencyMs": 40}))
-        .await;
-    for i in 0..15 {
-        env.apply(&backend(&format!("Crash {i}"), json!({})));
-    }
-    env.start_operator();
-    wait_for(READY, "first creations", || async {
-        (env.backends().await.len() >= 3).then_some(())
-    })
-    .await;
-    env.op.as_mut().unwrap().kill();
-    env.start_operator();
-    for i in 0..15 {
-        env.ready(&format!("identitybackend/crash-{i}")).await;
-    }
-    let backends = env.backends().await;
-    let mut names: Vec<&str> = backends.iter().filter_map(|b| b["name"].as_str()).collect();
-    names.sort();
-    let before = names.len();
-    names.dedup();
-    assert_eq!(before, names.len(), "duplicate backend names: {names:?}");
-    assert_eq!(names.len(), 16, "default + 15");
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn federated_client_secrets_come_from_secrets_never_from_the_spec() {
-    let mut env = Env::new("idb-federated").await;
+    let mut env = env("idb-federated").await;
     let idp = |value: &str| {
         json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "idp"},
                "stringData": {"google": value}})
@@ -587,16 +293,9 @@ async fn federated_client_secrets_come_from_secrets_never_from_the_spec() {
         sent(&env.backend(&id).await.unwrap()) == "first-idp-secret",
         "Boruta's client secret is not the Secret's"
     );
-    let refused = wait_condition(
-        env.cluster,
-        &env.ns,
-        "identitybackend/plain",
-        "Ready",
-        "False",
-        Some("InvalidSpec"),
-        READY,
-    )
-    .await;
+    let refused = env
+        .condition("identitybackend/plain", "False", "InvalidSpec")
+        .await;
     let (_, _, message) = condition(&refused, "Ready").unwrap();
     assert!(
         message.contains("federatedServers[google].client_secret")
@@ -622,7 +321,7 @@ async fn federated_client_secrets_come_from_secrets_never_from_the_spec() {
         .ns
         .kubectl_ok(&["get", "identitybackends", "-o", "json"]);
     let events = env.events();
-    let log = env.op.as_ref().unwrap().log();
+    let log = env.operator_log();
     for secret in ["first-idp-secret", "second-idp-secret", "plain-spec-secret"] {
         assert!(!events.contains(secret), "a secret in an Event");
         assert!(!log.contains(secret), "a secret in the operator's log");

@@ -13,11 +13,11 @@ use serde_json::{Value, json};
 use support::apis::{
     ORG, admin_app, backend, creating_apis, org_connection, secret, seed_connections,
 };
-use support::cluster::{Cluster, TestNamespace, ensure_cluster};
+use support::cluster::{Cluster, TestNamespace};
 use support::operator::{
     Operator, apply, condition, get_json, wait_condition, wait_event, wait_for,
 };
-use support::sim::{SimOptions, SimProcess};
+use support::sim::SimProcess;
 
 const READY: Duration = Duration::from_secs(60);
 /// The paths the three kinds create on, after each API's prefix.
@@ -37,13 +37,8 @@ impl Env {
     /// The three IdentityApis (2 s timeout), tenant connections `con_0`..`con_9`, and a bind
     /// password no output may ever show.
     async fn new(prefix: &str) -> Env {
-        let cluster = ensure_cluster();
-        support::operator::install_crds(cluster);
-        let ns = TestNamespace::new(cluster, prefix);
-        let sim = SimProcess::start(SimOptions {
-            extra_args: vec!["--boruta-oauth-rate-limit".into(), "0".into()],
-            ..SimOptions::default()
-        });
+        let (cluster, ns) = support::env::namespace(prefix);
+        let sim = SimProcess::start(support::kinds::identity_backend::options());
         seed_connections(&sim, 0..10).await;
         let ldap_password = format!("bind-{:032x}", rand::rng().random::<u128>());
         let env = Env {

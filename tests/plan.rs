@@ -14,12 +14,12 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::chart::stream;
 use support::cluster::{Cluster, TestNamespace, ensure_cluster};
-use support::manifests::{examples, quickstart_sim};
+use support::env::{Env, quickstart};
+use support::manifests::examples;
 use support::operator::{
-    E2E_NAMESPACE, Operator, count_writes, install_crds, operator_kubeconfig,
-    service_account_kubeconfig, wait_condition,
+    E2E_NAMESPACE, Operator, count_writes, operator_kubeconfig, service_account_kubeconfig,
+    wait_condition,
 };
-use support::sim::SimProcess;
 
 const READY: Duration = Duration::from_secs(60);
 const APIS: [&str; 5] = ["boruta", "auth0", "vcd", "entrust", "xelion"];
@@ -40,22 +40,7 @@ const SECRET_VALUES: [&str; 5] = [
     "rotated-vcd-bind",
 ];
 
-struct Env {
-    cluster: &'static Cluster,
-    ns: TestNamespace,
-    sim: SimProcess,
-}
-
 impl Env {
-    /// A namespace and a simulator seeded as the quick start seeds it.
-    async fn new(prefix: &str) -> Env {
-        let cluster = ensure_cluster();
-        install_crds(cluster);
-        let ns = TestNamespace::new(cluster, prefix);
-        let sim = quickstart_sim().await;
-        Env { cluster, ns, sim }
-    }
-
     /// The examples' documents, pointed at this simulator.
     fn examples(&self) -> Vec<Value> {
         examples(&self.sim)
@@ -82,11 +67,6 @@ impl Env {
 
     fn plan_cluster(&self) -> Planned {
         self.plan(&["--from-cluster", "-o", "json"], None)
-    }
-
-    /// The highest sequence number of the simulator's call log.
-    async fn last_seq(&self) -> u64 {
-        self.sim.log().await["lastSeq"].as_u64().unwrap_or(0)
     }
 
     /// No identity-API write since `since`, and at least one read of every API.
@@ -287,7 +267,7 @@ fn change<'a>(planned: &'a Value, path: &str) -> &'a Value {
 
 #[tokio::test]
 async fn every_action_for_every_kind_and_not_one_write() {
-    let env = Env::new("plan-actions").await;
+    let env = quickstart("plan-actions").await;
     let docs = env.examples();
     let before = env.last_seq().await;
 
@@ -467,7 +447,7 @@ async fn every_action_for_every_kind_and_not_one_write() {
 
 #[tokio::test]
 async fn stdin_a_helm_rendered_chart_and_the_kubectl_plugin_plan_like_the_files() {
-    let env = Env::new("plan-inputs").await;
+    let env = quickstart("plan-inputs").await;
     let docs = env.examples();
     let files = env.plan_docs(&docs);
 

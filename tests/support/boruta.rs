@@ -7,32 +7,20 @@ use serde_json::{Value, json};
 
 use super::chart::merge;
 use super::cluster::{Cluster, TestNamespace};
+use super::kinds::identity_backend::identity_api;
+use super::kinds::secret;
 use super::operator::{apply, wait_condition};
 use super::sim::{SimOptions, SimProcess};
 
 /// The Secret and the IdentityApi `boruta` of the simulator's Boruta, `extra` merged into the
 /// IdentityApi's spec.
 pub fn connection(sim: &SimProcess, extra: Value) -> [Value; 2] {
-    let secret = json!({
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "boruta-client"},
-        "stringData": {"secret": sim.options.client_secret},
-    });
-    let mut spec = json!({
-        "provider": "boruta",
-        "url": sim.url("boruta"),
-        "auth": {"oauth2ClientCredentials": {
-            "tokenUrl": "oauth/token",
-            "clientId": sim.options.client_id,
-            "clientSecretRef": {"name": "boruta-client", "key": "secret"},
-            "scopes": ["identity-providers:manage:all"],
-        }},
-    });
-    merge(&mut spec, &extra);
-    let api = json!({
-        "apiVersion": "identity.operator.dev/v1alpha1", "kind": "IdentityApi",
-        "metadata": {"name": "boruta"},
-        "spec": spec,
-    });
+    let secret = secret(
+        "boruta-client",
+        json!({"secret": sim.options.client_secret}),
+    );
+    let mut api = identity_api(sim, "boruta");
+    merge(&mut api["spec"], &extra);
     [secret, api]
 }
 

@@ -4,6 +4,8 @@ pub mod apis;
 pub mod boruta;
 pub mod chart;
 pub mod cluster;
+pub mod env;
+pub mod kinds;
 pub mod manifests;
 pub mod operator;
 pub mod sim;
