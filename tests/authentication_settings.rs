@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use support::env::{Env, READY, apply_example};
 use support::kinds::authentication_settings::{env, login_secret, settings, tenant};
 use support::operator::{condition, wait_for};
-use support::sim::SimOptions;
+use support::sim::{SimOptions, answer};
 
 const AUTH_PATH: &str = "/xelion/api/v1/master/server/authentication";
 
@@ -69,19 +69,12 @@ impl Xelion for Env {
     async fn edit_remote(&self, operations: Value) {
         let http = reqwest::Client::new();
         let base = format!("{}/api/v1/master", self.sim.url("xelion"));
-        let session: Value = http
-            .post(format!("{base}/me/login"))
-            .json(&json!({
-                "userName": self.sim.options.client_id,
-                "password": self.sim.options.client_secret,
-                "userSpace": format!("test-{}", rand::random::<u32>()),
-            }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let session: Value = answer(http.post(format!("{base}/me/login")).json(&json!({
+            "userName": self.sim.options.client_id,
+            "password": self.sim.options.client_secret,
+            "userSpace": format!("test-{}", rand::random::<u32>()),
+        })))
+        .await;
         let token = session["authentication"].as_str().expect("logged in");
         let resp = http
             .patch(format!("{base}/server/authentication"))

@@ -15,6 +15,7 @@ use support::kinds::ldap_settings::{
     ORG, defined, env, existing, ldap_settings, password as secret, remote,
 };
 use support::operator::{condition, wait_for};
+use support::sim::answer;
 
 const MEDIA_TYPE: &str = "application/json;version=9.1.0";
 
@@ -62,16 +63,12 @@ impl Vcd for Env {
             .unwrap()
             .to_owned();
         let url = format!("{vcd}/cloudapi/v1/orgSettings/ldap");
-        let mut settings: Value = http
-            .get(&url)
-            .bearer_auth(&token)
-            .header("Accept", MEDIA_TYPE)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let mut settings: Value = answer(
+            http.get(&url)
+                .bearer_auth(&token)
+                .header("Accept", MEDIA_TYPE),
+        )
+        .await;
         changes(&mut settings);
         let resp = http
             .put(&url)

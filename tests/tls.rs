@@ -78,6 +78,10 @@ async fn certificate_verification_follows_the_configured_ca() {
     });
     apply(cluster, &ns, &api.to_string());
     let op = Operator::start(cluster, &ns, &[]);
+    let boruta_ready = |status: &'static str, reason: &'static str| {
+        let what = "identityapi/boruta";
+        wait_condition(cluster, &ns, what, "Ready", status, Some(reason), READY)
+    };
 
     // 1. No CA configured: the system roots do not know the test CA.
     let untrusted = |obj: &Value| {
@@ -91,16 +95,7 @@ async fn certificate_verification_follows_the_configured_ca() {
         assert!(!message.contains("Custom {"), "{message}");
         message
     };
-    let obj = wait_condition(
-        cluster,
-        &ns,
-        "identityapi/boruta",
-        "Ready",
-        "False",
-        Some("CertificateNotTrusted"),
-        READY,
-    )
-    .await;
+    let obj = boruta_ready("False", "CertificateNotTrusted").await;
     let message = untrusted(&obj);
     assert!(
         message.contains(sim.base_url()),
@@ -111,30 +106,12 @@ async fn certificate_verification_follows_the_configured_ca() {
     apply(cluster, &ns, &ca_secret(&issuer_pem).to_string());
     api["spec"]["tls"] = json!({"caSecretRef": {"name": "api-ca", "key": "ca.crt"}});
     apply(cluster, &ns, &api.to_string());
-    wait_condition(
-        cluster,
-        &ns,
-        "identityapi/boruta",
-        "Ready",
-        "True",
-        Some("Authenticated"),
-        READY,
-    )
-    .await;
+    boruta_ready("True", "Authenticated").await;
 
     // 3. The Secret now holds another CA: not trusted again, without any spec change.
     let (_, wrong_pem) = ca("some other CA");
     apply(cluster, &ns, &ca_secret(&wrong_pem).to_string());
-    let obj = wait_condition(
-        cluster,
-        &ns,
-        "identityapi/boruta",
-        "Ready",
-        "False",
-        Some("CertificateNotTrusted"),
-        READY,
-    )
-    .await;
+    let obj = boruta_ready("False", "CertificateNotTrusted").await;
     untrusted(&obj);
     let events = ns.kubectl_ok(&["get", "events", "-o", "json"]);
     assert!(

@@ -141,20 +141,16 @@ impl SimProcess {
 
     /// An Entrust admin API token for an application; `None` when Entrust refuses the pair.
     pub async fn entrust_token(&self, application_id: &str, shared_secret: &str) -> Option<String> {
-        let answer: Value = self
-            .http
-            .post(format!(
-                "{}/api/web/v1/adminapi/authenticate",
-                self.url("entrust")
-            ))
-            .json(&json!({"applicationId": application_id, "sharedSecret": shared_secret}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        answer["authToken"].as_str().map(str::to_owned)
+        let reply: Value = answer(
+            self.http
+                .post(format!(
+                    "{}/api/web/v1/adminapi/authenticate",
+                    self.url("entrust")
+                ))
+                .json(&json!({"applicationId": application_id, "sharedSecret": shared_secret})),
+        )
+        .await;
+        reply["authToken"].as_str().map(str::to_owned)
     }
 
     pub async fn state(&self) -> Value {
@@ -269,4 +265,9 @@ impl Drop for SimProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends a test's own request and reads the answer as JSON.
+pub async fn answer(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
 }
