@@ -132,11 +132,12 @@ struct RunArgs {
     /// Lease duration in seconds: how long a dead leader blocks the others.
     #[arg(long, env = "IDENTITY_OPERATOR_LEASE_DURATION", default_value_t = 15)]
     lease_duration_seconds: u64,
-    /// Reconciles running at once, per kind.
+    /// Reconciles running at once, per kind (the others wait their turn, first due first).
     #[arg(
         long,
         env = "IDENTITY_OPERATOR_MAX_CONCURRENT_RECONCILES",
-        default_value_t = 64
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u16).range(1..)
     )]
     max_concurrent_reconciles: u16,
     /// How long a deletion may wait for a missing IdentityApi or credentials before the remote
