@@ -10,6 +10,7 @@ use std::time::Duration;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use serde_json::{Value, json};
 use support::cluster::{TestNamespace, ensure_cluster};
+use support::kinds::identity_backend;
 use support::operator::{Operator, apply, condition, wait_condition};
 use support::sim::{SimOptions, SimProcess};
 
@@ -60,22 +61,9 @@ async fn certificate_verification_follows_the_configured_ca() {
 
     support::operator::install_crds(cluster);
     let ns = TestNamespace::new(cluster, "tls");
-    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "boruta-client"},
-                        "stringData": {"secret": sim.options.client_secret}});
+    // The Boruta connection of the kind suites: its client Secret and IdentityApi.
+    let [secret, mut api] = identity_backend::connection(&sim).try_into().unwrap();
     apply(cluster, &ns, &secret.to_string());
-    let mut api = json!({
-        "apiVersion": "identity.operator.dev/v1alpha1", "kind": "IdentityApi",
-        "metadata": {"name": "boruta"},
-        "spec": {
-            "provider": "boruta",
-            "url": sim.url("boruta"),
-            "auth": {"oauth2ClientCredentials": {
-                "tokenUrl": "oauth/token", "clientId": sim.options.client_id,
-                "clientSecretRef": {"name": "boruta-client", "key": "secret"},
-                "scopes": ["identity-providers:manage:all"],
-            }},
-        },
-    });
     apply(cluster, &ns, &api.to_string());
     let op = Operator::start(cluster, &ns, &[]);
     let boruta_ready = |status: &'static str, reason: &'static str| {
