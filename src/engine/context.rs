@@ -14,6 +14,7 @@ use super::connector::Connector;
 use super::dependents::Dependents;
 use super::events::Events;
 use super::key::ObjectKey;
+use super::lean::Lean;
 use super::memo::Memo;
 use super::reader::Reader;
 use super::secrets::SecretVersions;
@@ -98,19 +99,19 @@ impl Context {
     }
 
     /// Makes the watch cache of kind `K` available to reconciles of other objects.
-    pub fn register_store<K: Managed>(&self, store: Store<K>) {
+    pub fn register_store<K: Managed>(&self, store: Store<Lean<K>>) {
         self.stores
             .lock()
             .expect("lock")
             .insert(TypeId::of::<K>(), Box::new(store));
     }
 
-    pub fn store<K: Managed>(&self) -> Option<Store<K>> {
+    pub fn store<K: Managed>(&self) -> Option<Store<Lean<K>>> {
         self.stores
             .lock()
             .expect("lock")
             .get(&TypeId::of::<K>())
-            .and_then(|s| s.downcast_ref::<Store<K>>())
+            .and_then(|s| s.downcast_ref::<Store<Lean<K>>>())
             .cloned()
     }
 

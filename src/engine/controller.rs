@@ -14,6 +14,7 @@ use kube::runtime::controller::{self, Action};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
+use rand::seq::SliceRandom;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -22,6 +23,7 @@ use tracing::warn;
 use super::cleanup::holds_connection;
 use super::dependents::Target;
 use super::key::kind_of;
+use super::lean::Lean;
 use super::reconcile::{error_policy, reconcile};
 use super::usage::{Feed, Use};
 use super::{Adapter, Context, Error, Managed, ObjectKey, PAUSED_ANNOTATION};
@@ -170,7 +172,7 @@ pub async fn run_kind<A: Adapter>(
     concurrency: u16,
     shutdown: Shutdown,
 ) {
-    let (reader, writer) = reflector::store();
+    let (reader, writer) = reflector::store::<Lean<A::Resource>>();
     let handover = ctx.clone();
     let feed = ctx.usage.feed();
     let stream = watcher(
@@ -179,7 +181,6 @@ pub async fn run_kind<A: Adapter>(
     )
     .backoff(watch_backoff())
     .modify(slim)
-    .reflect(writer)
     .inspect_ok(move |event| {
         if let watcher::Event::Apply(res) | watcher::Event::InitApply(res) = event {
             handover.memo.seen(res);
@@ -188,28 +189,88 @@ pub async fn run_kind<A: Adapter>(
         forget_deleted(&handover.metrics, kind_of::<A::Resource>(), event);
         // A settings singleton without a finalizer is gone without a cleanup reconcile: the
         // next resource waiting for its IdentityApi may take over now, not at its resync.
+        // (The cache drops it below, in the same poll, before that reconcile can start.)
         if let (true, watcher::Event::Delete(res)) = (A::SINGLETON, event) {
             let ns = res.namespace().unwrap_or_default();
             let target = handover.connector.target(&ns, &res.common().api_ref);
             handover.dependents.trigger(&target);
         }
     })
+    .map_ok(lean)
+    .reflect(writer)
     .applied_objects()
     .predicate_filter(significant_change, Default::default());
     let (tx, rx) = mpsc::unbounded_channel();
-    ctx.dependents.register(kind_of::<A::Resource>(), tx);
+    ctx.dependents
+        .register(kind_of::<A::Resource>(), tx.clone());
     ctx.metrics.kind_started(kind_of::<A::Resource>());
     ctx.register_store(reader.clone());
+    let sweep = tokio::spawn(sweep(reader.clone(), tx, ctx.settings.resync));
     let turns = in_turn::<A>(concurrency, reader.clone(), shutdown.clone());
     Controller::for_stream(stream, reader)
         // Unbounded here: `in_turn` limits how many run at once, in the order they came due.
         .with_config(controller::Config::default().concurrency(0))
         .reconcile_on(requeues(rx))
         .graceful_shutdown_on(shutdown)
-        .run(turns, error_policy::<A>, ctx.clone())
+        .run(turns, lean_error_policy::<A>, ctx.clone())
         .for_each(|_| future::ready(()))
         .await;
+    sweep.abort();
 }
+
+/// A watch event with the object as the cache keeps it.
+fn lean<K: Managed>(event: watcher::Event<K>) -> watcher::Event<Lean<K>> {
+    use watcher::Event::*;
+    match event {
+        Apply(obj) => Apply(Lean::new(&obj)),
+        InitApply(obj) => InitApply(Lean::new(&obj)),
+        Delete(obj) => Delete(Lean::new(&obj)),
+        Init => Init,
+        InitDone => InitDone,
+    }
+}
+
+/// The drift check: every resource is reconciled again once per `resync`, the whole cache
+/// spread evenly over the interval. One task per kind does it, instead of one timer per
+/// resource in kube-runtime's scheduler (a key, a copy of the object's reference and a
+/// delay-queue slot each: about 1 KiB per resource), and the checks of a cluster's resources
+/// are spread over the interval whatever their start. A resource waiting on something else
+/// (a backoff, a rate limit, an IdentityApi) still has its own timer.
+async fn sweep<K: Managed>(
+    store: reflector::Store<Lean<K>>,
+    tx: mpsc::UnboundedSender<(String, String)>,
+    resync: std::time::Duration,
+) {
+    until_ready(&store).await;
+    // The first round after one interval: the initial list has just reconciled everything.
+    tokio::time::sleep(resync).await;
+    loop {
+        let mut due = store.state();
+        // The order of the cache is a hash's: shuffle, so no resource is always checked last.
+        due.shuffle(&mut rand::rng());
+        // A round takes the interval: one resource every `step`, in batches 10 ms apart at most
+        // (not a timer per resource).
+        let step = resync / u32::try_from(due.len().max(1)).unwrap_or(u32::MAX);
+        let tick = step.max(std::time::Duration::from_millis(10));
+        let per_tick = (tick.as_nanos() / step.as_nanos().max(1)).max(1) as usize;
+        let round = tokio::time::Instant::now();
+        for (i, batch) in due.chunks(per_tick).enumerate() {
+            tokio::time::sleep_until(round + tick * u32::try_from(i).unwrap_or(u32::MAX)).await;
+            for obj in batch {
+                if tx
+                    .send((obj.namespace().unwrap_or_default(), obj.name_any()))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+        tokio::time::sleep_until(round + resync).await;
+    }
+}
+
+/// A reconcile as `in_turn` hands it to kube-runtime's controller.
+type Reconciling = BoxFuture<'static, Result<Action, Error>>;
 
 /// The reconcile of one kind, at most `concurrency` at a time, started in the order they came
 /// due. kube-runtime's runner, once at its limit, keeps the requests that come due in a hash set
@@ -219,12 +280,13 @@ pub async fn run_kind<A: Adapter>(
 /// resources without a first reconcile after 13 minutes). So the runner starts every request at
 /// once and each waits here for a permit of a FIFO semaphore. A waiting request is small (the
 /// reconcile's own future is made once it has the permit); it reads the object again from the
-/// store when its turn comes, and gives way to a shutdown (the next leader lists everything).
+/// store when its turn comes (decoding it from the cache's JSON), and gives way to a shutdown
+/// (the next leader lists everything).
 fn in_turn<A: Adapter>(
     concurrency: u16,
-    store: reflector::Store<A::Resource>,
+    store: reflector::Store<Lean<A::Resource>>,
     shutdown: Shutdown,
-) -> impl FnMut(Arc<A::Resource>, Arc<Context>) -> BoxFuture<'static, Result<Action, Error>> {
+) -> impl FnMut(Arc<Lean<A::Resource>>, Arc<Context>) -> Reconciling {
     let permits = Arc::new(Semaphore::new(usize::from(concurrency.max(1))));
     move |res, ctx| {
         let (permits, store, shutdown) = (permits.clone(), store.clone(), shutdown.clone());
@@ -233,14 +295,29 @@ fn in_turn<A: Adapter>(
                 permit = permits.acquire_owned() => permit.expect("the semaphore is never closed"),
                 () = shutdown => return Ok(Action::await_change()),
             };
-            match store.get(&ObjectRef::from_obj(res.as_ref())) {
-                Some(res) => reconcile::<A>(res, ctx).boxed().await,
-                // Deleted while it waited (and without a finalizer): nothing to do.
-                None => Ok(Action::await_change()),
-            }
+            // Deleted while it waited (and without a finalizer): nothing to do.
+            let Some(cached) = store.get(&ObjectRef::from_obj(res.as_ref())) else {
+                return Ok(Action::await_change());
+            };
+            // It was encoded from a typed object a moment ago: this does not fail in practice.
+            let res = cached.decode().map_err(kube::Error::SerdeError)?;
+            reconcile::<A>(Arc::new(res), ctx).boxed().await
         }
         .boxed()
     }
+}
+
+fn lean_error_policy<A: Adapter>(
+    res: Arc<Lean<A::Resource>>,
+    err: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    let key = ObjectKey {
+        kind: kind_of::<A::Resource>(),
+        namespace: res.namespace().unwrap_or_default(),
+        name: res.name_any(),
+    };
+    error_policy(&key, err, &ctx)
 }
 
 /// Tells the usage index what a watch event says about the connection of a resource.
@@ -286,4 +363,62 @@ pub fn watch_backoff() -> impl kube::runtime::utils::Backoff {
         kube::runtime::watcher::ExponentialBackoff::from(exponential),
         Duration::from_secs(120),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kinds::identity_backend::IdentityBackend;
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    fn backend(i: usize) -> Lean<IdentityBackend> {
+        let obj: IdentityBackend = serde_json::from_value(serde_json::json!({
+            "apiVersion": "identity.operator.dev/v1alpha1",
+            "kind": "IdentityBackend",
+            "metadata": {"name": format!("b-{i}"), "namespace": "ns"},
+            "spec": {"apiRef": {"name": "boruta"}, "name": "B", "type": "Ldap"},
+        }))
+        .expect("a valid IdentityBackend");
+        Lean::new(&obj)
+    }
+
+    /// Every cached resource is sent once per interval, the sends spread over it.
+    #[tokio::test]
+    async fn the_sweep_checks_every_resource_once_per_interval_spread_over_it() {
+        let (store, mut writer) = reflector::store();
+        writer.apply_watcher_event(&watcher::Event::Init);
+        for i in 0..40 {
+            writer.apply_watcher_event(&watcher::Event::InitApply(backend(i)));
+        }
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let resync = Duration::from_millis(800);
+        let started = tokio::time::Instant::now();
+        let task = tokio::spawn(sweep(store, tx, resync));
+        let mut seen: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
+        while started.elapsed() < resync * 2 + Duration::from_millis(200) {
+            if let Ok(Some((ns, name))) =
+                tokio::time::timeout(Duration::from_millis(20), rx.recv()).await
+            {
+                assert_eq!(ns, "ns");
+                seen.entry(name).or_default().push(started.elapsed());
+            }
+        }
+        task.abort();
+        assert_eq!(seen.len(), 40, "every resource is checked");
+        let first: Vec<Duration> = seen.values().map(|at| at[0]).collect();
+        let (earliest, latest) = (first.iter().min().unwrap(), first.iter().max().unwrap());
+        // Nothing in the first interval (the initial list reconciled everything), then one
+        // round spread over the second.
+        assert!(*earliest >= resync, "{earliest:?}");
+        assert!(
+            *latest - *earliest >= resync / 2,
+            "{earliest:?}..{latest:?}"
+        );
+        for (name, at) in &seen {
+            // The next round may have begun: once or twice, never more.
+            assert!(at.len() <= 2, "{name} checked once per round: {at:?}");
+        }
+    }
 }

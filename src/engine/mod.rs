@@ -21,6 +21,7 @@ pub mod events;
 pub mod export;
 pub mod finalizer;
 pub mod key;
+pub mod lean;
 pub mod memo;
 pub mod preview;
 pub mod protection;

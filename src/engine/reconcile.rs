@@ -20,6 +20,7 @@ use super::dependents::Target;
 use super::diff::fingerprint;
 use super::finalizer::{creation_recorded, ensure_finalizer, has_finalizer, is_paused};
 use super::key::kind_of;
+use super::lean::decoded;
 use super::report::{self, Outcome};
 use super::spec::{HasConditions, ManagedStatus, ManagementPolicy, SecretKeyRef};
 use super::status::{now, write_if_changed};
@@ -79,11 +80,10 @@ fn take_turn<A: Adapter>(ctx: &Context, res: &A::Resource, key: &ObjectKey) -> O
 }
 
 /// kube-runtime calls this only for errors `reconcile` could not report itself (status writes).
-pub fn error_policy<A: Adapter>(res: Arc<A::Resource>, err: &Error, ctx: Arc<Context>) -> Action {
-    let key = ObjectKey::of(kind_of::<A::Resource>(), res.as_ref());
+pub fn error_policy(key: &ObjectKey, err: &Error, ctx: &Context) -> Action {
     warn!(kind = key.kind, namespace = %key.namespace, object = %key.name, error = %err, "reconcile failed");
     ctx.metrics.reconcile_error(key.kind, err.reason().as_str());
-    Action::requeue(ctx.next_backoff(&key))
+    Action::requeue(ctx.next_backoff(key))
 }
 
 async fn apply<A: Adapter>(
@@ -123,7 +123,8 @@ async fn apply<A: Adapter>(
     }
     Ok(action.unwrap_or_else(|| {
         ctx.reset_backoff(key);
-        Action::requeue(ctx.resync())
+        // The drift check comes from the kind's sweep (`controller::sweep`), not a timer.
+        Action::await_change()
     }))
 }
 
@@ -571,14 +572,12 @@ fn check_singleton<A: Adapter>(ctx: &Context, res: &A::Resource, ns: &str) -> Re
             r.name_any(),
         )
     };
-    let owner = store
-        .state()
-        .into_iter()
+    let owner = decoded(store.state())
         .filter(|r| r.namespace().as_deref() == Some(ns) && &r.common().api_ref.name == api)
         // An owner being deleted keeps the settings until its own cleanup (for example
         // disabling them) is done and its finalizer is gone.
-        .filter(|r| r.meta().deletion_timestamp.is_none() || has_finalizer(r.as_ref()))
-        .min_by_key(|r| age(r));
+        .filter(|r| r.meta().deletion_timestamp.is_none() || has_finalizer(r))
+        .min_by_key(age);
     match owner {
         Some(owner) if owner.name_any() != res.name_any() => Err(Error::Conflict(format!(
             "{} {:?} already manages the settings of IdentityApi {api:?}; only one may",

@@ -18,6 +18,7 @@ use super::conditions::Reason;
 use super::controller::{Scope, Shutdown, run_kind};
 use super::export::{Exported, check};
 use super::key::kind_of;
+use super::lean::Lean;
 use super::preview::{Preview, preview};
 use super::{Adapter, Context, Error};
 use crate::identity::{IdentityClient, Provider};
@@ -92,11 +93,11 @@ where
     }
 
     fn register(&self, ctx: &Context, objs: Vec<Value>) {
-        let (store, mut writer) = reflector::store::<A::Resource>();
+        let (store, mut writer) = reflector::store::<Lean<A::Resource>>();
         writer.apply_watcher_event(&watcher::Event::Init);
         for obj in objs {
             if let Ok(res) = serde_json::from_value::<A::Resource>(obj) {
-                writer.apply_watcher_event(&watcher::Event::InitApply(res));
+                writer.apply_watcher_event(&watcher::Event::InitApply(Lean::new(&res)));
             }
         }
         writer.apply_watcher_event(&watcher::Event::InitDone);

@@ -183,8 +183,8 @@ pub fn next_attempt(ctx: &Context, key: &ObjectKey, err: &Error) -> Action {
     match err.next() {
         Next::Backoff => Action::requeue(ctx.next_backoff(key)),
         Next::After(d) => Action::requeue(super::jitter(d, 0.1) + Duration::from_millis(50)),
-        // A change of the resource, its IdentityApi or a Secret requeues it at once; the slow
-        // resync is only a safety net.
-        Next::WaitForChange => Action::requeue(ctx.resync()),
+        // A change of the resource, its IdentityApi or a Secret requeues it at once; the kind's
+        // drift sweep (`controller::sweep`) is only a safety net.
+        Next::WaitForChange => Action::await_change(),
     }
 }
