@@ -1,8 +1,9 @@
 //! What the watch cache keeps of a managed object: its compact JSON, and beside it only the
 //! metadata that kube-runtime's controller and the engine's trigger filter read without
-//! decoding (name, namespace, generation, deletion, the pause annotation). Not the uid and
-//! resourceVersion: kube-runtime copies those into each cache key and each queued request,
-//! and nothing there reads them.
+//! decoding (name, namespace, uid, generation, deletion, the pause annotation). The uid tells
+//! kube-runtime's trigger filter a resource deleted and made again under the same name from
+//! the old one. Not the resourceVersion: kube-runtime copies it into each cache key and each
+//! queued request, and nothing there reads it.
 //!
 //! A typed object is about three times the size of its JSON (every `String` and map of its
 //! metadata, spec and status is an allocation of its own, and `ObjectMeta` alone is hundreds of
@@ -39,6 +40,7 @@ impl<K: Managed> Lean<K> {
         let meta = ObjectMeta {
             name: m.name.clone(),
             namespace: m.namespace.clone(),
+            uid: m.uid.clone(),
             generation: m.generation,
             deletion_timestamp: m.deletion_timestamp.clone(),
             annotations: paused,
@@ -151,7 +153,8 @@ mod tests {
         let m = lean.meta();
         assert_eq!(m.name.as_deref(), Some("b"));
         assert_eq!(m.namespace.as_deref(), Some("ns"));
-        assert!(m.uid.is_none() && m.resource_version.is_none());
+        assert_eq!(m.uid.as_deref(), Some("u-1"));
+        assert!(m.resource_version.is_none());
         assert_eq!(m.generation, Some(3));
         assert_eq!(
             m.annotations,
