@@ -205,8 +205,15 @@ pub async fn run_kind<A: Adapter>(
         .register(kind_of::<A::Resource>(), tx.clone());
     ctx.metrics.kind_started(kind_of::<A::Resource>());
     ctx.register_store(reader.clone());
-    let sweep = tokio::spawn(sweep(reader.clone(), tx, ctx.settings.resync));
-    let turns = in_turn::<A>(concurrency, reader.clone(), shutdown.clone());
+    // Drift checks hold at most a quarter of the turns: a change queues behind that many.
+    let checks = Arc::new(Checks::new(usize::from(concurrency / 4)));
+    let sweep = tokio::spawn(sweep(
+        reader.clone(),
+        tx,
+        ctx.settings.resync,
+        checks.clone(),
+    ));
+    let turns = in_turn::<A>(concurrency, reader.clone(), checks, shutdown.clone());
     Controller::for_stream(stream, reader)
         // Unbounded here: `in_turn` limits how many run at once, in the order they came due.
         .with_config(controller::Config::default().concurrency(0))
@@ -230,42 +237,69 @@ fn lean<K: Managed>(event: watcher::Event<K>) -> watcher::Event<Lean<K>> {
     }
 }
 
-/// The drift check: every resource is reconciled again once per `resync`, the whole cache
-/// spread evenly over the interval. One task per kind does it, instead of one timer per
-/// resource in kube-runtime's scheduler (a key, a copy of the object's reference and a
-/// delay-queue slot each: about 1 KiB per resource), and the checks of a cluster's resources
-/// are spread over the interval whatever their start. A resource waiting on something else
-/// (a backoff, a rate limit, an IdentityApi) still has its own timer.
+/// The drift check: every resource of the kind is reconciled again once per `resync`, by one
+/// task per kind instead of one timer per resource in kube-runtime's scheduler (a key, a copy
+/// of the object's reference and a delay-queue slot each: about 1 KiB per resource). A round
+/// is sent at once, so that its lookups share the identity APIs' list snapshots (a round
+/// spread over the interval made a list call of every list endpoint every 2 s); the checks
+/// then take their turns behind changes (`in_turn`). A resource waiting on something else (a
+/// backoff, a rate limit, an IdentityApi) still has its own timer.
 async fn sweep<K: Managed>(
     store: reflector::Store<Lean<K>>,
     tx: mpsc::UnboundedSender<(String, String)>,
     resync: std::time::Duration,
+    checks: Arc<Checks>,
 ) {
     until_ready(&store).await;
-    // The first round after one interval: the initial list has just reconciled everything.
-    tokio::time::sleep(resync).await;
+    let mut round = tokio::time::Instant::now();
     loop {
-        let mut due = store.state();
+        // The first round after one interval: the initial list has just reconciled everything.
+        round += resync;
+        tokio::time::sleep_until(round).await;
+        let mut due: Vec<(String, String)> = store
+            .state()
+            .iter()
+            .map(|obj| (obj.namespace().unwrap_or_default(), obj.name_any()))
+            .collect();
         // The order of the cache is a hash's: shuffle, so no resource is always checked last.
         due.shuffle(&mut rand::rng());
-        // A round takes the interval: one resource every `step`, in batches 10 ms apart at most
-        // (not a timer per resource).
-        let step = resync / u32::try_from(due.len().max(1)).unwrap_or(u32::MAX);
-        let tick = step.max(std::time::Duration::from_millis(10));
-        let per_tick = (tick.as_nanos() / step.as_nanos().max(1)).max(1) as usize;
-        let round = tokio::time::Instant::now();
-        for (i, batch) in due.chunks(per_tick).enumerate() {
-            tokio::time::sleep_until(round + tick * u32::try_from(i).unwrap_or(u32::MAX)).await;
-            for obj in batch {
-                if tx
-                    .send((obj.namespace().unwrap_or_default(), obj.name_any()))
-                    .is_err()
-                {
-                    return;
-                }
+        checks.due(&due);
+        for key in due {
+            if tx.send(key).is_err() {
+                return;
             }
         }
-        tokio::time::sleep_until(round + resync).await;
+    }
+}
+
+/// The drift checks sent and not started yet. A check waits for one of a few slots before it
+/// queues for a turn, so a change (a spec edit, a Secret rotation) queues behind at most those
+/// few, not behind a round of 10,000.
+struct Checks {
+    pending: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
+    slots: Arc<Semaphore>,
+}
+
+impl Checks {
+    fn new(slots: usize) -> Self {
+        Checks {
+            pending: Default::default(),
+            slots: Arc::new(Semaphore::new(slots.max(1))),
+        }
+    }
+
+    /// A new round: these are due (and no others: a resource deleted before its check started
+    /// is forgotten here).
+    fn due(&self, keys: &[(String, String)]) {
+        let mut pending = self.pending.lock().expect("lock");
+        pending.clear();
+        pending.extend(keys.iter().cloned());
+    }
+
+    /// Whether this reconcile is a drift check (then no longer pending).
+    fn take(&self, namespace: &str, name: &str) -> bool {
+        let key = (namespace.to_owned(), name.to_owned());
+        self.pending.lock().expect("lock").remove(&key)
     }
 }
 
@@ -281,16 +315,27 @@ type Reconciling = BoxFuture<'static, Result<Action, Error>>;
 /// once and each waits here for a permit of a FIFO semaphore. A waiting request is small (the
 /// reconcile's own future is made once it has the permit); it reads the object again from the
 /// store when its turn comes (decoding it from the cache's JSON), and gives way to a shutdown
-/// (the next leader lists everything).
+/// (the next leader lists everything). A drift check of the sweep first waits for one of a few
+/// slots of its own (`Checks`), so changes never queue behind a whole round of checks.
 fn in_turn<A: Adapter>(
     concurrency: u16,
     store: reflector::Store<Lean<A::Resource>>,
+    checks: Arc<Checks>,
     shutdown: Shutdown,
 ) -> impl FnMut(Arc<Lean<A::Resource>>, Arc<Context>) -> Reconciling {
     let permits = Arc::new(Semaphore::new(usize::from(concurrency.max(1))));
     move |res, ctx| {
         let (permits, store, shutdown) = (permits.clone(), store.clone(), shutdown.clone());
+        let checks = checks.clone();
         async move {
+            let check = checks.take(&res.namespace().unwrap_or_default(), &res.name_any());
+            let _slot = match check {
+                true => tokio::select! {
+                    slot = checks.slots.clone().acquire_owned() => Some(slot.expect("never closed")),
+                    () = shutdown.clone() => return Ok(Action::await_change()),
+                },
+                false => None,
+            };
             let _permit = tokio::select! {
                 permit = permits.acquire_owned() => permit.expect("the semaphore is never closed"),
                 () = shutdown => return Ok(Action::await_change()),
@@ -383,9 +428,10 @@ mod tests {
         Lean::new(&obj)
     }
 
-    /// Every cached resource is sent once per interval, the sends spread over it.
+    /// Every cached resource is sent once per interval, a round at once, and marked as a
+    /// drift check until its reconcile starts.
     #[tokio::test]
-    async fn the_sweep_checks_every_resource_once_per_interval_spread_over_it() {
+    async fn the_sweep_checks_every_resource_once_per_interval() {
         let (store, mut writer) = reflector::store();
         writer.apply_watcher_event(&watcher::Event::Init);
         for i in 0..40 {
@@ -393,32 +439,41 @@ mod tests {
         }
         writer.apply_watcher_event(&watcher::Event::InitDone);
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let resync = Duration::from_millis(800);
+        let resync = Duration::from_millis(500);
+        let checks = Arc::new(Checks::new(4));
         let started = tokio::time::Instant::now();
-        let task = tokio::spawn(sweep(store, tx, resync));
+        let task = tokio::spawn(sweep(store, tx, resync, checks.clone()));
         let mut seen: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
-        while started.elapsed() < resync * 2 + Duration::from_millis(200) {
+        while started.elapsed() < resync * 2 + Duration::from_millis(250) {
             if let Ok(Some((ns, name))) =
                 tokio::time::timeout(Duration::from_millis(20), rx.recv()).await
             {
                 assert_eq!(ns, "ns");
+                assert!(checks.take(&ns, &name), "{name} is a drift check");
+                assert!(!checks.take(&ns, &name), "{name} is taken once");
                 seen.entry(name).or_default().push(started.elapsed());
             }
         }
         task.abort();
         assert_eq!(seen.len(), 40, "every resource is checked");
-        let first: Vec<Duration> = seen.values().map(|at| at[0]).collect();
-        let (earliest, latest) = (first.iter().min().unwrap(), first.iter().max().unwrap());
-        // Nothing in the first interval (the initial list reconciled everything), then one
-        // round spread over the second.
-        assert!(*earliest >= resync, "{earliest:?}");
-        assert!(
-            *latest - *earliest >= resync / 2,
-            "{earliest:?}..{latest:?}"
-        );
         for (name, at) in &seen {
-            // The next round may have begun: once or twice, never more.
-            assert!(at.len() <= 2, "{name} checked once per round: {at:?}");
+            // Nothing in the first interval (the initial list reconciled everything), then one
+            // check per interval.
+            assert_eq!(at.len(), 2, "{name}: {at:?}");
+            assert!(at[0] >= resync && at[1] >= resync * 2, "{name}: {at:?}");
+            assert!(at[1] - at[0] >= resync / 2, "{name}: {at:?}");
         }
+        assert!(!checks.take("ns", "b-0"), "a change is no drift check");
+    }
+
+    /// A new round forgets the checks of resources deleted before theirs started.
+    #[test]
+    fn a_round_forgets_checks_that_never_started() {
+        let checks = Checks::new(1);
+        let key = |n: &str| ("ns".to_owned(), n.to_owned());
+        checks.due(&[key("gone"), key("kept")]);
+        checks.due(&[key("kept")]);
+        assert!(!checks.take("ns", "gone"));
+        assert!(checks.take("ns", "kept"));
     }
 }
