@@ -672,17 +672,17 @@ impl Converged {
     }
 }
 
-/// Waits (up to two minutes) until a namespace the benchmark dropped is gone, so that its
-/// deletion does not load the API server during the next run.
-async fn wait_gone(cluster: &Cluster, ns: &str) {
+/// Stops the operator and drops the namespace, then waits (up to two minutes) until the
+/// namespace is gone, so that its deletion does not load the API server during the next run.
+async fn tear_down(s: Setup, op: OperatorProcess) {
+    drop(op);
+    let (cluster, ns) = (s.cluster, s.ns.name.clone());
+    drop(s);
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(120) {
-        let out = Command::new(&cluster.kubectl)
-            .args(["get", "namespace", ns, "--ignore-not-found", "-o", "name"])
-            .env("KUBECONFIG", &cluster.kubeconfig)
-            .output()
-            .expect("kubectl runs");
-        if out.stdout.is_empty() {
+        let left =
+            cluster.kubectl_ok(&["get", "namespace", &ns, "--ignore-not-found", "-o", "name"]);
+        if left.trim().is_empty() {
             return;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -693,12 +693,8 @@ async fn convergence_and_steady(table: &mut Table, n: usize, runs: usize, run_st
     let mut ratios = Vec::new();
     let mut last = None;
     for run in 1..=runs {
-        if let Some(done) = last.take() {
-            let Converged { s, op, .. } = done;
-            drop(op);
-            let (cluster, ns) = (s.cluster, s.ns.name.clone());
-            drop(s);
-            wait_gone(cluster, &ns).await;
+        if let Some(Converged { s, op, .. }) = last.take() {
+            tear_down(s, op).await;
         }
         let c = converge_once(n).await;
         table.add(
@@ -1062,10 +1058,7 @@ async fn memory_at(table: &mut Table, n: usize) -> f64 {
             None,
         );
     }
-    drop(op);
-    let (cluster, ns) = (s.cluster, s.ns.name.clone());
-    drop(s);
-    wait_gone(cluster, &ns).await;
+    tear_down(s, op).await;
     rss
 }
 

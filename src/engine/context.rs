@@ -31,7 +31,8 @@ struct Unconverged {
 /// Operator-wide settings of the engine.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// Drift check interval (jittered ±10 %).
+    /// Drift check interval: the managed kinds' sweep (`controller::sweep`) checks each
+    /// resource once per interval; IdentityApis requeue after it, jittered ±10 %.
     pub resync: Duration,
     /// How long a deletion may wait for a missing IdentityApi or credentials before the
     /// operator gives up on the remote object and releases the finalizer (Orphan).

@@ -298,8 +298,9 @@ impl Checks {
 
     /// Whether this reconcile is a drift check (then no longer pending).
     fn take(&self, namespace: &str, name: &str) -> bool {
-        let key = (namespace.to_owned(), name.to_owned());
-        self.pending.lock().expect("lock").remove(&key)
+        let mut pending = self.pending.lock().expect("lock");
+        // Between rounds (most of the time) no key is made for the lookup.
+        !pending.is_empty() && pending.remove(&(namespace.to_owned(), name.to_owned()))
     }
 }
 
@@ -357,12 +358,11 @@ fn lean_error_policy<A: Adapter>(
     err: &Error,
     ctx: Arc<Context>,
 ) -> Action {
-    let key = ObjectKey {
-        kind: kind_of::<A::Resource>(),
-        namespace: res.namespace().unwrap_or_default(),
-        name: res.name_any(),
-    };
-    error_policy(&key, err, &ctx)
+    error_policy(
+        &ObjectKey::of(kind_of::<A::Resource>(), res.as_ref()),
+        err,
+        &ctx,
+    )
 }
 
 /// Tells the usage index what a watch event says about the connection of a resource.
