@@ -13,9 +13,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::queue::Action;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::Resource;
-use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use tracing::{info, warn};
 

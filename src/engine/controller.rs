@@ -6,27 +6,28 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use futures::future::{BoxFuture, Shared};
-use futures::{FutureExt, StreamExt, TryStreamExt, future};
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, Stream, StreamExt, TryStreamExt, future};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
-use kube::runtime::controller::{self, Action};
 use kube::runtime::reflector::{self, ObjectRef};
-use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use rand::seq::SliceRandom;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::UnboundedReceiverStream;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::cleanup::holds_connection;
 use super::dependents::Target;
 use super::key::kind_of;
 use super::lean::Lean;
+use super::queue::{Key, Lane, WorkQueue};
 use super::reconcile::{error_policy, reconcile};
 use super::usage::{Feed, Use};
-use super::{Adapter, Context, Error, Managed, ObjectKey, PAUSED_ANNOTATION};
+use super::{Adapter, Context, Managed, ObjectKey, PAUSED_ANNOTATION};
 use crate::metrics::Metrics;
 
 /// Which objects this replica manages.
@@ -164,7 +165,8 @@ where
     UnboundedReceiverStream::new(rx).map(|(ns, name)| ObjectRef::new(&name).within(&ns))
 }
 
-/// Runs the controller of one managed kind until `shutdown`.
+/// Runs the controller of one managed kind until `shutdown`: the kind's watch feeds its cache
+/// and its work queue (`queue.rs`), and the queue starts the reconciles.
 pub async fn run_kind<A: Adapter>(
     client: Client,
     scope: Scope,
@@ -175,7 +177,7 @@ pub async fn run_kind<A: Adapter>(
     let (reader, writer) = reflector::store::<Lean<A::Resource>>();
     let handover = ctx.clone();
     let feed = ctx.usage.feed();
-    let stream = watcher(
+    let triggers = watcher(
         api_for::<A::Resource>(&client, &scope),
         watch_config(&scope),
     )
@@ -200,29 +202,111 @@ pub async fn run_kind<A: Adapter>(
     .reflect(writer)
     .applied_objects()
     .predicate_filter(significant_change, Default::default());
-    let (tx, rx) = mpsc::unbounded_channel();
-    ctx.dependents
-        .register(kind_of::<A::Resource>(), tx.clone());
+    let (tx, changed) = mpsc::unbounded_channel();
+    ctx.dependents.register(kind_of::<A::Resource>(), tx);
     ctx.metrics.kind_started(kind_of::<A::Resource>());
     ctx.register_store(reader.clone());
-    // Drift checks hold at most a quarter of the turns: a change queues behind that many.
-    let checks = Arc::new(Checks::new(usize::from(concurrency / 4)));
-    let sweep = tokio::spawn(sweep(
-        reader.clone(),
-        tx,
-        ctx.settings.resync,
-        checks.clone(),
-    ));
-    let turns = in_turn::<A>(concurrency, reader.clone(), checks, shutdown.clone());
-    Controller::for_stream(stream, reader)
-        // Unbounded here: `in_turn` limits how many run at once, in the order they came due.
-        .with_config(controller::Config::default().concurrency(0))
-        .reconcile_on(requeues(rx))
-        .graceful_shutdown_on(shutdown)
-        .run(turns, lean_error_policy::<A>, ctx.clone())
-        .for_each(|_| future::ready(()))
-        .await;
+    let (rounds_tx, rounds) = mpsc::channel(1);
+    let sweep = tokio::spawn(sweep(reader.clone(), rounds_tx, ctx.settings.resync));
+    let inputs = Inputs {
+        triggers,
+        changed,
+        rounds,
+    };
+    drive::<A>(
+        inputs,
+        reader,
+        ctx,
+        usize::from(concurrency.max(1)),
+        shutdown,
+    )
+    .await;
     sweep.abort();
+}
+
+/// What makes a resource of the kind come due.
+struct Inputs<T> {
+    /// The watch: a new resource, or one whose spec, pause or deletion changed.
+    triggers: T,
+    /// A referenced Secret or IdentityApi changed, or a turn came free (`dependents`).
+    changed: mpsc::UnboundedReceiver<Key>,
+    /// The sweep's rounds of drift checks.
+    rounds: mpsc::Receiver<Vec<Key>>,
+}
+
+/// Queues what comes due and starts it, at most `concurrency` at a time, once the cache has
+/// the whole list; after `shutdown`, starts nothing more and lets the running reconciles end
+/// (the next leader lists everything again).
+async fn drive<A: Adapter>(
+    inputs: Inputs<impl Stream<Item = Result<Lean<A::Resource>, watcher::Error>>>,
+    store: reflector::Store<Lean<A::Resource>>,
+    ctx: Arc<Context>,
+    concurrency: usize,
+    mut shutdown: Shutdown,
+) {
+    let Inputs {
+        triggers,
+        mut changed,
+        mut rounds,
+    } = inputs;
+    let mut triggers = std::pin::pin!(triggers.fuse());
+    let mut listed = std::pin::pin!(until_ready(&store).fuse());
+    let mut ready = false;
+    let mut queue = WorkQueue::new(concurrency / 4);
+    let mut running = FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            () = &mut listed, if !ready => ready = true,
+            Some(trigger) = triggers.next() => match trigger {
+                Ok(res) => queue.add(key_of(&res), Lane::Change),
+                // The watcher retries on its own, with backoff.
+                Err(err) => debug!(kind = kind_of::<A::Resource>(), %err, "watch failed"),
+            },
+            Some(key) = changed.recv() => queue.add(key, Lane::Change),
+            Some(round) = rounds.recv() => queue.round(round),
+            key = queue.later() => queue.add(key, Lane::Change),
+            Some((key, lane, again)) = running.next() => queue.done(key, lane, again),
+        }
+        while ready && running.len() < concurrency {
+            let Some((key, lane)) = queue.take() else {
+                break;
+            };
+            let turn = tokio::spawn(turn::<A>(store.clone(), ctx.clone(), key.clone()));
+            running.push(async move {
+                let again = turn.await.unwrap_or_else(|panicked| {
+                    warn!(namespace = %key.0, object = %key.1, error = %panicked, "reconcile panicked");
+                    Some(std::time::Duration::from_secs(30))
+                });
+                (key, lane, again)
+            });
+        }
+    }
+    while running.next().await.is_some() {}
+}
+
+/// One reconcile of the resource as the cache has it now; when to run it again without a
+/// change (`None`: only on one).
+async fn turn<A: Adapter>(
+    store: reflector::Store<Lean<A::Resource>>,
+    ctx: Arc<Context>,
+    (namespace, name): Key,
+) -> Option<std::time::Duration> {
+    // Deleted while it was queued (and without a finalizer): nothing to do.
+    let cached = store.get(&ObjectRef::new(&name).within(&namespace))?;
+    let key = ObjectKey::of(kind_of::<A::Resource>(), cached.as_ref());
+    // It was encoded from a typed object a moment ago: this does not fail in practice.
+    let action = match cached.decode() {
+        Ok(res) => reconcile::<A>(Arc::new(res), ctx.clone()).await,
+        Err(err) => Err(kube::Error::SerdeError(err).into()),
+    };
+    action
+        .unwrap_or_else(|err| error_policy(&key, &err, &ctx))
+        .requeue_after
+}
+
+fn key_of<K: Resource>(res: &K) -> Key {
+    (res.namespace().unwrap_or_default(), res.name_any())
 }
 
 /// A watch event with the object as the cache keeps it.
@@ -238,17 +322,15 @@ fn lean<K: Managed>(event: watcher::Event<K>) -> watcher::Event<Lean<K>> {
 }
 
 /// The drift check: every resource of the kind is reconciled again once per `resync`, by one
-/// task per kind instead of one timer per resource in kube-runtime's scheduler (a key, a copy
-/// of the object's reference and a delay-queue slot each: about 1 KiB per resource). A round
-/// is sent at once, so that its lookups share the identity APIs' list snapshots (a round
-/// spread over the interval made a list call of every list endpoint every 2 s); the checks
-/// then take their turns behind changes (`in_turn`). A resource waiting on something else (a
-/// backoff, a rate limit, an IdentityApi) still has its own timer.
+/// task per kind instead of one timer per resource (a key, a copy of the object's reference and
+/// a delay-queue slot each: about 1 KiB per resource). A round is sent at once, so that its
+/// lookups share the identity APIs' list snapshots (a round spread over the interval made a
+/// list call of every list endpoint every 2 s); the work queue starts its checks behind changes.
+/// A resource waiting on something else (a backoff, a rate limit) still has its own timer.
 async fn sweep<K: Managed>(
     store: reflector::Store<Lean<K>>,
-    tx: mpsc::UnboundedSender<(String, String)>,
+    rounds: mpsc::Sender<Vec<Key>>,
     resync: std::time::Duration,
-    checks: Arc<Checks>,
 ) {
     until_ready(&store).await;
     let mut round = tokio::time::Instant::now();
@@ -256,113 +338,17 @@ async fn sweep<K: Managed>(
         // The first round after one interval: the initial list has just reconciled everything.
         round += resync;
         tokio::time::sleep_until(round).await;
-        let mut due: Vec<(String, String)> = store
+        let mut due: Vec<Key> = store
             .state()
             .iter()
-            .map(|obj| (obj.namespace().unwrap_or_default(), obj.name_any()))
+            .map(|obj| key_of(obj.as_ref()))
             .collect();
         // The order of the cache is a hash's: shuffle, so no resource is always checked last.
         due.shuffle(&mut rand::rng());
-        checks.due(&due);
-        for key in due {
-            if tx.send(key).is_err() {
-                return;
-            }
+        if rounds.send(due).await.is_err() {
+            return;
         }
     }
-}
-
-/// The drift checks sent and not started yet. A check waits for one of a few slots before it
-/// queues for a turn, so a change (a spec edit, a Secret rotation) queues behind at most those
-/// few, not behind a round of 10,000.
-struct Checks {
-    pending: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
-    slots: Arc<Semaphore>,
-}
-
-impl Checks {
-    fn new(slots: usize) -> Self {
-        Checks {
-            pending: Default::default(),
-            slots: Arc::new(Semaphore::new(slots.max(1))),
-        }
-    }
-
-    /// A new round: these are due (and no others: a resource deleted before its check started
-    /// is forgotten here).
-    fn due(&self, keys: &[(String, String)]) {
-        let mut pending = self.pending.lock().expect("lock");
-        pending.clear();
-        pending.extend(keys.iter().cloned());
-    }
-
-    /// Whether this reconcile is a drift check (then no longer pending).
-    fn take(&self, namespace: &str, name: &str) -> bool {
-        let mut pending = self.pending.lock().expect("lock");
-        // Between rounds (most of the time) no key is made for the lookup.
-        !pending.is_empty() && pending.remove(&(namespace.to_owned(), name.to_owned()))
-    }
-}
-
-/// A reconcile as `in_turn` hands it to kube-runtime's controller.
-type Reconciling = BoxFuture<'static, Result<Action, Error>>;
-
-/// The reconcile of one kind, at most `concurrency` at a time, started in the order they came
-/// due. kube-runtime's runner, once at its limit, keeps the requests that come due in a hash set
-/// and starts them in the set's order: under a load it cannot keep up with (10,000 resources
-/// after an outage, each drift check due again before the others have had theirs) the same
-/// resources are picked again and again and the others wait for ever (measured: 285 of 3,000
-/// resources without a first reconcile after 13 minutes). So the runner starts every request at
-/// once and each waits here for a permit of a FIFO semaphore. A waiting request is small (the
-/// reconcile's own future is made once it has the permit); it reads the object again from the
-/// store when its turn comes (decoding it from the cache's JSON), and gives way to a shutdown
-/// (the next leader lists everything). A drift check of the sweep first waits for one of a few
-/// slots of its own (`Checks`), so changes never queue behind a whole round of checks.
-fn in_turn<A: Adapter>(
-    concurrency: u16,
-    store: reflector::Store<Lean<A::Resource>>,
-    checks: Arc<Checks>,
-    shutdown: Shutdown,
-) -> impl FnMut(Arc<Lean<A::Resource>>, Arc<Context>) -> Reconciling {
-    let permits = Arc::new(Semaphore::new(usize::from(concurrency.max(1))));
-    move |res, ctx| {
-        let (permits, store, shutdown) = (permits.clone(), store.clone(), shutdown.clone());
-        let checks = checks.clone();
-        async move {
-            let check = checks.take(&res.namespace().unwrap_or_default(), &res.name_any());
-            let _slot = match check {
-                true => tokio::select! {
-                    slot = checks.slots.clone().acquire_owned() => Some(slot.expect("never closed")),
-                    () = shutdown.clone() => return Ok(Action::await_change()),
-                },
-                false => None,
-            };
-            let _permit = tokio::select! {
-                permit = permits.acquire_owned() => permit.expect("the semaphore is never closed"),
-                () = shutdown => return Ok(Action::await_change()),
-            };
-            // Deleted while it waited (and without a finalizer): nothing to do.
-            let Some(cached) = store.get(&ObjectRef::from_obj(res.as_ref())) else {
-                return Ok(Action::await_change());
-            };
-            // It was encoded from a typed object a moment ago: this does not fail in practice.
-            let res = cached.decode().map_err(kube::Error::SerdeError)?;
-            reconcile::<A>(Arc::new(res), ctx).boxed().await
-        }
-        .boxed()
-    }
-}
-
-fn lean_error_policy<A: Adapter>(
-    res: Arc<Lean<A::Resource>>,
-    err: &Error,
-    ctx: Arc<Context>,
-) -> Action {
-    error_policy(
-        &ObjectKey::of(kind_of::<A::Resource>(), res.as_ref()),
-        err,
-        &ctx,
-    )
 }
 
 /// Tells the usage index what a watch event says about the connection of a resource.
@@ -414,7 +400,6 @@ pub fn watch_backoff() -> impl kube::runtime::utils::Backoff {
 mod tests {
     use super::*;
     use crate::kinds::identity_backend::IdentityBackend;
-    use std::collections::BTreeMap;
     use std::time::Duration;
 
     fn backend(i: usize) -> Lean<IdentityBackend> {
@@ -428,8 +413,8 @@ mod tests {
         Lean::new(&obj)
     }
 
-    /// Every cached resource is sent once per interval, a round at once, and marked as a
-    /// drift check until its reconcile starts.
+    /// Every cached resource is in every round, one round per interval, the first after one
+    /// interval (the initial list has just reconciled everything).
     #[tokio::test]
     async fn the_sweep_checks_every_resource_once_per_interval() {
         let (store, mut writer) = reflector::store();
@@ -438,42 +423,21 @@ mod tests {
             writer.apply_watcher_event(&watcher::Event::InitApply(backend(i)));
         }
         writer.apply_watcher_event(&watcher::Event::InitDone);
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, mut rounds) = mpsc::channel(1);
         let resync = Duration::from_millis(500);
-        let checks = Arc::new(Checks::new(4));
         let started = tokio::time::Instant::now();
-        let task = tokio::spawn(sweep(store, tx, resync, checks.clone()));
-        let mut seen: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
-        while started.elapsed() < resync * 2 + Duration::from_millis(250) {
-            if let Ok(Some((ns, name))) =
-                tokio::time::timeout(Duration::from_millis(20), rx.recv()).await
-            {
-                assert_eq!(ns, "ns");
-                assert!(checks.take(&ns, &name), "{name} is a drift check");
-                assert!(!checks.take(&ns, &name), "{name} is taken once");
-                seen.entry(name).or_default().push(started.elapsed());
-            }
+        let task = tokio::spawn(sweep(store, tx, resync));
+        for n in 1..=2u32 {
+            let round = rounds.recv().await.expect("a round");
+            let at = started.elapsed();
+            assert!(
+                at >= resync * n && at < resync * n + resync / 2,
+                "round {n} at {at:?}"
+            );
+            let names: std::collections::BTreeSet<_> = round.iter().map(|k| &k.1).collect();
+            assert_eq!((round.len(), names.len()), (40, 40), "round {n}");
+            assert!(round.iter().all(|k| k.0 == "ns"));
         }
         task.abort();
-        assert_eq!(seen.len(), 40, "every resource is checked");
-        for (name, at) in &seen {
-            // Nothing in the first interval (the initial list reconciled everything), then one
-            // check per interval.
-            assert_eq!(at.len(), 2, "{name}: {at:?}");
-            assert!(at[0] >= resync && at[1] >= resync * 2, "{name}: {at:?}");
-            assert!(at[1] - at[0] >= resync / 2, "{name}: {at:?}");
-        }
-        assert!(!checks.take("ns", "b-0"), "a change is no drift check");
-    }
-
-    /// A new round forgets the checks of resources deleted before theirs started.
-    #[test]
-    fn a_round_forgets_checks_that_never_started() {
-        let checks = Checks::new(1);
-        let key = |n: &str| ("ns".to_owned(), n.to_owned());
-        checks.due(&[key("gone"), key("kept")]);
-        checks.due(&[key("kept")]);
-        assert!(!checks.take("ns", "gone"));
-        assert!(checks.take("ns", "kept"));
     }
 }

@@ -25,6 +25,7 @@ pub mod lean;
 pub mod memo;
 pub mod preview;
 pub mod protection;
+pub mod queue;
 pub mod reader;
 pub mod reconcile;
 pub mod registry;

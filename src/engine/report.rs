@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use super::queue::Action;
 use kube::Resource;
-use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use tracing::warn;
 
