@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -190,6 +191,17 @@ struct Slot<T> {
     snapshot: Mutex<Option<Arc<Snapshot<T>>>>,
     /// Our writes since, by id: `None` for a deletion.
     writes: Mutex<HashMap<String, Written<T>>>,
+    /// Lookups under way, of the list or of one object (see [`Lists::alone`]).
+    lookups: Arc<AtomicUsize>,
+}
+
+/// A lookup under way, counted until dropped.
+pub struct Lookup(Arc<AtomicUsize>);
+
+impl Drop for Lookup {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl<T> Default for Slot<T> {
@@ -198,6 +210,7 @@ impl<T> Default for Slot<T> {
             fetching: tokio::sync::Mutex::default(),
             snapshot: Mutex::default(),
             writes: Mutex::default(),
+            lookups: Arc::default(),
         }
     }
 }
@@ -281,6 +294,8 @@ impl Lists {
         Fut: Future<Output = Result<Items<T>, ApiError>>,
     {
         let slot = self.slot::<T>(path);
+        slot.lookups.fetch_add(1, Ordering::SeqCst);
+        let _lookup = Lookup(slot.lookups.clone());
         let asked = Instant::now();
         let snapshot = match self.fresh(&slot, asked) {
             Some(snapshot) => snapshot,
@@ -307,6 +322,23 @@ impl Lists {
             }
         };
         Ok(Listed { snapshot, slot })
+    }
+
+    /// Whether a lookup of one object of the list at `path`, by its id, should read that object
+    /// alone: when no snapshot is fresh and no other lookup of the list is under way. A lone
+    /// change among thousands of resources (a spec edit, a Secret rotation) then costs one read
+    /// of one object, not a list of them all; lookups that come together (a burst, a resync)
+    /// still share one list. The lookup counts as under way until the `Lookup` is dropped.
+    pub fn alone<T: Item>(&self, path: &str) -> Option<Lookup> {
+        let slot = self.slot::<T>(path);
+        if self.fresh(&slot, Instant::now()).is_some() {
+            return None;
+        }
+        let lookups = &slot.lookups;
+        lookups
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+            .ok()?;
+        Some(Lookup(lookups.clone()))
     }
 
     /// A snapshot serves lookups for `max_age` only: once older it is dropped (a list of
@@ -446,6 +478,35 @@ mod tests {
         assert_eq!(listed.named("renamed")[0].id, "a");
         assert!(listed.named("b").is_empty());
         assert_eq!(listed.named("d").len(), 1);
+    }
+
+    /// A lookup by id alone reads its one object; one that comes while another lookup is
+    /// under way, or while a snapshot is fresh, uses the list.
+    #[tokio::test]
+    async fn a_lone_lookup_reads_one_object_and_lookups_together_share_the_list() {
+        let lists = Lists::new(Duration::from_secs(60));
+        let alone = lists
+            .alone::<Obj>("p")
+            .expect("no snapshot, no other lookup");
+        assert!(
+            lists.alone::<Obj>("p").is_none(),
+            "a second lookup meanwhile lists"
+        );
+        drop(alone);
+        let first = lists.alone::<Obj>("p");
+        assert!(first.is_some(), "the lone lookup is over");
+        // A list under way (and the snapshot it leaves) serves the next lookups.
+        let listed = lists
+            .get("p", || async { Ok(named(&["a"])) })
+            .await
+            .unwrap();
+        drop(first);
+        assert!(listed.get("a").is_some());
+        assert!(lists.alone::<Obj>("p").is_none(), "the snapshot is fresh");
+        assert!(
+            lists.alone::<Obj>("other").is_some(),
+            "each list has its own"
+        );
     }
 
     #[tokio::test]

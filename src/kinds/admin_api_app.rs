@@ -393,6 +393,19 @@ impl crate::identity::lists::Item for AdminApiApplication {
 }
 
 /// The admin API applications of an Entrust tenant.
+/// The application `id`, read alone; `None` when there is none.
+async fn read_app(
+    api: &IdentityClient,
+    id: &str,
+) -> Result<Option<Observed<AdminApiApplication>>, Error> {
+    let path = format!("{APPLICATIONS}/{}", path_segment(id));
+    match api.call(Method::GET, &path, None).await {
+        Ok(resp) => observed(resp.decode(&path)?, &path).map(Some),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn applications(api: &IdentityClient) -> Collection<'_, AdminApiApplication> {
     Collection::new(
         api,
@@ -478,19 +491,19 @@ impl Adapter for Entrust {
         id: Option<&str>,
     ) -> Result<Option<Observed<AdminApiApplication>>, Error> {
         let applications = applications(api);
-        let listed = applications.listed(|| list_apps(api)).await?;
         if let Some(id) = id {
-            if let Some(found) = listed.get(id) {
-                return observed(found, APPLICATIONS).map(Some);
+            // A lone change reads its one application; lookups that come together share a list.
+            if let Some(_alone) = applications.alone() {
+                return read_app(api, id).await;
             }
-            // Created after the snapshot by someone else, or gone: ask for it directly.
-            let path = format!("{APPLICATIONS}/{}", path_segment(id));
-            return match api.call(Method::GET, &path, None).await {
-                Ok(resp) => observed(resp.decode(&path)?, &path).map(Some),
-                Err(e) if e.is_not_found() => Ok(None),
-                Err(e) => Err(e.into()),
+            let listed = applications.listed(|| list_apps(api)).await?;
+            return match listed.get(id) {
+                Some(found) => observed(found, APPLICATIONS).map(Some),
+                // Created after the snapshot by someone else, or gone: ask for it directly.
+                None => read_app(api, id).await,
             };
         }
+        let listed = applications.listed(|| list_apps(api)).await?;
         // No id yet: find the application by name, so a crash between create and the status
         // write never creates a second one.
         let named = applications.only_named(&listed, &res.spec.name)?;

@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 use reqwest::Method;
 
 use crate::engine::Error;
-use crate::identity::lists::{Item, Items, Listed};
+use crate::identity::lists::{Item, Items, Listed, Lookup};
 use crate::identity::{ApiError, IdentityClient};
 
 /// The remote objects of one kind behind the list endpoint `path`.
@@ -47,6 +47,12 @@ impl<'a, T: Item> Collection<'a, T> {
         Fut: Future<Output = Result<Items<T>, ApiError>>,
     {
         self.api.lists().get(self.path, fetch).await
+    }
+
+    /// Whether a lookup by id should read its one object rather than the list (see
+    /// `Lists::alone`): it is then under way until the `Lookup` is dropped.
+    pub fn alone(&self) -> Option<Lookup> {
+        self.api.lists().alone::<T>(self.path)
     }
 
     /// The one object named `name` in `listed`. Several are a conflict that names them all:

@@ -1004,13 +1004,18 @@ impl Adapter for Boruta {
         id: Option<&str>,
     ) -> Result<Option<Observed<Backend>>, Error> {
         let backends = backends(api);
-        let listed = backends.listed(|| list_backends(api)).await?;
         if let Some(id) = id {
-            if let Some(found) = listed.get(id) {
-                return observed(found).map(Some);
+            // A lone change reads its one backend; lookups that come together share a list.
+            if let Some(_alone) = backends.alone() {
+                return read_backend(api, id).await;
             }
-            return read_backend(api, id).await;
+            let listed = backends.listed(|| list_backends(api)).await?;
+            return match listed.get(id) {
+                Some(found) => observed(found).map(Some),
+                None => read_backend(api, id).await,
+            };
         }
+        let listed = backends.listed(|| list_backends(api)).await?;
         // An earlier create may have made it, with the id the operator chose for it (and
         // whatever a list shows so far).
         if let Some(own) = own_id(res).filter(|_| creation_recorded(res)) {
