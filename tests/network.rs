@@ -266,10 +266,21 @@ async fn unreadable_answers_keep_ready_and_quote_nothing() {
         .await;
     let (_, _, message) = condition(&obj, "Synced").unwrap();
     assert!(message.contains("JSON cut short"), "{message}");
+    // A list is decoded as it arrives: cut short, it fails the same way.
+    env.sim
+        .faults(json!({"api": "boruta", "method": "GET", "path": BACKENDS, "truncateRate": 1}))
+        .await;
+    env.apply(&backend("second", "Second", 25));
+    let obj = env
+        .synced_false("identitybackend/second", "IdentityApiError")
+        .await;
+    let (_, _, message) = condition(&obj, "Synced").unwrap();
+    assert!(message.contains("JSON cut short after"), "{message}");
     env.assert_nothing_leaked().await;
 
     env.sim.clear_faults().await;
     env.ready("identitybackend/portal").await;
+    env.ready("identitybackend/second").await;
     let remote = env.remotes("boruta").await;
     assert!(
         remote

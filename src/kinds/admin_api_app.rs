@@ -376,9 +376,7 @@ fn observed(app: AdminApiApplication, path: &str) -> Result<Observed<AdminApiApp
 async fn list_apps(
     api: &IdentityClient,
 ) -> Result<crate::identity::lists::Items<AdminApiApplication>, ApiError> {
-    api.call(Method::GET, APPLICATIONS, None)
-        .await?
-        .decode(APPLICATIONS)
+    api.get_decoded(APPLICATIONS).await
 }
 
 impl crate::identity::lists::Item for AdminApiApplication {

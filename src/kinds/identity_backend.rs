@@ -749,13 +749,12 @@ const BACKENDS: &str = "api/backends";
 /// Every backend, without the passwords Boruta returns in plain text: they are never compared,
 /// so they are not kept.
 async fn list_backends(api: &IdentityClient) -> Result<Items<Backend>, crate::identity::ApiError> {
-    /// `{"data": [...]}`, decoded straight from the answer's bytes.
+    /// `{"data": [...]}`, decoded as the answer arrives.
     #[derive(Deserialize)]
     struct Data {
         data: Items<Backend>,
     }
-    let resp = api.call(Method::GET, BACKENDS, None).await?;
-    Ok(resp.decode::<Data>(BACKENDS)?.data)
+    Ok(api.get_decoded::<Data>(BACKENDS).await?.data)
 }
 
 impl crate::identity::lists::Item for Backend {
