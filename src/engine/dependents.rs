@@ -32,7 +32,7 @@ pub struct Dependents {
     /// The resourceVersion of each Secret as the operator last wrote it (the Secret of an
     /// AdminApiApp): the watch event of that write is no change for the resource that made it.
     written: Mutex<HashMap<Target, String>>,
-    /// One channel per kind, feeding that kind's controller (`reconcile_on`).
+    /// One channel per kind, feeding that kind's work queue (`controller::run_kind`).
     senders: RwLock<HashMap<&'static str, Vec<Requeue>>>,
 }
 

@@ -1,9 +1,9 @@
 //! What the watch cache keeps of a managed object: its compact JSON, and beside it only the
-//! metadata that kube-runtime's controller and the engine's trigger filter read without
+//! metadata that the cache's keys, the work queue and the trigger filter read without
 //! decoding (name, namespace, uid, generation, deletion, the pause annotation). The uid tells
 //! kube-runtime's trigger filter a resource deleted and made again under the same name from
-//! the old one. Not the resourceVersion: kube-runtime copies it into each cache key and each
-//! queued request, and nothing there reads it.
+//! the old one. Not the resourceVersion: kube-runtime copies it into each cache key, and
+//! nothing there reads it.
 //!
 //! A typed object is about three times the size of its JSON (every `String` and map of its
 //! metadata, spec and status is an allocation of its own, and `ObjectMeta` alone is hundreds of
@@ -19,7 +19,6 @@ use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
-use serde::{Deserialize, Deserializer};
 
 use super::{Managed, PAUSED_ANNOTATION};
 
@@ -111,13 +110,6 @@ impl<K: Managed> Resource for Lean<K> {
     }
     fn meta_mut(&mut self) -> &mut ObjectMeta {
         &mut self.meta
-    }
-}
-
-/// kube-runtime's controller asks for it; the cache is filled from typed watch events.
-impl<'de, K: Managed> Deserialize<'de> for Lean<K> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        K::deserialize(d).map(|obj| Lean::new(&obj))
     }
 }
 
