@@ -11,8 +11,9 @@
 //! requests of an initial list. A key here costs its two strings and a set entry.
 //!
 //! Two lanes: changes (a watch event, a Secret rotation, a retry, a wake from another resource)
-//! and drift checks (the sweep's rounds, `controller::sweep`). Checks hold at most a quarter of
-//! the turns: a change waits behind at most that many checks, never behind a round of 10,000.
+//! and drift checks (the sweep's rounds, `controller::sweep`). A change goes first; a check
+//! starts only when no change waits, and checks hold at most a quarter of the turns, so a
+//! change that comes during a round of 10,000 checks finds a turn free.
 
 use std::collections::{HashMap, VecDeque};
 use std::task::{Context, Poll};
@@ -137,16 +138,13 @@ impl WorkQueue {
         }
     }
 
-    /// The next key to run, now marked running: a check while checks hold fewer than their
-    /// share of the turns, else a change.
+    /// The next key to run, now marked running: a change, else a check while checks hold
+    /// fewer than their share of the turns.
     pub fn take(&mut self) -> Option<(Key, Lane)> {
-        let check = match self.checks_running < self.max_checks {
-            true => self.pop(Lane::Check),
-            false => None,
-        };
-        let (key, lane) = match check {
-            Some(key) => (key, Lane::Check),
-            None => (self.pop(Lane::Change)?, Lane::Change),
+        let (key, lane) = match self.pop(Lane::Change) {
+            Some(key) => (key, Lane::Change),
+            None if self.checks_running < self.max_checks => (self.pop(Lane::Check)?, Lane::Check),
+            None => return None,
         };
         if lane == Lane::Check {
             self.checks_running += 1;
@@ -253,14 +251,34 @@ mod tests {
         assert_eq!(
             started,
             [
+                ("edit".to_owned(), Lane::Change),
                 ("c0".to_owned(), Lane::Check),
                 ("c1".to_owned(), Lane::Check),
-                ("edit".to_owned(), Lane::Change)
             ]
         );
-        // A check that ends frees its slot for the next check.
+        // A change that comes during the round starts at once; a check that ends frees its
+        // slot for the next check.
+        q.add(key("later"), Lane::Change);
+        assert_eq!(drain(&mut q), [("later".to_owned(), Lane::Change)]);
         q.done(key("c0"), Lane::Check, None);
         assert_eq!(drain(&mut q), [("c2".to_owned(), Lane::Check)]);
+    }
+
+    /// With a single turn, a stream of rounds never keeps a change waiting.
+    #[test]
+    fn a_change_never_waits_behind_checks() {
+        let mut q = WorkQueue::new(1);
+        for i in 0..3 {
+            q.add(key(&format!("new-{i}")), Lane::Change);
+        }
+        for i in 0..3 {
+            q.round((0..10).map(|c| key(&format!("c{c}"))).collect());
+            assert_eq!(
+                q.take().map(|(k, l)| (k.1, l)),
+                Some((format!("new-{i}"), Lane::Change))
+            );
+            q.done(key(&format!("new-{i}")), Lane::Change, None);
+        }
     }
 
     #[test]
