@@ -28,6 +28,7 @@ use super::queue::{Key, Lane, WorkQueue};
 use super::reconcile::{error_policy, reconcile};
 use super::usage::{Feed, Use};
 use super::{Adapter, Context, Managed, ObjectKey, PAUSED_ANNOTATION};
+use crate::identity::lists::CHECKING;
 use crate::metrics::Metrics;
 
 /// Which objects this replica manages.
@@ -272,7 +273,12 @@ async fn drive<A: Adapter>(
             let Some((key, lane)) = queue.take() else {
                 break;
             };
-            let turn = tokio::spawn(turn::<A>(store.clone(), ctx.clone(), key.clone()));
+            let turn = turn::<A>(store.clone(), ctx.clone(), key.clone());
+            let turn = tokio::spawn(match lane {
+                // A drift check's lookups share the identity APIs' lists (`identity::lists`).
+                Lane::Check => CHECKING.scope((), turn).left_future(),
+                Lane::Change => turn.right_future(),
+            });
             running.push(async move {
                 let again = turn.await.unwrap_or_else(|panicked| {
                     warn!(namespace = %key.0, object = %key.1, error = %panicked, "reconcile panicked");

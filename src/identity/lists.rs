@@ -28,6 +28,16 @@ use serde_json::Value;
 
 use super::ApiError;
 
+tokio::task_local! {
+    /// Set while a lookup may wait for a list (a drift check of the sweep): it never reads its
+    /// object alone, and it does not keep a change's lookup from doing so.
+    pub static CHECKING: ();
+}
+
+fn checking() -> bool {
+    CHECKING.try_with(|_| ()).is_ok()
+}
+
 /// An object a list endpoint returns.
 pub trait Item: serde::de::DeserializeOwned + Clone + Send + Sync + 'static {
     /// Top-level fields never kept (secrets an API returns in plain text).
@@ -294,8 +304,10 @@ impl Lists {
         Fut: Future<Output = Result<Items<T>, ApiError>>,
     {
         let slot = self.slot::<T>(path);
-        slot.lookups.fetch_add(1, Ordering::SeqCst);
-        let _lookup = Lookup(slot.lookups.clone());
+        let _lookup = (!checking()).then(|| {
+            slot.lookups.fetch_add(1, Ordering::SeqCst);
+            Lookup(slot.lookups.clone())
+        });
         let asked = Instant::now();
         let snapshot = match self.fresh(&slot, asked) {
             Some(snapshot) => snapshot,
@@ -325,13 +337,14 @@ impl Lists {
     }
 
     /// Whether a lookup of one object of the list at `path`, by its id, should read that object
-    /// alone: when no snapshot is fresh and no other lookup of the list is under way. A lone
-    /// change among thousands of resources (a spec edit, a Secret rotation) then costs one read
-    /// of one object, not a list of them all; lookups that come together (a burst, a resync)
-    /// still share one list. The lookup counts as under way until the `Lookup` is dropped.
+    /// alone: when no snapshot is fresh and no other lookup of the list is under way, drift
+    /// checks aside. A lone change among thousands of resources (a spec edit, a Secret
+    /// rotation) then costs one read of one object, not a list of them all, even during a round
+    /// of drift checks; lookups that come together (a burst, a round) still share one list.
+    /// The lookup counts as under way until the `Lookup` is dropped.
     pub fn alone<T: Item>(&self, path: &str) -> Option<Lookup> {
         let slot = self.slot::<T>(path);
-        if self.fresh(&slot, Instant::now()).is_some() {
+        if checking() || self.fresh(&slot, Instant::now()).is_some() {
             return None;
         }
         let lookups = &slot.lookups;
@@ -507,6 +520,35 @@ mod tests {
             lists.alone::<Obj>("other").is_some(),
             "each list has its own"
         );
+
+        // Drift checks share lists, and a change reads alone even while they list.
+        let lists = Arc::new(Lists::new(Duration::from_secs(60)));
+        let started = Arc::new(tokio::sync::Notify::new());
+        let release = Arc::new(tokio::sync::Notify::new());
+        let check = {
+            let (lists, started, release) = (lists.clone(), started.clone(), release.clone());
+            tokio::spawn(CHECKING.scope((), async move {
+                assert!(
+                    lists.alone::<Obj>("p").is_none(),
+                    "a check never reads alone"
+                );
+                lists
+                    .get("p", || async move {
+                        started.notify_one();
+                        release.notified().await;
+                        Ok(named(&["a"]))
+                    })
+                    .await
+                    .map(|_| ())
+            }))
+        };
+        started.notified().await;
+        assert!(
+            lists.alone::<Obj>("p").is_some(),
+            "a change while a check lists"
+        );
+        release.notify_one();
+        check.await.unwrap().unwrap();
     }
 
     #[tokio::test]
