@@ -256,26 +256,25 @@ async fn unreadable_answers_keep_ready_and_quote_nothing() {
         "{message}"
     );
 
-    // Boruta answers a PUT with the whole backend, bind password included.
-    env.sim
-        .faults(json!({"api": "boruta", "method": "PUT", "path": BACKENDS, "truncateRate": 1}))
-        .await;
-    env.apply(&backend("portal", "Portal", 587));
-    let obj = env
-        .synced_false("identitybackend/portal", "IdentityApiError")
-        .await;
-    let (_, _, message) = condition(&obj, "Synced").unwrap();
-    assert!(message.contains("JSON cut short"), "{message}");
-    // A list is decoded as it arrives: cut short, it fails the same way.
-    env.sim
-        .faults(json!({"api": "boruta", "method": "GET", "path": BACKENDS, "truncateRate": 1}))
-        .await;
-    env.apply(&backend("second", "Second", 25));
-    let obj = env
-        .synced_false("identitybackend/second", "IdentityApiError")
-        .await;
-    let (_, _, message) = condition(&obj, "Synced").unwrap();
-    assert!(message.contains("JSON cut short after"), "{message}");
+    // Boruta answers a PUT with the whole backend, bind password included; the list a new
+    // backend is looked up in is decoded as it arrives. Cut short, both fail the same way.
+    for (method, name, title, port) in [
+        ("PUT", "portal", "Portal", 587),
+        ("GET", "second", "Second", 25),
+    ] {
+        env.sim
+            .faults(json!({"api": "boruta", "method": method, "path": BACKENDS, "truncateRate": 1}))
+            .await;
+        env.apply(&backend(name, title, port));
+        let obj = env
+            .synced_false(&format!("identitybackend/{name}"), "IdentityApiError")
+            .await;
+        let (_, _, message) = condition(&obj, "Synced").unwrap();
+        assert!(
+            message.contains("JSON cut short after"),
+            "{method}: {message}"
+        );
+    }
     env.assert_nothing_leaked().await;
 
     env.sim.clear_faults().await;
