@@ -72,8 +72,15 @@ start() {
 	"$BIN/identity-operator" crds | "$kubectl" apply --validate=false -f - >/dev/null
 	local crds
 	crds=$("$BIN/identity-operator" crds | awk '/^  name: /{print "crd/" $2}')
+	# kubectl 1.20's wait fails at once, rather than waiting, on a CRD whose status has no
+	# conditions yet (one applied a moment before can show that): ask again a few times.
+	local tries=0
 	# shellcheck disable=SC2086 # one argument per CRD
-	"$kubectl" wait --for=condition=Established --timeout=60s $crds >/dev/null
+	until "$kubectl" wait --for=condition=Established --timeout=60s $crds >/dev/null; do
+		tries=$((tries + 1))
+		[ "$tries" -lt 5 ] || die "the CRDs were not Established"
+		sleep 1
+	done
 	"$kubectl" create namespace "$NAMESPACE" --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
 	"$kubectl" apply -n "$NAMESPACE" -f examples/
 

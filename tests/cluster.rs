@@ -62,12 +62,7 @@ fn widget_crd(cluster: &Cluster) {
             &["apply", "--server-side", "--force-conflicts", "--field-manager=cluster-test", "-f", "-"],
             &crd.to_string(),
         );
-        cluster.kubectl_ok(&[
-            "wait",
-            "--for=condition=Established",
-            &format!("crd/{CRD_NAME}"),
-            "--timeout=60s",
-        ]);
+        cluster.wait_established(CRD_NAME);
     });
 }
 

@@ -256,12 +256,7 @@ fn install_crd(cluster: &Cluster) {
     INSTALLED.get_or_init(|| {
         let crd = serde_json::to_string(&Gadget::crd()).unwrap();
         cluster.kubectl_stdin_ok(&["apply", "--validate=false", "-f", "-"], &crd);
-        cluster.kubectl_ok(&[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/gadgets.enginetest.identity-operator.dev",
-        ]);
+        cluster.wait_established("gadgets.enginetest.identity-operator.dev");
     });
 }
 

@@ -87,6 +87,21 @@ impl Cluster {
     }
 
     /// Runs kubectl against the cluster and returns whatever it did.
+    /// Waits until the CRD `name` is Established. kubectl 1.20's `wait` fails at once instead
+    /// of waiting on a CRD whose status has no conditions yet ("accessor error: <nil>"), which a
+    /// CRD applied a moment before can show: it is asked again.
+    pub fn wait_established(&self, name: &str) {
+        let crd = format!("crd/{name}");
+        eventually(
+            Duration::from_secs(60),
+            &format!("{crd} Established"),
+            || {
+                let args = ["wait", "--for=condition=Established", "--timeout=60s", &crd];
+                self.kubectl(&args).status.success()
+            },
+        );
+    }
+
     pub fn kubectl(&self, args: &[&str]) -> Output {
         self.command(&self.kubectl, args)
             .stdin(Stdio::null())

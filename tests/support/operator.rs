@@ -45,12 +45,7 @@ pub fn install_crds(cluster: &Cluster) {
             .collect();
         assert!(names.len() > KINDS.len(), "the CRDs printed: {names:?}");
         for name in &names {
-            cluster.kubectl_ok(&[
-                "wait",
-                "--for=condition=Established",
-                "--timeout=60s",
-                &format!("crd/{name}"),
-            ]);
+            cluster.wait_established(name);
             // A brand-new CRD can be Established a moment before the API server serves it
             // (Kubernetes 1.20 answered 404 to the first test's apply on a fresh cluster).
             crate::support::cluster::eventually(
