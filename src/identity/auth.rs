@@ -341,10 +341,7 @@ async fn send_json(req: reqwest::RequestBuilder, path: &str) -> Result<Value, Ap
 }
 
 fn content_type(headers: &reqwest::header::HeaderMap) -> Option<String> {
-    headers
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+    super::content_type(headers).map(str::to_owned)
 }
 
 /// A login the authentication endpoint did not accept. A 4xx in the vendor's JSON is its

@@ -157,9 +157,7 @@ impl Response {
     }
 
     fn content_type(&self) -> Option<&str> {
-        self.headers
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
+        content_type(&self.headers)
     }
 
     /// A 2xx answer that is not JSON at all (a proxy's HTML page, JSON cut short) says nothing
@@ -709,10 +707,7 @@ impl IdentityClient {
         self.answered(status);
         let headers = resp.headers().clone();
         self.pace_from_headers(&headers);
-        let json = headers
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|t| t.contains("json"));
+        let json = content_type(&headers).is_some_and(|t| t.contains("json"));
         if let Some(decode) = decoder.filter(|_| json && (200..300).contains(&status)) {
             return Ok(Response {
                 method: method.clone(),
@@ -854,6 +849,13 @@ fn truncate(s: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
+}
+
+/// The Content-Type an answer announces, if it is text.
+fn content_type(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
 }
 
 /// Decodes a 2xx answer as `T` on a blocking thread while its chunks arrive (a few chunks in
