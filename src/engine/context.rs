@@ -7,14 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::Client;
-use kube::runtime::reflector::Store;
 use rand::Rng;
 
+use super::cache::Cache;
 use super::connector::Connector;
 use super::dependents::Dependents;
 use super::events::Events;
 use super::key::ObjectKey;
-use super::lean::Lean;
 use super::memo::Memo;
 use super::reader::Reader;
 use super::secrets::SecretVersions;
@@ -58,7 +57,7 @@ pub struct Context {
     pub settings: Settings,
     failures: Mutex<HashMap<ObjectKey, u32>>,
     unconverged: Mutex<HashMap<ObjectKey, Unconverged>>,
-    stores: Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
+    caches: Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
 }
 
 impl Context {
@@ -88,7 +87,7 @@ impl Context {
             settings,
             failures: Mutex::default(),
             unconverged: Mutex::default(),
-            stores: Mutex::default(),
+            caches: Mutex::default(),
         }
     }
 
@@ -100,19 +99,19 @@ impl Context {
     }
 
     /// Makes the watch cache of kind `K` available to reconciles of other objects.
-    pub fn register_store<K: Managed>(&self, store: Store<Lean<K>>) {
-        self.stores
+    pub fn register_cache<K: Managed>(&self, cache: Arc<Cache<K>>) {
+        self.caches
             .lock()
             .expect("lock")
-            .insert(TypeId::of::<K>(), Box::new(store));
+            .insert(TypeId::of::<K>(), Box::new(cache));
     }
 
-    pub fn store<K: Managed>(&self) -> Option<Store<Lean<K>>> {
-        self.stores
+    pub fn cache<K: Managed>(&self) -> Option<Arc<Cache<K>>> {
+        self.caches
             .lock()
             .expect("lock")
             .get(&TypeId::of::<K>())
-            .and_then(|s| s.downcast_ref::<Store<Lean<K>>>())
+            .and_then(|s| s.downcast_ref::<Arc<Cache<K>>>())
             .cloned()
     }
 

@@ -1,6 +1,7 @@
-//! The watches and controllers the engine runs for any kind: one kube-runtime Controller per
-//! managed kind, Secrets watched as metadata only, and the watch settings every watch of the
-//! operator shares. Which kinds run is the registry's business (`crate::kinds`).
+//! The watches and controllers the engine runs for any kind: per managed kind a watch feeding
+//! its cache (`cache.rs`) and its work queue (`queue.rs`), Secrets watched as metadata only,
+//! and the watch settings every watch of the operator shares. Which kinds run is the
+//! registry's business (`crate::kinds`).
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
@@ -20,10 +21,10 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tracing::{debug, warn};
 
+use super::cache::Cache;
 use super::cleanup::holds_connection;
 use super::dependents::Target;
 use super::key::kind_of;
-use super::lean::Lean;
 use super::queue::{Key, Lane, WorkQueue};
 use super::reconcile::{error_policy, reconcile};
 use super::usage::{Feed, Use};
@@ -175,7 +176,7 @@ pub async fn run_kind<A: Adapter>(
     concurrency: u16,
     shutdown: Shutdown,
 ) {
-    let (reader, writer) = reflector::store::<Lean<A::Resource>>();
+    let cache = Arc::new(Cache::<A::Resource>::default());
     let handover = ctx.clone();
     let feed = ctx.usage.feed();
     let triggers = watcher(
@@ -199,16 +200,16 @@ pub async fn run_kind<A: Adapter>(
             handover.dependents.trigger(&target);
         }
     })
-    .map_ok(lean)
-    .reflect(writer)
-    .applied_objects()
-    .predicate_filter(significant_change, Default::default());
+    .map_ok({
+        let cache = cache.clone();
+        move |event| cache.apply(&event)
+    });
     let (tx, changed) = mpsc::unbounded_channel();
     ctx.dependents.register(kind_of::<A::Resource>(), tx);
     ctx.metrics.kind_started(kind_of::<A::Resource>());
-    ctx.register_store(reader.clone());
+    ctx.register_cache(cache.clone());
     let (rounds_tx, rounds) = mpsc::channel(1);
-    let sweep = tokio::spawn(sweep(reader.clone(), rounds_tx, ctx.settings.resync));
+    let sweep = tokio::spawn(sweep(cache.clone(), rounds_tx, ctx.settings.resync));
     let inputs = Inputs {
         triggers,
         changed,
@@ -216,7 +217,7 @@ pub async fn run_kind<A: Adapter>(
     };
     drive::<A>(
         inputs,
-        reader,
+        cache,
         ctx,
         usize::from(concurrency.max(1)),
         shutdown,
@@ -227,7 +228,8 @@ pub async fn run_kind<A: Adapter>(
 
 /// What makes a resource of the kind come due.
 struct Inputs<T> {
-    /// The watch: a new resource, or one whose spec, pause or deletion changed.
+    /// The watch: a new resource, or one whose spec, pause or deletion changed (`None`: an
+    /// event that changed nothing of that).
     triggers: T,
     /// A referenced Secret or IdentityApi changed, or a turn came free (`dependents`).
     changed: mpsc::UnboundedReceiver<Key>,
@@ -239,8 +241,8 @@ struct Inputs<T> {
 /// the whole list; after `shutdown`, starts nothing more and lets the running reconciles end
 /// (the next leader lists everything again).
 async fn drive<A: Adapter>(
-    inputs: Inputs<impl Stream<Item = Result<Lean<A::Resource>, watcher::Error>>>,
-    store: reflector::Store<Lean<A::Resource>>,
+    inputs: Inputs<impl Stream<Item = Result<Option<Key>, watcher::Error>>>,
+    cache: Arc<Cache<A::Resource>>,
     ctx: Arc<Context>,
     concurrency: usize,
     mut shutdown: Shutdown,
@@ -251,7 +253,7 @@ async fn drive<A: Adapter>(
         mut rounds,
     } = inputs;
     let mut triggers = std::pin::pin!(triggers.fuse());
-    let mut listed = std::pin::pin!(until_ready(&store).fuse());
+    let mut listed = std::pin::pin!(cache.until_listed().fuse());
     let mut ready = false;
     let mut queue = WorkQueue::new(concurrency / 4);
     let mut running = FuturesUnordered::new();
@@ -260,7 +262,8 @@ async fn drive<A: Adapter>(
             () = &mut shutdown => break,
             () = &mut listed, if !ready => ready = true,
             Some(trigger) = triggers.next() => match trigger {
-                Ok(res) => queue.add(key_of(&res), Lane::Change),
+                Ok(Some(key)) => queue.add(key, Lane::Change),
+                Ok(None) => {}
                 // The watcher retries on its own, with backoff.
                 Err(err) => debug!(kind = kind_of::<A::Resource>(), %err, "watch failed"),
             },
@@ -273,7 +276,7 @@ async fn drive<A: Adapter>(
             let Some((key, lane)) = queue.take() else {
                 break;
             };
-            let turn = turn::<A>(store.clone(), ctx.clone(), key.clone());
+            let turn = turn::<A>(cache.clone(), ctx.clone(), key.clone());
             let turn = tokio::spawn(match lane {
                 // A drift check's lookups share the identity APIs' lists (`identity::lists`).
                 Lane::Check => CHECKING.scope((), turn).left_future(),
@@ -294,37 +297,20 @@ async fn drive<A: Adapter>(
 /// One reconcile of the resource as the cache has it now; when to run it again without a
 /// change (`None`: only on one).
 async fn turn<A: Adapter>(
-    store: reflector::Store<Lean<A::Resource>>,
+    cache: Arc<Cache<A::Resource>>,
     ctx: Arc<Context>,
     (namespace, name): Key,
 ) -> Option<std::time::Duration> {
     // Deleted while it was queued (and without a finalizer): nothing to do.
-    let cached = store.get(&ObjectRef::new(&name).within(&namespace))?;
-    let key = ObjectKey::of(kind_of::<A::Resource>(), cached.as_ref());
-    // It was encoded from a typed object a moment ago: this does not fail in practice.
-    let action = match cached.decode() {
+    let cached = cache.get(&namespace, &name)?;
+    let key = ObjectKey::new(kind_of::<A::Resource>(), namespace, name);
+    let action = match cached {
         Ok(res) => reconcile::<A>(Arc::new(res), ctx.clone()).await,
         Err(err) => Err(kube::Error::SerdeError(err).into()),
     };
     action
         .unwrap_or_else(|err| error_policy(&key, &err, &ctx))
         .requeue_after
-}
-
-fn key_of<K: Resource>(res: &K) -> Key {
-    (res.namespace().unwrap_or_default(), res.name_any())
-}
-
-/// A watch event with the object as the cache keeps it.
-fn lean<K: Managed>(event: watcher::Event<K>) -> watcher::Event<Lean<K>> {
-    use watcher::Event::*;
-    match event {
-        Apply(obj) => Apply(Lean::new(&obj)),
-        InitApply(obj) => InitApply(Lean::new(&obj)),
-        Delete(obj) => Delete(Lean::new(&obj)),
-        Init => Init,
-        InitDone => InitDone,
-    }
 }
 
 /// The drift check: every resource of the kind is reconciled again once per `resync`, by one
@@ -334,21 +320,17 @@ fn lean<K: Managed>(event: watcher::Event<K>) -> watcher::Event<Lean<K>> {
 /// list call of every list endpoint every 2 s); the work queue starts its checks behind changes.
 /// A resource waiting on something else (a backoff, a rate limit) still has its own timer.
 async fn sweep<K: Managed>(
-    store: reflector::Store<Lean<K>>,
+    cache: Arc<Cache<K>>,
     rounds: mpsc::Sender<Vec<Key>>,
     resync: std::time::Duration,
 ) {
-    until_ready(&store).await;
+    cache.until_listed().await;
     let mut round = tokio::time::Instant::now();
     loop {
         // The first round after one interval: the initial list has just reconciled everything.
         round += resync;
         tokio::time::sleep_until(round).await;
-        let mut due: Vec<Key> = store
-            .state()
-            .iter()
-            .map(|obj| key_of(obj.as_ref()))
-            .collect();
+        let mut due = cache.keys();
         // The order of the cache is a hash's: shuffle, so no resource is always checked last.
         due.shuffle(&mut rand::rng());
         if rounds.send(due).await.is_err() {
@@ -408,31 +390,25 @@ mod tests {
     use crate::kinds::identity_backend::IdentityBackend;
     use std::time::Duration;
 
-    fn backend(i: usize) -> Lean<IdentityBackend> {
-        let obj: IdentityBackend = serde_json::from_value(serde_json::json!({
+    fn backend(i: usize) -> IdentityBackend {
+        serde_json::from_value(serde_json::json!({
             "apiVersion": "identity.operator.dev/v1alpha1",
             "kind": "IdentityBackend",
             "metadata": {"name": format!("b-{i}"), "namespace": "ns"},
             "spec": {"apiRef": {"name": "boruta"}, "name": "B", "type": "Ldap"},
         }))
-        .expect("a valid IdentityBackend");
-        Lean::new(&obj)
+        .expect("a valid IdentityBackend")
     }
 
     /// Every cached resource is in every round, one round per interval, the first after one
     /// interval (the initial list has just reconciled everything).
     #[tokio::test]
     async fn the_sweep_checks_every_resource_once_per_interval() {
-        let (store, mut writer) = reflector::store();
-        writer.apply_watcher_event(&watcher::Event::Init);
-        for i in 0..40 {
-            writer.apply_watcher_event(&watcher::Event::InitApply(backend(i)));
-        }
-        writer.apply_watcher_event(&watcher::Event::InitDone);
+        let cache = Arc::new(Cache::of((0..40).map(backend)));
         let (tx, mut rounds) = mpsc::channel(1);
         let resync = Duration::from_millis(500);
         let started = tokio::time::Instant::now();
-        let task = tokio::spawn(sweep(store, tx, resync));
+        let task = tokio::spawn(sweep(cache, tx, resync));
         for n in 1..=2u32 {
             let round = rounds.recv().await.expect("a round");
             let at = started.elapsed();

@@ -8,6 +8,7 @@
 //! `plan` calls too) → act (create, update, delete) → report (conditions, Events, status).
 
 pub mod adapter;
+pub mod cache;
 mod cleanup;
 pub mod conditions;
 pub mod connector;
@@ -21,7 +22,6 @@ pub mod events;
 pub mod export;
 pub mod finalizer;
 pub mod key;
-pub mod lean;
 pub mod memo;
 pub mod preview;
 pub mod protection;

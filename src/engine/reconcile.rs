@@ -20,7 +20,6 @@ use super::dependents::Target;
 use super::diff::fingerprint;
 use super::finalizer::{creation_recorded, ensure_finalizer, has_finalizer, is_paused};
 use super::key::kind_of;
-use super::lean::decoded;
 use super::report::{self, Outcome};
 use super::spec::{HasConditions, ManagedStatus, ManagementPolicy, SecretKeyRef};
 use super::status::{now, write_if_changed};
@@ -562,7 +561,7 @@ fn check_singleton<A: Adapter>(ctx: &Context, res: &A::Resource, ns: &str) -> Re
     if !A::SINGLETON {
         return Ok(());
     }
-    let Some(store) = ctx.store::<A::Resource>() else {
+    let Some(cache) = ctx.cache::<A::Resource>() else {
         return Ok(());
     };
     let api = &res.common().api_ref.name;
@@ -572,8 +571,10 @@ fn check_singleton<A: Adapter>(ctx: &Context, res: &A::Resource, ns: &str) -> Re
             r.name_any(),
         )
     };
-    let owner = decoded(store.state())
-        .filter(|r| r.namespace().as_deref() == Some(ns) && &r.common().api_ref.name == api)
+    let owner = cache
+        .in_namespace(ns)
+        .into_iter()
+        .filter(|r| &r.common().api_ref.name == api)
         // An owner being deleted keeps the settings until its own cleanup (for example
         // disabling them) is done and its finalizer is gone.
         .filter(|r| r.meta().deletion_timestamp.is_none() || has_finalizer(r))

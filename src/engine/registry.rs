@@ -9,16 +9,15 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::ApiResource;
-use kube::runtime::{reflector, watcher};
 use kube::{Client, CustomResourceExt};
 
 use serde_json::Value;
 
+use super::cache::Cache;
 use super::conditions::Reason;
 use super::controller::{Scope, Shutdown, run_kind};
 use super::export::{Exported, check};
 use super::key::kind_of;
-use super::lean::Lean;
 use super::preview::{Preview, preview};
 use super::{Adapter, Context, Error};
 use crate::identity::{IdentityClient, Provider};
@@ -93,15 +92,10 @@ where
     }
 
     fn register(&self, ctx: &Context, objs: Vec<Value>) {
-        let (store, mut writer) = reflector::store::<Lean<A::Resource>>();
-        writer.apply_watcher_event(&watcher::Event::Init);
-        for obj in objs {
-            if let Ok(res) = serde_json::from_value::<A::Resource>(obj) {
-                writer.apply_watcher_event(&watcher::Event::InitApply(Lean::new(&res)));
-            }
-        }
-        writer.apply_watcher_event(&watcher::Event::InitDone);
-        ctx.register_store(store);
+        let objects = objs
+            .into_iter()
+            .filter_map(|obj| serde_json::from_value::<A::Resource>(obj).ok());
+        ctx.register_cache(Arc::new(Cache::of(objects)));
     }
 
     fn provider(&self) -> Provider {
