@@ -1,8 +1,14 @@
 //! The watch cache of a managed kind, and the filter of its watch events: each object is kept
-//! as its compact JSON (less what `controller::slim` drops), under its namespace and name,
-//! with one hash of what makes a change worth a reconcile (`significant`). A reconcile decodes
-//! the one object it works on (microseconds); `check_singleton` the few settings objects of a
-//! namespace.
+//! as its compact JSON (less what `controller::slim` drops), compressed, under its namespace
+//! and name, with one hash of what makes a change worth a reconcile (`significant`). A
+//! reconcile decodes the one object it works on (microseconds); `check_singleton` the few
+//! settings objects of a namespace.
+//!
+//! The objects of a kind are alike: the same keys, the same finalizer, annotations, condition
+//! types and messages, often the same values. LZ4 with the JSON of one reconciled object of the
+//! kind as its dictionary (the first with a status the cache sees) keeps an IdentityBackend of
+//! 1.1 KB in about 150 bytes: what is left is mostly its name, uids and timestamps. An object
+//! stored before the cache had a dictionary is compressed alone until its next change.
 //!
 //! It takes the place of kube-runtime's reflector store and trigger filter, which kept, beside
 //! each object, its `ObjectMeta` (about 400 bytes of mostly empty fields, plus the name,
@@ -21,6 +27,10 @@ use std::sync::RwLock;
 
 use kube::ResourceExt;
 use kube::runtime::watcher;
+use lz4_flex::block::{
+    compress_prepend_size, compress_prepend_size_with_dict, decompress_size_prepended,
+    decompress_size_prepended_with_dict,
+};
 use tokio::sync::watch;
 
 use super::Managed;
@@ -40,12 +50,39 @@ struct Inner {
     objects: HashMap<String, HashMap<String, Entry>>,
     /// Counts the lists: what the latest did not show again is gone when it ends.
     listing: u32,
+    /// The JSON of the first object with a status the cache saw; never changes after.
+    dictionary: Option<Box<[u8]>>,
 }
 
 struct Entry {
     significant: u64,
     listing: u32,
-    json: Box<[u8]>,
+    /// Compressed against the dictionary, or alone.
+    against_dictionary: bool,
+    packed: Box<[u8]>,
+}
+
+impl Inner {
+    fn pack(&mut self, json: Vec<u8>, reconciled: bool) -> (bool, Box<[u8]>) {
+        if self.dictionary.is_none() && reconciled {
+            self.dictionary = Some(json.clone().into());
+        }
+        match &self.dictionary {
+            Some(dict) => (true, compress_prepend_size_with_dict(&json, dict).into()),
+            None => (false, compress_prepend_size(&json).into()),
+        }
+    }
+
+    fn decode<K: Managed>(&self, entry: &Entry) -> Result<K, serde_json::Error> {
+        let json = match (&self.dictionary, entry.against_dictionary) {
+            (Some(dict), true) => decompress_size_prepended_with_dict(&entry.packed, dict),
+            _ => decompress_size_prepended(&entry.packed),
+        }
+        .map_err(|e| {
+            serde::de::Error::custom(format!("a cached object does not decompress: {e}"))
+        })?;
+        serde_json::from_slice(&json)
+    }
 }
 
 impl<K: Managed> Default for Cache<K> {
@@ -82,12 +119,14 @@ impl<K: Managed> Cache<K> {
                 let significant = significant(obj);
                 // Serializing a value that was just deserialized cannot fail; an empty body
                 // would only make `decode` fail, and that reconcile with it.
-                let json = serde_json::to_vec(obj).unwrap_or_default().into();
+                let json = serde_json::to_vec(obj).unwrap_or_default();
+                let (against_dictionary, packed) = inner.pack(json, obj.managed_status().is_some());
                 let (namespace, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
                 let entry = Entry {
                     significant,
                     listing,
-                    json,
+                    against_dictionary,
+                    packed,
                 };
                 let before = inner
                     .objects
@@ -132,7 +171,7 @@ impl<K: Managed> Cache<K> {
     pub fn get(&self, namespace: &str, name: &str) -> Option<Result<K, serde_json::Error>> {
         let inner = self.inner.read().expect("lock");
         let entry = inner.objects.get(namespace)?.get(name)?;
-        Some(serde_json::from_slice(&entry.json))
+        Some(inner.decode(entry))
     }
 
     /// The keys of every object.
@@ -151,7 +190,7 @@ impl<K: Managed> Cache<K> {
         inner.objects.get(namespace).map_or_else(Vec::new, |names| {
             names
                 .values()
-                .filter_map(|e| serde_json::from_slice(&e.json).ok())
+                .filter_map(|e| inner.decode(e).ok())
                 .collect()
         })
     }
@@ -255,6 +294,67 @@ mod tests {
         let mut keys = cache.keys();
         keys.sort();
         assert_eq!(keys, vec![key("a").unwrap(), key("c").unwrap()]);
+    }
+
+    /// As the operator leaves an IdentityBackend it created: finalizer, annotation, status.
+    fn reconciled(i: u32) -> IdentityBackend {
+        let uid = format!("{i:08x}-b148-4035-95bc-c32ff7f7ae41");
+        let at = format!("2026-12-02T16:{:02}:{:02}Z", i / 60 % 60, i % 60);
+        serde_json::from_value(json!({
+            "apiVersion": "identity.operator.dev/v1alpha1",
+            "kind": "IdentityBackend",
+            "metadata": {
+                "annotations": {"identity.operator.dev/creates-remote": "true"},
+                "creationTimestamp": at, "finalizers": ["identity.operator.dev/cleanup"],
+                "generation": 1, "name": format!("backend-{i}"), "namespace": "ns",
+                "resourceVersion": format!("{}", 20000 + i), "uid": uid,
+            },
+            "spec": {"apiRef": {"name": "boruta"}, "name": format!("Backend {i}"),
+                     "passwordHashingAlg": "argon2", "smtpPort": 2525},
+            "status": {
+                "appliedFields": ["passwordHashingAlg", "smtpPort"],
+                "conditions": [
+                    {"lastTransitionTime": at, "message": "remote object matches the spec",
+                     "observedGeneration": 1, "reason": "Synced", "status": "True", "type": "Ready"},
+                    {"lastTransitionTime": at, "message": "last reconcile succeeded",
+                     "observedGeneration": 1, "reason": "ReconcileSuccess", "status": "True",
+                     "type": "Synced"},
+                ],
+                "created": true, "externalId": uid, "lastSyncTime": at, "observedGeneration": 1,
+                "remote": {"isDefault": "false", "name": format!("Backend {i}"), "type": "Internal"},
+            },
+        }))
+        .expect("a valid IdentityBackend")
+    }
+
+    fn packed_len(cache: &Cache<IdentityBackend>, name: &str) -> usize {
+        cache.inner.read().unwrap().objects["ns"][name].packed.len()
+    }
+
+    #[test]
+    fn objects_are_kept_compressed_against_the_first_reconciled_one() {
+        let cache = Cache::default();
+        // Before any object has a status there is no dictionary: compressed alone.
+        let fresh = backend("fresh", "u-0", 1, json!(null));
+        cache.apply(&Apply(fresh.clone()));
+        for i in 1..=3 {
+            cache.apply(&Apply(reconciled(i)));
+        }
+        let json_len = serde_json::to_vec(&reconciled(3)).unwrap().len();
+        let packed = packed_len(&cache, "backend-3");
+        assert!(json_len > 1000, "{json_len}");
+        assert!(packed * 5 < json_len, "{packed} of {json_len} bytes");
+        for (name, obj) in [
+            ("fresh", fresh),
+            ("backend-1", reconciled(1)),
+            ("backend-3", reconciled(3)),
+        ] {
+            let got = cache.get("ns", name).unwrap().unwrap();
+            assert_eq!(
+                serde_json::to_value(got).unwrap(),
+                serde_json::to_value(obj).unwrap()
+            );
+        }
     }
 
     #[tokio::test]
