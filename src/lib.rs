@@ -7,5 +7,6 @@ pub mod kinds;
 pub mod kubectl;
 pub mod metrics;
 pub mod operator;
+pub mod pack;
 pub mod plan;
 pub mod reference;
