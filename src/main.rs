@@ -284,9 +284,11 @@ async fn shutdown_signal() {
 
 /// Requests to the Kubernetes API awaiting their answer at once. kube's client speaks
 /// HTTP/1.1, so each is a connection (with its TLS state and buffers); without a cap a burst of
-/// reconciles opened about 200. The API server gains nothing from more (the watches' streams
-/// are not counted: a watch holds its place only until its answer starts).
-const KUBE_IN_FLIGHT: usize = 32;
+/// reconciles opened about 200. 64, as many as the reconciles of one kind at once by default:
+/// with 32, 1,000 new resources converged in 1.55 to 1.87 times the floor client's time
+/// (medians of three, three invocations), with 64 in 1.34 to 1.40. The watches' streams are
+/// not counted: a watch holds its place only until its answer starts.
+const KUBE_IN_FLIGHT: usize = 64;
 
 async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     let client = kube::client::ClientBuilder::try_from(kube::Config::infer().await?)?
