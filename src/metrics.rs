@@ -3,6 +3,7 @@
 //! they use is here.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -91,8 +92,11 @@ pub struct Metrics {
     pub connection_backoff: Family<ConnectionLabel, Gauge<f64, AtomicU64>>,
     pub connection_failures: Family<ConnectionLabel, Counter>,
     pub put_off: Family<ConnectionNamespace, Counter>,
-    /// Each object's Ready condition (status, reason), so that the gauges count it once.
-    ready_objects: Mutex<HashMap<(String, String), (bool, String)>>,
+    /// Each object's Ready condition (status, reason), so that the gauges count it once; by a
+    /// hash of its kind and `namespace/name`, not a copy of them (at 30,000 objects two share
+    /// a hash with a chance of about one in 10^10, and would then be miscounted).
+    ready_objects: Mutex<HashMap<u64, (bool, Box<str>)>>,
+    object_hasher: std::hash::RandomState,
 }
 
 impl Default for Metrics {
@@ -220,6 +224,7 @@ impl Default for Metrics {
             drift_detected,
             resources_ready,
             ready_objects: Mutex::default(),
+            object_hasher: std::hash::RandomState::new(),
         }
     }
 }
@@ -359,12 +364,12 @@ impl Metrics {
     /// object is gone, and keeps the gauges exact.
     pub fn set_ready(&self, kind: &str, object: &str, ready: Option<(bool, &str)>) {
         let mut objects = self.ready_objects.lock().expect("metrics lock");
-        let key = (kind.to_owned(), object.to_owned());
+        let key = self.object_hasher.hash_one((kind, object));
         let before = match ready {
-            Some((r, reason)) => objects.insert(key, (r, reason.to_owned())),
+            Some((r, reason)) => objects.insert(key, (r, reason.into())),
             None => objects.remove(&key),
         };
-        let after = ready.map(|(r, reason)| (r, reason.to_owned()));
+        let after: Option<(bool, Box<str>)> = ready.map(|(r, reason)| (r, reason.into()));
         if before == after {
             return;
         }
@@ -377,10 +382,10 @@ impl Metrics {
         if let Some((true, _)) = after {
             ready_gauge.inc();
         }
-        let condition = |(r, reason): (bool, String)| ReadyCondition {
+        let condition = |(r, reason): (bool, Box<str>)| ReadyCondition {
             kind: kind.to_owned(),
             ready: if r { "True" } else { "False" }.to_owned(),
-            reason,
+            reason: reason.into(),
         };
         if let Some(b) = before {
             self.resources.get_or_create(&condition(b)).dec();
