@@ -130,7 +130,9 @@ impl Dependents {
                 .iter()
                 .filter(|(t, _)| which(t))
                 .flat_map(|(_, d)| d);
-            all.filter(|d| d.namespace == namespace).cloned().collect()
+            all.filter(|d| &*d.namespace == namespace)
+                .cloned()
+                .collect()
         };
         self.requeue(deps.iter())
     }
@@ -162,7 +164,7 @@ impl Dependents {
         let mut sent = 0;
         for dep in deps {
             for tx in senders.get(dep.kind).into_iter().flatten() {
-                let _ = tx.send((dep.namespace.clone(), dep.name.clone()));
+                let _ = tx.send((dep.namespace.to_string(), dep.name.to_string()));
             }
             sent += 1;
         }

@@ -1,21 +1,24 @@
 //! The key of a resource in the engine's maps (backoffs, dependents, write streaks) and logs.
 
+use std::sync::Arc;
+
 use kube::{Resource, ResourceExt};
 
-/// One resource of one kind, by namespace and name.
+/// One resource of one kind, by namespace and name. The names are shared by its clones: the
+/// usage and dependents indexes keep a key in two maps each.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjectKey {
     pub kind: &'static str,
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
 }
 
 impl ObjectKey {
-    pub fn new(kind: &'static str, namespace: impl Into<String>, name: impl Into<String>) -> Self {
+    pub fn new(kind: &'static str, namespace: impl AsRef<str>, name: impl AsRef<str>) -> Self {
         Self {
             kind,
-            namespace: namespace.into(),
-            name: name.into(),
+            namespace: namespace.as_ref().into(),
+            name: name.as_ref().into(),
         }
     }
 

@@ -305,7 +305,7 @@ async fn dereference<'a, A: Adapter>(
         .map(|r| r.name.clone())
         .chain(A::watched_secrets(res))
         .map(|name| Target::Secret {
-            namespace: ns.clone(),
+            namespace: ns.to_string(),
             name,
         });
     let targets = std::iter::once(ctx.connector.target(ns, api_ref))

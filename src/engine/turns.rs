@@ -142,11 +142,11 @@ impl Turns {
         let mut connections = self.connections.lock().expect("lock");
         let shared = connections.entry(connection.clone()).or_default();
         shared.prune();
-        let ns = &key.namespace;
-        let mine = shared.running.get(ns).copied().unwrap_or(0);
+        let ns = key.namespace.to_string();
+        let mine = shared.running.get(&ns).copied().unwrap_or(0);
         let running = shared.running.len() + usize::from(mine == 0);
         let share = (2 * cap as usize / running).max(1);
-        let waiter = (key.kind, key.name.clone());
+        let waiter = (key.kind, key.name.to_string());
         if mine as usize >= share {
             let queue = shared.waiting.entry(ns.clone()).or_default();
             let ahead = queue.place(waiter, wake(), &mut shared.next_ticket);
@@ -154,17 +154,17 @@ impl Turns {
             let wait = shared.usual.mul_f64(rounds).clamp(SOONEST, LATEST);
             return Turn::Later(jitter(wait, 0.2));
         }
-        if let Some(queue) = shared.waiting.get_mut(ns) {
+        if let Some(queue) = shared.waiting.get_mut(&ns) {
             queue.leave(&waiter);
             if queue.tickets.is_empty() {
-                shared.waiting.remove(ns);
+                shared.waiting.remove(&ns);
             }
         }
         *shared.running.entry(ns.clone()).or_default() += 1;
         Turn::Go(Held {
             turns: self.clone(),
             connection: connection.clone(),
-            namespace: ns.clone(),
+            namespace: ns,
             since: Instant::now(),
         })
     }

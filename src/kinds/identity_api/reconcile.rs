@@ -98,7 +98,7 @@ async fn reconcile(api: Arc<IdentityApi>, ctx: Arc<ApiContext>) -> Result<Action
         .secret_refs()
         .into_iter()
         .map(|r| Target::Secret {
-            namespace: key.namespace.clone(),
+            namespace: key.namespace.to_string(),
             name: r.name.clone(),
         })
         .collect();
