@@ -14,7 +14,7 @@
 //! each object, its `ObjectMeta` (about 400 bytes of mostly empty fields, plus the name,
 //! namespace and uid), a key copying those three again, and a second map keyed the same way
 //! for the filter's hashes: about 900 bytes an object before its JSON. Here an object costs
-//! its JSON, its name and 32 bytes, and a namespace's name is kept once.
+//! its packed JSON, its name and 40 bytes, and a namespace's name is kept once.
 //!
 //! A list (the first, or after a watch could not resume) updates the entries in place, and
 //! drops at its end what it did not show again; there is no second map while it runs, and a
