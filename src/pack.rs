@@ -2,8 +2,9 @@
 //! (`engine::cache`) and the items of an identity API's list (`identity::lists`).
 //!
 //! Such texts are alike: the same keys, often the same values. LZ4 with one of them as the
-//! dictionary keeps each in a tenth of its size or less; what is left is mostly names, ids
-//! and timestamps. A text packed before there was a dictionary is compressed alone.
+//! dictionary keeps each in a small part of its size (a reconciled IdentityBackend: 106 of
+//! 1,070 bytes); what is left is mostly names, ids and timestamps. A text packed before there
+//! was a dictionary is compressed alone.
 
 use lz4_flex::block::{
     compress_prepend_size, compress_prepend_size_with_dict, decompress_size_prepended,
