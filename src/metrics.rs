@@ -361,7 +361,8 @@ impl Metrics {
     }
 
     /// Records one object's Ready condition, `(is it True, its reason)`, or `None` when the
-    /// object is gone, and keeps the gauges exact.
+    /// object is gone, and keeps the gauges exact (but for a hash collision, see
+    /// `ready_objects`).
     pub fn set_ready(&self, kind: &str, object: &str, ready: Option<(bool, &str)>) {
         let mut objects = self.ready_objects.lock().expect("metrics lock");
         let key = self.object_hasher.hash_one((kind, object));

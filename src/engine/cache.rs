@@ -83,17 +83,20 @@ impl<K: Managed> Cache<K> {
     /// its spec (generation), pause or deletion, or it is another object under the same name
     /// (uid). The operator's own status and finalizer writes are not significant.
     pub fn apply(&self, event: &watcher::Event<K>) -> Option<Key> {
-        let mut inner = self.inner.write().expect("lock");
         match event {
-            watcher::Event::Init => inner.listing = inner.listing.wrapping_add(1),
+            watcher::Event::Init => {
+                let mut inner = self.inner.write().expect("lock");
+                inner.listing = inner.listing.wrapping_add(1);
+            }
             watcher::Event::InitApply(obj) | watcher::Event::Apply(obj) => {
-                let listing = inner.listing;
                 let significant = significant(obj);
                 // Serializing a value that was just deserialized cannot fail; an empty body
                 // would only make `decode` fail, and that reconcile with it.
                 let json = serde_json::to_vec(obj).unwrap_or_default();
-                let json = inner.packer.pack(&json, obj.managed_status().is_some());
                 let (namespace, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
+                let mut inner = self.inner.write().expect("lock");
+                let listing = inner.listing;
+                let json = inner.packer.pack(&json, obj.managed_status().is_some());
                 let entry = Entry {
                     significant,
                     listing,
@@ -110,6 +113,7 @@ impl<K: Managed> Cache<K> {
             }
             watcher::Event::Delete(obj) => {
                 let namespace = obj.namespace().unwrap_or_default();
+                let mut inner = self.inner.write().expect("lock");
                 if let Some(names) = inner.objects.get_mut(&namespace) {
                     names.remove(&obj.name_any());
                     if names.is_empty() {
@@ -118,6 +122,7 @@ impl<K: Managed> Cache<K> {
                 }
             }
             watcher::Event::InitDone => {
+                let mut inner = self.inner.write().expect("lock");
                 let listing = inner.listing;
                 inner.objects.retain(|_, names| {
                     names.retain(|_, e| e.listing == listing);
@@ -140,9 +145,13 @@ impl<K: Managed> Cache<K> {
     /// The object as the watch last showed it; `Err` when its JSON does not decode (it was
     /// encoded from a typed object, so this does not happen in practice).
     pub fn get(&self, namespace: &str, name: &str) -> Option<Result<K, serde_json::Error>> {
-        let inner = self.inner.read().expect("lock");
-        let entry = inner.objects.get(namespace)?.get(name)?;
-        Some(inner.packer.decode(&entry.json))
+        // Unpacked under the lock, decoded after it: the watch waits for readers.
+        let json = {
+            let inner = self.inner.read().expect("lock");
+            let entry = inner.objects.get(namespace)?.get(name)?;
+            inner.packer.unpack(&entry.json)
+        };
+        Some(json.and_then(|json| serde_json::from_slice(&json)))
     }
 
     /// The keys of every object.

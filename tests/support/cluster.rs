@@ -86,7 +86,6 @@ impl Cluster {
         cmd
     }
 
-    /// Runs kubectl against the cluster and returns whatever it did.
     /// Waits until the CRD `name` is Established. kubectl 1.20's `wait` fails at once instead
     /// of waiting on a CRD whose status has no conditions yet ("accessor error: <nil>"), which a
     /// CRD applied a moment before can show: it is asked again.
@@ -102,6 +101,7 @@ impl Cluster {
         );
     }
 
+    /// Runs kubectl against the cluster and returns whatever it did.
     pub fn kubectl(&self, args: &[&str]) -> Output {
         self.command(&self.kubectl, args)
             .stdin(Stdio::null())
